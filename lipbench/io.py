@@ -1,0 +1,183 @@
+"""Video and audio decoding and encoding, all through PyAV (its wheels bundle FFmpeg).
+
+Frames are uint8 RGB arrays shaped (T, H, W, 3). Audio is float32 mono in [-1, 1).
+
+Audio is always passed through libswresample to 16-bit mono at the requested rate,
+which is what `ffmpeg -ac 1 -ar 16000 out.wav` gives: every reference tool (SyncNet,
+LatentSync's evaluation, Wav2Lip) reads such a wav, so lipbench sees the same samples.
+The int16 values are returned divided by 32768.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+DEFAULT_AUDIO_RATE = 16000
+
+
+class MediaError(RuntimeError):
+    """A media file that cannot be used, with the file and the reason in the message."""
+
+    def __init__(self, path, reason: str):
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    width: int
+    height: int
+    fps: float
+    n_frames: int  # from the container; exact for files lipbench writes and for CFR MP4
+    audio_rate: int | None  # None when the file has no audio stream
+    audio_channels: int
+    duration_s: float
+
+
+def _open(path) -> av.container.InputContainer:
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(path, "file not found")
+    try:
+        return av.open(str(path))
+    except av.error.FFmpegError as exc:
+        raise MediaError(path, f"cannot be opened as media ({exc})") from exc
+
+
+def _video_stream(container, path):
+    if not container.streams.video:
+        raise MediaError(path, "has no video stream")
+    return container.streams.video[0]
+
+
+def probe(path) -> MediaInfo:
+    """Read stream parameters without decoding frames."""
+    with _open(path) as container:
+        video = _video_stream(container, path)
+        audio = container.streams.audio[0] if container.streams.audio else None
+        fps = float(video.average_rate or video.guessed_rate or 0)
+        if fps <= 0:
+            raise MediaError(path, "video stream has no frame rate")
+        n_frames = video.frames
+        duration_s = container.duration / av.time_base if container.duration else 0.0
+        if not n_frames:  # MKV keeps no frame count: count packets, no decoding needed
+            n_frames = sum(1 for p in container.demux(video) if p.size)
+        return MediaInfo(
+            width=video.codec_context.width,
+            height=video.codec_context.height,
+            fps=fps,
+            n_frames=int(n_frames),
+            audio_rate=audio.rate if audio else None,
+            audio_channels=audio.channels if audio else 0,
+            duration_s=float(duration_s),
+        )
+
+
+def audio_rate(path) -> int:
+    """Sample rate of the first audio stream of any media file (a wav too)."""
+    with _open(path) as container:
+        if not container.streams.audio:
+            raise MediaError(path, "has no audio stream")
+        return container.streams.audio[0].rate
+
+
+def read_video(path, max_frames: int | None = None) -> tuple[np.ndarray, float]:
+    """Decode the first video stream into (frames uint8 RGB (T, H, W, 3), fps)."""
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        fps = float(stream.average_rate or stream.guessed_rate or 0)
+        if fps <= 0:
+            raise MediaError(path, "video stream has no frame rate")
+        stream.thread_type = "AUTO"
+        frames = []
+        try:
+            for frame in container.decode(stream):
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+        except av.error.FFmpegError as exc:
+            raise MediaError(path, f"video decoding failed after {len(frames)} frames ({exc})") from exc
+    if not frames:
+        raise MediaError(path, "video stream decodes to no frames")
+    return np.stack(frames), fps
+
+
+def read_audio(path, rate: int = DEFAULT_AUDIO_RATE) -> np.ndarray:
+    """Decode the first audio stream to float32 mono at `rate` Hz (see module docstring)."""
+    with _open(path) as container:
+        if not container.streams.audio:
+            raise MediaError(path, "has no audio stream (audio is needed here)")
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+        chunks = []
+        try:
+            for frame in container.decode(stream):
+                frame.pts = None  # let the resampler count samples, not trust AAC timestamps
+                chunks.extend(f.to_ndarray() for f in resampler.resample(frame))
+            chunks.extend(f.to_ndarray() for f in resampler.resample(None))  # flush the filter
+        except av.error.FFmpegError as exc:
+            raise MediaError(path, f"audio decoding failed ({exc})") from exc
+    if not chunks:
+        raise MediaError(path, "audio stream decodes to no samples")
+    return (np.concatenate(chunks, axis=1).reshape(-1).astype(np.float32) / 32768.0)
+
+
+def _fps_fraction(fps: float) -> Fraction:
+    return Fraction(fps).limit_denominator(1001)
+
+
+def write_video(path, frames: np.ndarray, fps: float, audio: np.ndarray | None = None,
+                audio_rate: int = DEFAULT_AUDIO_RATE) -> None:
+    """Write frames (T, H, W, 3) uint8 RGB and optional float32 mono audio.
+
+    `.mkv` is lossless: FFV1 in RGB (bgr0) and 16-bit PCM, so decoding returns exactly
+    these frames and the audio quantised to int16. `.mp4` is H.264 + AAC for viewing;
+    yuv420p needs even sizes, so odd-sized frames are written as yuv444p instead.
+    """
+    path = Path(path)
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"{path}: frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    suffix = path.suffix.lower()
+    if suffix not in (".mkv", ".mp4"):
+        raise ValueError(f"{path}: unsupported container {suffix!r}; use .mkv (lossless) or .mp4")
+    height, width = frames.shape[1:3]
+    with av.open(str(path), mode="w") as container:
+        if suffix == ".mkv":
+            video = container.add_stream("ffv1", rate=_fps_fraction(fps))
+            video.pix_fmt = "bgr0"
+        else:
+            video = container.add_stream("libx264", rate=_fps_fraction(fps))
+            video.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+            video.options = {"crf": "18", "preset": "medium"}
+        video.width, video.height = width, height
+        audio_stream = None
+        if audio is not None:
+            audio_stream = container.add_stream("pcm_s16le" if suffix == ".mkv" else "aac", rate=audio_rate)
+            audio_stream.layout = "mono"
+        for image in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        if audio_stream is not None:
+            _encode_audio(container, audio_stream, np.asarray(audio, dtype=np.float32), audio_rate)
+
+
+def _encode_audio(container, stream, audio: np.ndarray, rate: int) -> None:
+    samples = np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)
+    # The encoder's own frame size (1024 for AAC, free for PCM) decides the chunking.
+    frame_size = stream.codec_context.frame_size or 1024
+    resampler = av.AudioResampler(format=stream.codec_context.format.name, layout="mono", rate=rate)
+    for start in range(0, len(samples), frame_size):
+        frame = av.AudioFrame.from_ndarray(samples[None, start:start + frame_size], format="s16", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = start
+        for converted in resampler.resample(frame):
+            container.mux(stream.encode(converted))
+    container.mux(stream.encode(None))

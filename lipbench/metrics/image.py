@@ -1,0 +1,46 @@
+"""Pixel metrics of generated against reference frames (full frame)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from skimage.metrics import structural_similarity
+
+from lipbench.metrics.base import ClipContext, Metric, Output
+
+# Identical frames have infinite PSNR; a mean over frames needs a finite value, so a
+# frame's PSNR is capped here (a per-pixel RMS error below 0.0026 grey levels).
+PSNR_CAP_DB = 100.0
+
+
+def psnr_per_frame(reference: np.ndarray, generated: np.ndarray) -> np.ndarray:
+    """10 log10(255^2 / MSE) per frame over all pixels and channels, capped."""
+    diff = reference.astype(np.float64) - generated.astype(np.float64)
+    mse = (diff ** 2).reshape(len(diff), -1).mean(axis=1)
+    with np.errstate(divide="ignore"):
+        psnr = 10 * np.log10(255.0 ** 2 / mse)
+    return np.minimum(psnr, PSNR_CAP_DB)
+
+
+class PSNR(Metric):
+    name = "psnr"
+    outputs = (Output("psnr@full_frame", True, "dB", "PSNR over RGB, mean over frames (capped at 100 dB)"),)
+
+    def compute(self, ctx: ClipContext) -> dict[str, float]:
+        return {"psnr@full_frame": float(psnr_per_frame(ctx.reference_frames, ctx.generated).mean())}
+
+
+def ssim_per_frame(reference: np.ndarray, generated: np.ndarray) -> np.ndarray:
+    """skimage's structural_similarity with its defaults (7x7 uniform window, sample
+    covariance, data range 255) on grayscale frames: the call the paper's evaluation
+    script (jinhyukj/eval_metrics eval/eval_ssim_lmd.py) makes per frame."""
+    return np.array([structural_similarity(cv2.cvtColor(r, cv2.COLOR_RGB2GRAY), cv2.cvtColor(g, cv2.COLOR_RGB2GRAY))
+                     for r, g in zip(reference, generated)])
+
+
+class SSIM(Metric):
+    name = "ssim"
+    outputs = (Output("ssim@full_frame_gray", True, "", "SSIM (skimage defaults) on grayscale full frames, mean"),)
+
+    def compute(self, ctx: ClipContext) -> dict[str, float]:
+        return {"ssim@full_frame_gray": float(ssim_per_frame(ctx.reference_frames, ctx.generated).mean())}

@@ -1,0 +1,18 @@
+"""Model registry: short names resolve lazily to adapter classes; anywhere a model name
+is accepted, `package.module:Class` works too."""
+
+from __future__ import annotations
+
+from lipbench.models.base import LipSyncModel
+from lipbench.registry import Registry
+
+MODELS = Registry("model", LipSyncModel, {
+    "ground_truth": "lipbench.models.oracles:GroundTruth",
+    "still": "lipbench.models.oracles:Still",
+    "av_shift": "lipbench.models.oracles:AVShift",
+    "procedural": "lipbench.models.procedural:Procedural",
+})
+
+
+def create(name: str, **args) -> LipSyncModel:
+    return MODELS.resolve(name)(**args)

@@ -1,0 +1,58 @@
+"""The one interface every lip-sync model is driven through."""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar, Iterator
+
+import numpy as np
+
+from lipbench.types import Request
+
+
+class LipSyncModel(abc.ABC):
+    """A lip-sync model: `load(device)` once, then `stream(request)` per clip.
+
+    `stream` yields uint8 RGB chunks (t, H, W, 3) as soon as each exists; together they
+    hold exactly `request.n_frames` frames at the reference's size. A bidirectional
+    model yields once at the end; a causal one yields chunk by chunk, which is what
+    time-to-first-frame measures. Class attributes tell the runner what it drives.
+    """
+
+    name: ClassVar[str]
+    causal: ClassVar[bool] = False  # True: emits chunks while it is still generating
+    chunk_frames: ClassVar[tuple[int, ...]] = ()  # e.g. (9, 12): first chunk, then every later one
+    parameters: ClassVar[int] = 0  # learned parameters (0 for weight-free models)
+    dtype: ClassVar[str] = "none"  # dtype of the weights, for the latency floor
+
+    def __init__(self, **kwargs):
+        if kwargs:
+            raise TypeError(f"model {self.name!r} takes no arguments {sorted(kwargs)}")
+        self.device = "cpu"
+
+    def load(self, device: str = "cpu") -> None:
+        """Load weights onto `device`; called once before any stream."""
+        self.device = device
+
+    @abc.abstractmethod
+    def stream(self, request: Request) -> Iterator[np.ndarray]:
+        ...
+
+    def generate(self, request: Request) -> np.ndarray:
+        return np.concatenate(list(self.stream(request)))
+
+    def describe(self) -> dict:
+        return {"name": self.name, "causal": self.causal, "chunk_frames": list(self.chunk_frames),
+                "parameters": self.parameters, "dtype": self.dtype, "class": f"{type(self).__module__}:{type(self).__qualname__}"}
+
+
+def chunk_bounds(n_frames: int, chunk_frames: tuple[int, ...]) -> list[tuple[int, int]]:
+    """[start, end) of each chunk: the first size for the first chunk, the last size for
+    every later one ((9, 12) over 81 frames -> 9, 12, 12, 12, 12, 12, 12)."""
+    bounds, start = [], 0
+    sizes = list(chunk_frames) or [n_frames]
+    while start < n_frames:
+        size = sizes[min(len(bounds), len(sizes) - 1)]
+        bounds.append((start, min(start + size, n_frames)))
+        start = bounds[-1][1]
+    return bounds

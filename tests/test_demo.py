@@ -1,0 +1,45 @@
+import json
+
+from lipbench.cli import main
+
+
+def test_demo_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--clips", "2", "--frames", "41"]) == 0
+    printed = capsys.readouterr().out
+    for name in ("report.md", "results.json", "per_clip.jsonl", "pareto.png"):
+        assert (out / name).stat().st_size > 0
+    assert "| ground_truth" in printed and "fps (frames/s)" in printed and "ttff_s (s)" in printed
+    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    results = json.loads((out / "results.json").read_text())
+    m = {name: agg["metrics"] for name, agg in results["models"].items()}
+    mean = lambda model, key: m[model][key]["mean"]  # noqa: E731
+    for key, higher in (("psnr@full_frame", True), ("ssim@full_frame_gray", True), ("lmd@mesh_lips", False)):
+        others = [mean(x, key) for x in ("still", "av_shift", "procedural")]
+        assert mean("ground_truth", key) == (max(others + [mean("ground_truth", key)]) if higher
+                                             else min(others + [mean("ground_truth", key)]))
+    sync = {x: mean(x, "av_ncc@mesh_energy") for x in m}
+    assert sync["still"] == min(sync.values())
+    assert mean("av_shift", "av_lag@mesh_energy") == 3.0
+    assert sync["still"] < sync["procedural"] <= sync["ground_truth"]
+    assert mean("still", "psnr@full_frame") < mean("procedural", "psnr@full_frame") < mean("ground_truth", "psnr@full_frame")
+    assert results["models"]["procedural"]["timing"]["ttff_s"]["median"] > 0
+    assert results["data"]["n_clips"] == 2 and len(results["data"]["input_hash"]) == 64
+    assert results["environment"]["packages"]["av"]
+
+    rows = [json.loads(line) for line in (out / "per_clip.jsonl").read_text().splitlines()]
+    assert len(rows) == 8 and all(r["status"] == "ok" for r in rows)
+
+    # a second run finds everything done and rebuilds the same numbers
+    assert main(["demo", "--out", str(out), "--clips", "2", "--frames", "41"]) == 0
+    assert "generate: 0 made, 8 already done" in capsys.readouterr().out
+    again = json.loads((out / "results.json").read_text())
+    assert again["models"] == results["models"]
+
+
+def test_cli_errors_are_one_clear_line(tmp_path, capsys):
+    assert main(["data", "verify", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml: manifest not found" in capsys.readouterr().err
+    assert main(["run", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "r")]) == 2
+    assert "nope.yaml: no such config file" in capsys.readouterr().err

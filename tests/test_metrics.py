@@ -1,0 +1,121 @@
+import cv2
+import numpy as np
+import pytest
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from lipbench import audio, metrics
+from lipbench.faces import mesh
+from lipbench.metrics.avsync import AVSync, lagged_correlation, sync_score
+from lipbench.metrics.base import ClipContext, Reference
+from lipbench.metrics.image import PSNR_CAP_DB, psnr_per_frame, ssim_per_frame
+from lipbench.metrics.landmarks import mouth_lmd
+from lipbench.models.oracles import AVShift, Still
+
+
+@pytest.fixture
+def frame_pairs():
+    rng = np.random.default_rng(1)
+    ref = rng.integers(0, 256, (4, 40, 52, 3), dtype=np.uint8)
+    noise = rng.normal(0, [3, 10, 25, 60], (40, 52, 3, 4)).transpose(3, 0, 1, 2)
+    gen = np.clip(ref + noise, 0, 255).astype(np.uint8)
+    return ref, gen
+
+
+def test_psnr_matches_skimage(frame_pairs):
+    ref, gen = frame_pairs
+    expected = [peak_signal_noise_ratio(r, g, data_range=255) for r, g in zip(ref, gen)]
+    np.testing.assert_allclose(psnr_per_frame(ref, gen), expected, rtol=1e-12)
+    assert psnr_per_frame(ref, ref).tolist() == [PSNR_CAP_DB] * 4
+
+
+def test_ssim_matches_the_reference_scripts_call(frame_pairs):
+    """eval_metrics' eval_ssim_lmd.py: BGR frames from OpenCV, BGR2GRAY, skimage defaults."""
+    ref, gen = frame_pairs
+    expected = []
+    for r, g in zip(ref, gen):
+        r_bgr, g_bgr = r[..., ::-1].copy(), g[..., ::-1].copy()
+        expected.append(structural_similarity(cv2.cvtColor(r_bgr, cv2.COLOR_BGR2GRAY),
+                                              cv2.cvtColor(g_bgr, cv2.COLOR_BGR2GRAY)))
+    np.testing.assert_allclose(ssim_per_frame(ref, gen), expected, rtol=1e-12)
+    values = ssim_per_frame(ref, gen)
+    assert np.all(np.diff(values) < 0)  # more noise, lower SSIM
+
+
+def test_lmd_closed_form_and_reference_formula():
+    rng = np.random.default_rng(2)
+    ref = rng.normal(0, 10, (3, 20, 2))
+    # moving the whole mouth does not count
+    np.testing.assert_allclose(mouth_lmd(ref, ref + [5.0, -7.0]), 0, atol=1e-12)
+    # moving one of P points by d: after centring, 2|d|(P-1)/P^2
+    moved = ref.copy()
+    moved[:, 0] += [3.0, 4.0]
+    np.testing.assert_allclose(mouth_lmd(ref, moved), 2 * 5.0 * 19 / 20 ** 2)
+    # eval_metrics compute_lmd: centre each, sum of norms / P
+    gen = ref + rng.normal(0, 2, ref.shape)
+    expected = []
+    for r, g in zip(ref, gen):
+        r = r - r.mean(0, keepdims=True)
+        g = g - g.mean(0, keepdims=True)
+        expected.append(np.sum(np.linalg.norm(r - g, axis=1)) / r.shape[0])
+    np.testing.assert_allclose(mouth_lmd(ref, gen), expected, rtol=1e-12)
+
+
+def test_lagged_correlation_is_pearson_at_each_lag():
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=60)
+    v = np.roll(a, 4) + 0.1 * rng.normal(size=60)
+    r = lagged_correlation(v, a, 6)
+    for lag in (-3, 0, 4):
+        expected = np.corrcoef(v[max(lag, 0):60 + min(lag, 0)], a[max(-lag, 0):60 - max(lag, 0)])[0, 1]
+        assert r[lag + 6] == pytest.approx(expected, abs=1e-12)
+    assert sync_score(v, a, 6)[1] == 4.0
+    assert sync_score(np.full(60, 0.3), a, 6) == (0.0, pytest.approx(np.nan, nan_ok=True))
+
+
+@pytest.fixture(scope="module")
+def synth_reference(synth_set):
+    clip = synth_set.clips[0]
+    return clip, Reference(clip.frames(), clip.driving_audio(), 16000, clip.fps)
+
+
+@pytest.mark.parametrize("shift", [-3, 0, 2, 5])
+def test_sync_lag_recovers_injected_shift(synth_reference, shift):
+    clip, reference = synth_reference
+    shifted = AVShift(shift_frames=shift).generate(clip.request())
+    values = AVSync().compute(ClipContext(clip.id, reference, shifted))
+    assert values["av_lag@mesh_energy"] == shift
+    assert values["av_ncc@mesh_energy"] > 0.8
+
+
+def test_still_face_has_no_sync_and_ground_truth_is_perfect(synth_reference):
+    clip, reference = synth_reference
+    still = Still().generate(clip.request())
+    ctx = ClipContext(clip.id, reference, still)
+    assert AVSync().compute(ctx)["av_ncc@mesh_energy"] < 0.5
+    gt = ClipContext(clip.id, reference, clip.frames())
+    scores = {}
+    for name in ("psnr", "ssim", "lmd"):
+        scores.update(metrics.create(name).compute(gt))
+    assert scores == {"psnr@full_frame": PSNR_CAP_DB, "ssim@full_frame_gray": 1.0, "lmd@mesh_lips": 0.0}
+
+
+def test_mesh_aperture_follows_the_synthetic_mouth(synth_reference):
+    clip, reference = synth_reference
+    aperture = mesh.mouth_aperture(reference.landmarks.astype(float))
+    openness = audio.mouth_openness(reference.audio, 16000, 25.0, len(aperture))
+    assert np.corrcoef(aperture, openness)[0, 1] > 0.9
+
+
+def test_shorter_and_resized_outputs_are_aligned_and_noted(synth_reference):
+    clip, reference = synth_reference
+    gen = np.stack([cv2.resize(f, (200, 200)) for f in clip.frames()[:-3]])
+    ctx = ClipContext(clip.id, reference, gen)
+    assert ctx.n == len(gen) and ctx.generated.shape[1:3] == (256, 256)
+    assert ctx.notes["frames_trimmed_from"] == {"reference": 49, "generated": 46}
+    assert ctx.notes["generated_resized_from"] == [200, 200]
+    assert metrics.create("psnr").compute(ctx)["psnr@full_frame"] > 25
+
+
+def test_unknown_metric_suggests_a_name():
+    with pytest.raises(KeyError, match="Did you mean ssim"):
+        metrics.create("ssmi")
