@@ -105,7 +105,7 @@ def cmd_verify(args):
     from lipbench.data.manifest import load_manifest, verify
 
     manifest = load_manifest(args.manifest)
-    problems = verify(manifest, check_hash=not args.no_hash)
+    problems = verify(manifest, check_hash=not args.no_hash, progress=True)
     for line in problems:
         print(line)
     bad = len({p.split(":", 1)[0] for p in problems})

@@ -36,7 +36,7 @@ class BenchmarkConfig:
     device: str = "cpu"
     warmup_clips: int = 1  # clips run once per model before timing, their results discarded
     video_format: str = "mkv"  # lossless, so metrics see exactly what the model produced
-    pareto_y: str = "ssim@full_frame_gray"  # quality axis of the Pareto plot (against fps)
+    pareto_y: str = "ssim@full"  # quality axis of the Pareto plot (against fps)
     source: str = ""  # where the config came from
 
     def to_dict(self) -> dict:

@@ -15,7 +15,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     m = {name: agg["metrics"] for name, agg in results["models"].items()}
     mean = lambda model, key: m[model][key]["mean"]  # noqa: E731
-    for key, higher in (("psnr@full_frame", True), ("ssim@full_frame_gray", True), ("lmd@mesh_lips", False)):
+    for key, higher in (("psnr@full", True), ("ssim@full", True), ("lmd@mediapipe", False)):
         others = [mean(x, key) for x in ("still", "av_shift", "procedural")]
         assert mean("ground_truth", key) == (max(others + [mean("ground_truth", key)]) if higher
                                              else min(others + [mean("ground_truth", key)]))
@@ -23,7 +23,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert sync["still"] == min(sync.values())
     assert mean("av_shift", "av_lag@mesh_energy") == 3.0
     assert sync["still"] < sync["procedural"] <= sync["ground_truth"]
-    assert mean("still", "psnr@full_frame") < mean("procedural", "psnr@full_frame") < mean("ground_truth", "psnr@full_frame")
+    assert mean("still", "psnr@full") < mean("procedural", "psnr@full") < mean("ground_truth", "psnr@full")
     assert results["models"]["procedural"]["timing"]["ttff_s"]["median"] > 0
     assert results["data"]["n_clips"] == 2 and len(results["data"]["input_hash"]) == 64
     assert results["environment"]["packages"]["av"]

@@ -96,7 +96,7 @@ def test_still_face_has_no_sync_and_ground_truth_is_perfect(synth_reference):
     scores = {}
     for name in ("psnr", "ssim", "lmd"):
         scores.update(metrics.create(name).compute(gt))
-    assert scores == {"psnr@full_frame": PSNR_CAP_DB, "ssim@full_frame_gray": 1.0, "lmd@mesh_lips": 0.0}
+    assert scores == {"psnr@full": PSNR_CAP_DB, "ssim@full": 1.0, "lmd@mediapipe": 0.0}
 
 
 def test_mesh_aperture_follows_the_synthetic_mouth(synth_reference):
@@ -113,7 +113,7 @@ def test_shorter_and_resized_outputs_are_aligned_and_noted(synth_reference):
     assert ctx.n == len(gen) and ctx.generated.shape[1:3] == (256, 256)
     assert ctx.notes["frames_trimmed_from"] == {"reference": 49, "generated": 46}
     assert ctx.notes["generated_resized_from"] == [200, 200]
-    assert metrics.create("psnr").compute(ctx)["psnr@full_frame"] > 25
+    assert metrics.create("psnr").compute(ctx)["psnr@full"] > 25
 
 
 def test_unknown_metric_suggests_a_name():

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from tqdm import tqdm
 
 from lipbench import io
 from lipbench.storage import write_text
@@ -150,10 +151,10 @@ def build_manifest(folder, name: str | None = None, strip_suffix: str = "") -> M
     return Manifest(name=name or folder.name, clips=[describe_clip(clip_id(p.stem), p) for p in files])
 
 
-def verify(manifest: Manifest, check_hash: bool = True) -> list[str]:
+def verify(manifest: Manifest, check_hash: bool = True, progress: bool = False) -> list[str]:
     """Problems found, one line each ('clip: file: what is wrong'); empty when all is well."""
     problems = []
-    for clip in manifest.clips:
+    for clip in tqdm(manifest.clips, desc="verifying", unit="clip", disable=not progress):
         missing = [p for p in (clip.video, clip.audio) if p is not None and not Path(p).is_file()]
         if missing:
             problems.extend(f"{clip.id}: {p}: missing" for p in missing)

@@ -24,10 +24,10 @@ def psnr_per_frame(reference: np.ndarray, generated: np.ndarray) -> np.ndarray:
 
 class PSNR(Metric):
     name = "psnr"
-    outputs = (Output("psnr@full_frame", True, "dB", "PSNR over RGB, mean over frames (capped at 100 dB)"),)
+    outputs = (Output("psnr@full", True, "dB", "PSNR over RGB, mean over frames (capped at 100 dB)"),)
 
     def compute(self, ctx: ClipContext) -> dict[str, float]:
-        return {"psnr@full_frame": float(psnr_per_frame(ctx.reference_frames, ctx.generated).mean())}
+        return {"psnr@full": float(psnr_per_frame(ctx.reference_frames, ctx.generated).mean())}
 
 
 def ssim_per_frame(reference: np.ndarray, generated: np.ndarray) -> np.ndarray:
@@ -40,7 +40,7 @@ def ssim_per_frame(reference: np.ndarray, generated: np.ndarray) -> np.ndarray:
 
 class SSIM(Metric):
     name = "ssim"
-    outputs = (Output("ssim@full_frame_gray", True, "", "SSIM (skimage defaults) on grayscale full frames, mean"),)
+    outputs = (Output("ssim@full", True, "", "SSIM (skimage defaults) on grayscale full frames, mean"),)
 
     def compute(self, ctx: ClipContext) -> dict[str, float]:
-        return {"ssim@full_frame_gray": float(ssim_per_frame(ctx.reference_frames, ctx.generated).mean())}
+        return {"ssim@full": float(ssim_per_frame(ctx.reference_frames, ctx.generated).mean())}

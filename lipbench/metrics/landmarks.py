@@ -20,10 +20,10 @@ def mouth_lmd(reference: np.ndarray, generated: np.ndarray) -> np.ndarray:
 
 class LMD(Metric):
     name = "lmd"
-    outputs = (Output("lmd@mesh_lips", False, "px", "mouth landmark distance, 40 mesh lip points, centred; mean over frames"),)
+    outputs = (Output("lmd@mediapipe", False, "px", "mouth landmark distance, 40 mesh lip points, centred; mean over frames"),)
 
     def compute(self, ctx: ClipContext) -> dict[str, float]:
         per_frame = mouth_lmd(ctx.reference_landmarks[:, mesh.LIPS], ctx.generated_landmarks[:, mesh.LIPS])
         valid = np.isfinite(per_frame)
         ctx.notes["lmd_frames_with_faces"] = int(valid.sum())
-        return {"lmd@mesh_lips": float(per_frame[valid].mean()) if valid.any() else float("nan")}
+        return {"lmd@mediapipe": float(per_frame[valid].mean()) if valid.any() else float("nan")}

@@ -26,7 +26,7 @@ def per_clip_rows(run: RunDir, config, manifest) -> list[dict]:
             unit = run.read_unit(spec.label, clip.id) or {"status": "pending"}
             row = {"model": spec.label, "clip": clip.id, "status": unit["status"]}
             if unit["status"] == "ok":
-                row.update({k: unit[k] for k in TIMING_COLUMNS + ("n_frames", "n_chunks", "chunk_s", "device", "timer")})
+                row.update({k: unit.get(k) for k in TIMING_COLUMNS + ("n_frames", "n_chunks", "chunk_s", "device", "timer")})
             elif unit["status"] == "error":
                 row["error"] = unit["error"]
             scored = run.read_metrics(spec.label, clip.id)
