@@ -134,9 +134,11 @@ def cmd_ls(args):
             print(f"{name:14s} {kind:24s} {cls.parameters:>14,d} params  {(cls.__doc__ or '').strip().splitlines()[0]}")
     elif args.what == "metrics":
         for name in METRICS.names():
-            for out in METRICS.resolve(name).outputs:
-                arrow = {True: "higher is better", False: "lower is better", None: ""}[out.higher_is_better]
-                print(f"{name:8s} {out.key:26s} {out.unit:7s} {arrow:17s} {out.description}")
+            cls = METRICS.resolve(name)
+            for protocol in cls.protocols:
+                for out in cls.outputs_for(protocol):
+                    arrow = {True: "higher is better", False: "lower is better", None: ""}[out.higher_is_better]
+                    print(f"{name:8s} {out.key:26s} {out.unit:7s} {arrow:17s} {out.description}")
     else:
         print("\n".join(shipped_configs()))
 

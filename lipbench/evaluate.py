@@ -14,14 +14,14 @@ from tqdm import tqdm
 from lipbench import io, metrics
 from lipbench.config import BenchmarkConfig
 from lipbench.data.manifest import Manifest
-from lipbench.metrics.base import ClipContext, Reference
+from lipbench.metrics.base import ClipContext, Video
 from lipbench.rundir import RunDir
 from lipbench.storage import write_json
 
 
 def evaluate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress: bool = True) -> dict:
     """Score every generated video that has no metrics row yet; returns counts."""
-    metric_objects = [metrics.create(name) for name in config.metrics]
+    metric_objects = [metrics.create(name, device=config.device) for name in config.metrics]
     counts = {"done": 0, "skipped": 0, "missing": 0}
     bar = tqdm(total=len(config.models) * len(manifest.clips), desc="evaluating", unit="video", disable=not progress)
     for clip in manifest.clips:
@@ -37,7 +37,7 @@ def evaluate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress:
         bar.update(len(config.models) - len(pending))
         if not pending:
             continue
-        reference = Reference(clip.frames(), clip.driving_audio(), io.DEFAULT_AUDIO_RATE, float(clip.fps))
+        reference = Video(clip.frames(), float(clip.fps), clip.driving_audio(), io.DEFAULT_AUDIO_RATE, clip.video)
         for label, video in pending:
             bar.set_postfix_str(f"{label}/{clip.id}")
             write_json(run.metrics(label, clip.id), score_video(metric_objects, clip.id, reference, video, label))
@@ -48,14 +48,14 @@ def evaluate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress:
     return counts
 
 
-def score_video(metric_objects, clip_id: str, reference: Reference, video, model: str) -> dict:
+def score_video(metric_objects, clip_id: str, reference: Video, video, model: str) -> dict:
     row = {"model": model, "clip": clip_id, "values": {}, "errors": {}}
     try:
-        generated, _ = io.read_video(video)
+        generated = Video.from_file(video)
     except io.MediaError as exc:
         row["errors"]["decode"] = str(exc)
         return row
-    ctx = ClipContext(clip_id, reference, generated)
+    ctx = ClipContext(clip_id, generated, reference)
     for metric in metric_objects:
         try:
             row["values"].update(metric.compute(ctx))

@@ -6,7 +6,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from lipbench import audio, metrics
 from lipbench.faces import mesh
 from lipbench.metrics.avsync import AVSync, lagged_correlation, sync_score
-from lipbench.metrics.base import ClipContext, Reference
+from lipbench.metrics.base import ClipContext, Video
 from lipbench.metrics.image import PSNR_CAP_DB, psnr_per_frame, ssim_per_frame
 from lipbench.metrics.landmarks import mouth_lmd
 from lipbench.models.oracles import AVShift, Still
@@ -75,14 +75,19 @@ def test_lagged_correlation_is_pearson_at_each_lag():
 @pytest.fixture(scope="module")
 def synth_reference(synth_set):
     clip = synth_set.clips[0]
-    return clip, Reference(clip.frames(), clip.driving_audio(), 16000, clip.fps)
+    return clip, Video(clip.frames(), clip.fps, clip.driving_audio(), 16000)
+
+
+def as_video(frames, reference):
+    """A generated video that carries the driving audio, as the runner writes it."""
+    return Video(frames, reference.fps, reference.audio, reference.audio_rate)
 
 
 @pytest.mark.parametrize("shift", [-3, 0, 2, 5])
 def test_sync_lag_recovers_injected_shift(synth_reference, shift):
     clip, reference = synth_reference
     shifted = AVShift(shift_frames=shift).generate(clip.request())
-    values = AVSync().compute(ClipContext(clip.id, reference, shifted))
+    values = AVSync().compute(ClipContext(clip.id, as_video(shifted, reference)))  # no reference needed
     assert values["av_lag@mesh_energy"] == shift
     assert values["av_ncc@mesh_energy"] > 0.8
 
@@ -90,9 +95,9 @@ def test_sync_lag_recovers_injected_shift(synth_reference, shift):
 def test_still_face_has_no_sync_and_ground_truth_is_perfect(synth_reference):
     clip, reference = synth_reference
     still = Still().generate(clip.request())
-    ctx = ClipContext(clip.id, reference, still)
+    ctx = ClipContext(clip.id, as_video(still, reference), reference)
     assert AVSync().compute(ctx)["av_ncc@mesh_energy"] < 0.5
-    gt = ClipContext(clip.id, reference, clip.frames())
+    gt = ClipContext(clip.id, as_video(clip.frames(), reference), reference)
     scores = {}
     for name in ("psnr", "ssim", "lmd"):
         scores.update(metrics.create(name).compute(gt))
@@ -109,13 +114,20 @@ def test_mesh_aperture_follows_the_synthetic_mouth(synth_reference):
 def test_shorter_and_resized_outputs_are_aligned_and_noted(synth_reference):
     clip, reference = synth_reference
     gen = np.stack([cv2.resize(f, (200, 200)) for f in clip.frames()[:-3]])
-    ctx = ClipContext(clip.id, reference, gen)
-    assert ctx.n == len(gen) and ctx.generated.shape[1:3] == (256, 256)
+    ctx = ClipContext(clip.id, as_video(gen, reference), reference)
+    assert ctx.n == len(gen) and ctx.generated_frames.shape[1:3] == (256, 256)
     assert ctx.notes["frames_trimmed_from"] == {"reference": 49, "generated": 46}
     assert ctx.notes["generated_resized_from"] == [200, 200]
     assert metrics.create("psnr").compute(ctx)["psnr@full"] > 25
 
 
-def test_unknown_metric_suggests_a_name():
+def test_metric_specs_and_errors(synth_reference):
     with pytest.raises(KeyError, match="Did you mean ssim"):
         metrics.create("ssmi")
+    with pytest.raises(ValueError, match="has no protocol 'face'; protocols: full"):
+        metrics.create("psnr@face")
+    assert metrics.create("lmd").protocol == "mediapipe"
+    assert list(metrics.outputs(["avsync", "psnr@full"])) == ["av_ncc@mesh_energy", "av_lag@mesh_energy", "psnr@full"]
+    clip, reference = synth_reference
+    with pytest.raises(ValueError, match="synth_000: .* compares with a reference video, and none was given"):
+        metrics.create("psnr").compute(ClipContext(clip.id, as_video(clip.frames(), reference)))

@@ -13,10 +13,22 @@ METRICS = Registry("metric", Metric, {
 }, allow_paths=False)
 
 
-def create(name: str) -> Metric:
-    return METRICS.resolve(name)()
+def split_name(spec: str) -> tuple[str, str | None]:
+    """'syncnet@latentsync' -> ('syncnet', 'latentsync'); 'psnr' -> ('psnr', None)."""
+    name, _, protocol = spec.partition("@")
+    return name, protocol or None
 
 
-def outputs(names) -> dict[str, Output]:
-    """Every key the named metrics report, with its direction and unit."""
-    return {o.key: o for name in names for o in METRICS.resolve(name).outputs}
+def create(spec: str, device: str = "cpu", weights_dir=None) -> Metric:
+    """A metric from 'name' (its default protocol) or 'name@protocol'."""
+    name, protocol = split_name(spec)
+    return METRICS.resolve(name)(protocol=protocol, device=device, weights_dir=weights_dir)
+
+
+def outputs(specs) -> dict[str, Output]:
+    """Every key the given metric specs report, with its direction and unit."""
+    out = {}
+    for spec in specs:
+        name, protocol = split_name(spec)
+        out.update({o.key: o for o in METRICS.resolve(name).outputs_for(protocol)})
+    return out

@@ -12,7 +12,7 @@ import numpy as np
 
 from lipbench import audio as audio_features
 from lipbench.faces import mesh
-from lipbench.metrics.base import ClipContext, Metric, Output
+from lipbench.metrics.base import ClipContext, Metric, Value
 
 MAX_LAG_FRAMES = 10
 MIN_OVERLAP_FRAMES = 10  # fewer valid frame pairs than this at a lag: that lag is not scored
@@ -48,17 +48,20 @@ def sync_score(aperture: np.ndarray, level_db: np.ndarray, max_lag: int = MAX_LA
 
 class AVSync(Metric):
     name = "avsync"
-    outputs = (
-        Output("av_ncc@mesh_energy", True, "", "peak correlation of mouth aperture with speech loudness"),
-        Output("av_lag@mesh_energy", None, "frames", "lag of that peak (+: mouth after sound)"),
+    protocols = ("mesh_energy",)
+    values = (
+        Value("av_ncc", True, "", "peak correlation of mouth aperture (face mesh) with speech loudness"),
+        Value("av_lag", None, "frames", "lag of that peak (+: mouth after sound)"),
     )
+    needs_reference = False  # the generated video and its own audio track
 
-    def __init__(self, max_lag: int = MAX_LAG_FRAMES):
+    def __init__(self, protocol=None, device="cpu", weights_dir=None, max_lag: int = MAX_LAG_FRAMES):
+        super().__init__(protocol, device, weights_dir)
         self.max_lag = max_lag
 
     def compute(self, ctx: ClipContext) -> dict[str, float]:
-        ref = ctx.reference
+        video = ctx.generated
         aperture = mesh.mouth_aperture(ctx.generated_landmarks.astype(np.float64))
-        level = audio_features.frame_energy_db(ref.audio, ref.audio_rate, ref.fps, ctx.n)
+        level = audio_features.frame_energy_db(video.require_audio(), video.audio_rate, video.fps, ctx.n)
         ncc, lag = sync_score(aperture, level, self.max_lag)
         return {"av_ncc@mesh_energy": ncc, "av_lag@mesh_energy": lag}

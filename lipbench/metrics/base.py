@@ -1,82 +1,173 @@
-"""What every metric reads (one shared context per clip) and what it declares."""
+"""What every metric reads (one shared context per clip) and what it declares.
+
+A metric family (`Metric` subclass, registered by `name`) computes one or more values
+under one protocol; each value is reported as `value@protocol` (`sync_c@latentsync`).
+Per-clip values come from `compute`; a set-level metric (`SetMetric`) also returns
+per-clip features, pooled over clips by `combine` (FID pooled, FVD).
+
+Everything expensive about a video (decoding, face detection, crops, landmarks) is
+computed at most once per video through `Video.shared`, whichever metrics ask for it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, Callable, ClassVar
 
 import cv2
 import numpy as np
 
+from lipbench import io
 from lipbench.faces import mesh
 
 
 @dataclass(frozen=True)
-class Output:
-    """One value a metric reports, keyed `metric@protocol`."""
+class Value:
+    """One value a metric family reports."""
 
-    key: str
-    higher_is_better: bool | None  # None: no direction (a lag, a count)
+    name: str
+    higher_is_better: bool | None  # None: no direction (a lag, an offset, a count)
     unit: str
     description: str
 
 
-class Metric:
-    name: ClassVar[str]
-    outputs: ClassVar[tuple[Output, ...]]
+@dataclass(frozen=True)
+class Output:
+    """A reported key: a value under a protocol."""
 
-    def compute(self, ctx: "ClipContext") -> dict[str, float]:
-        raise NotImplementedError
+    key: str
+    higher_is_better: bool | None
+    unit: str
+    description: str
 
 
-class Reference:
-    """A clip's reference video and driving audio, analysed once for all models."""
+class Video:
+    """One decoded video with its own audio track, and analyses of it made at most once."""
 
-    def __init__(self, frames: np.ndarray, audio: np.ndarray, audio_rate: int, fps: float):
-        self.frames, self.audio, self.audio_rate, self.fps = frames, audio, audio_rate, fps
+    def __init__(self, frames: np.ndarray, fps: float, audio: np.ndarray | None = None,
+                 audio_rate: int = io.DEFAULT_AUDIO_RATE, source: Path | None = None):
+        self.frames, self.fps, self.audio, self.audio_rate, self.source = frames, fps, audio, audio_rate, source
+        self._shared: dict[str, Any] = {}
 
-    @cached_property
+    @classmethod
+    def from_file(cls, path, audio_rate: int = io.DEFAULT_AUDIO_RATE) -> "Video":
+        frames, fps = io.read_video(path)
+        try:
+            audio = io.read_audio(path, audio_rate)
+        except io.MediaError:
+            audio = None  # metrics that need audio say so (`require_audio`)
+        return cls(frames, fps, audio, audio_rate, Path(path))
+
+    def shared(self, key: str, compute: Callable[[], Any]) -> Any:
+        """`compute()` the first time `key` is asked for, the cached result after."""
+        if key not in self._shared:
+            self._shared[key] = compute()
+        return self._shared[key]
+
+    def require_audio(self) -> np.ndarray:
+        if self.audio is None:
+            raise io.MediaError(self.source or "<video>", "has no audio stream (sync metrics need it)")
+        return self.audio
+
+    @property
     def landmarks(self) -> np.ndarray:
-        return mesh.detect_landmarks(self.frames)
+        return self.shared("mediapipe_mesh", lambda: mesh.detect_landmarks(self.frames))
 
 
 @dataclass
 class ClipContext:
-    """Reference and generated frames of one clip, aligned: the first n frames of each,
-    n the shorter length; generated frames of another size are resized to the
-    reference's (bilinear, as the reference evaluation scripts do). Both facts are
-    kept in `notes`."""
+    """A generated video and, when there is one, its reference, aligned: the first n
+    frames of each, n the shorter length; generated frames of another size are resized
+    to the reference's (bilinear, as the reference evaluation scripts do). Both facts
+    are kept in `notes`."""
 
     clip_id: str
-    reference: Reference
-    generated_raw: np.ndarray
+    generated: Video
+    reference: Video | None = None
     notes: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        ref, gen = self.reference.frames, self.generated_raw
+        gen = self.generated.frames
+        self.n = len(gen)
+        if self.reference is None:
+            return
+        ref = self.reference.frames
         self.n = min(len(ref), len(gen))
         if len(ref) != len(gen):
             self.notes["frames_trimmed_from"] = {"reference": len(ref), "generated": len(gen)}
         if gen.shape[1:3] != ref.shape[1:3]:
             self.notes["generated_resized_from"] = list(gen.shape[1:3])
 
+    def require_reference(self, metric: str) -> Video:
+        if self.reference is None:
+            raise ValueError(f"{self.clip_id}: {metric} compares with a reference video, and none was given")
+        return self.reference
+
     @cached_property
-    def generated(self) -> np.ndarray:
-        gen = self.generated_raw[:self.n]
-        height, width = self.reference.frames.shape[1:3]
-        if gen.shape[1:3] != (height, width):
+    def generated_frames(self) -> np.ndarray:
+        """Generated frames aligned to the reference (all of them when there is none)."""
+        gen = self.generated.frames[:self.n]
+        if self.reference is not None and gen.shape[1:3] != self.reference.frames.shape[1:3]:
+            height, width = self.reference.frames.shape[1:3]
             gen = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR) for f in gen])
         return gen
 
     @property
     def reference_frames(self) -> np.ndarray:
-        return self.reference.frames[:self.n]
+        return self.require_reference("this metric").frames[:self.n]
 
     @property
     def reference_landmarks(self) -> np.ndarray:
-        return self.reference.landmarks[:self.n]
+        return self.require_reference("this metric").landmarks[:self.n]
 
-    @cached_property
+    @property
     def generated_landmarks(self) -> np.ndarray:
-        return mesh.detect_landmarks(self.generated)
+        if "generated_resized_from" in self.notes:  # landmarks of the frames as compared
+            return self.generated.shared("mediapipe_mesh_resized", lambda: mesh.detect_landmarks(self.generated_frames))
+        return self.generated.landmarks[:self.n]
+
+
+class Metric:
+    """A metric family. Subclasses set the class attributes and implement `compute`."""
+
+    name: ClassVar[str]
+    protocols: ClassVar[tuple[str, ...]]  # the first is the default (the paper's, where it has one)
+    values: ClassVar[tuple[Value, ...]]
+    needs_reference: ClassVar[bool] = True
+
+    def __init__(self, protocol: str | None = None, device: str = "cpu", weights_dir=None):
+        protocol = protocol or self.protocols[0]
+        if protocol not in self.protocols:
+            raise ValueError(f"metric {self.name!r} has no protocol {protocol!r}; protocols: {', '.join(self.protocols)}")
+        self.protocol, self.device, self.weights_dir = protocol, device, weights_dir
+
+    @classmethod
+    def outputs_for(cls, protocol: str | None = None) -> tuple[Output, ...]:
+        protocol = protocol or cls.protocols[0]
+        return tuple(Output(f"{v.name}@{protocol}", v.higher_is_better, v.unit, v.description) for v in cls.values)
+
+    @property
+    def outputs(self) -> tuple[Output, ...]:
+        return self.outputs_for(self.protocol)
+
+    def weight_files(self) -> tuple[str, ...]:
+        """Names (in lipbench.weights) of the files this metric loads under its protocol."""
+        return ()
+
+    def compute(self, ctx: ClipContext) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class SetMetric(Metric):
+    """A metric over a set of clips: per-clip features, pooled by `combine`."""
+
+    def features(self, ctx: ClipContext) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def combine(self, features: list[dict[str, np.ndarray]]) -> dict[str, float]:
+        raise NotImplementedError
+
+    def compute(self, ctx: ClipContext) -> dict[str, float]:
+        return {}  # set-level only, unless a subclass also has per-clip values

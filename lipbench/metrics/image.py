@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from lipbench.metrics.base import ClipContext, Metric, Output
+from lipbench.metrics.base import ClipContext, Metric, Value
 
 # Identical frames have infinite PSNR; a mean over frames needs a finite value, so a
 # frame's PSNR is capped here (a per-pixel RMS error below 0.0026 grey levels).
@@ -24,10 +24,11 @@ def psnr_per_frame(reference: np.ndarray, generated: np.ndarray) -> np.ndarray:
 
 class PSNR(Metric):
     name = "psnr"
-    outputs = (Output("psnr@full", True, "dB", "PSNR over RGB, mean over frames (capped at 100 dB)"),)
+    protocols = ("full",)
+    values = (Value("psnr", True, "dB", "PSNR over RGB full frames, mean over frames (capped at 100 dB)"),)
 
     def compute(self, ctx: ClipContext) -> dict[str, float]:
-        return {"psnr@full": float(psnr_per_frame(ctx.reference_frames, ctx.generated).mean())}
+        return {"psnr@full": float(psnr_per_frame(ctx.reference_frames, ctx.generated_frames).mean())}
 
 
 def ssim_per_frame(reference: np.ndarray, generated: np.ndarray) -> np.ndarray:
@@ -40,7 +41,8 @@ def ssim_per_frame(reference: np.ndarray, generated: np.ndarray) -> np.ndarray:
 
 class SSIM(Metric):
     name = "ssim"
-    outputs = (Output("ssim@full", True, "", "SSIM (skimage defaults) on grayscale full frames, mean"),)
+    protocols = ("full",)
+    values = (Value("ssim", True, "", "SSIM (skimage defaults) on grayscale full frames, mean"),)
 
     def compute(self, ctx: ClipContext) -> dict[str, float]:
-        return {"ssim@full": float(ssim_per_frame(ctx.reference_frames, ctx.generated).mean())}
+        return {"ssim@full": float(ssim_per_frame(ctx.reference_frames, ctx.generated_frames).mean())}

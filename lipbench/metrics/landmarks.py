@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from lipbench.faces import mesh
-from lipbench.metrics.base import ClipContext, Metric, Output
+from lipbench.metrics.base import ClipContext, Metric, Value
 
 
 def mouth_lmd(reference: np.ndarray, generated: np.ndarray) -> np.ndarray:
@@ -20,7 +20,8 @@ def mouth_lmd(reference: np.ndarray, generated: np.ndarray) -> np.ndarray:
 
 class LMD(Metric):
     name = "lmd"
-    outputs = (Output("lmd@mediapipe", False, "px", "mouth landmark distance, 40 mesh lip points, centred; mean over frames"),)
+    protocols = ("mediapipe",)
+    values = (Value("lmd", False, "px", "mouth landmark distance, 40 MediaPipe mesh lip points, centred; mean over frames"),)
 
     def compute(self, ctx: ClipContext) -> dict[str, float]:
         per_frame = mouth_lmd(ctx.reference_landmarks[:, mesh.LIPS], ctx.generated_landmarks[:, mesh.LIPS])
