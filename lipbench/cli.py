@@ -18,6 +18,8 @@ def _load_run_inputs(args):
     config = load_config(args.config)
     if getattr(args, "device", None):
         config.device = args.device
+    if getattr(args, "weights_dir", None):
+        config.weights_dir = args.weights_dir
     if getattr(args, "models", None):
         wanted = args.models.split(",")
         unknown = set(wanted) - {m.label for m in config.models}
@@ -58,13 +60,75 @@ def cmd_run(args, phases=("generate", "evaluate", "report")):
 
 
 def cmd_eval(args):
-    from lipbench.evaluate import evaluate
-    from lipbench.rundir import RunDir
+    if args.run and args.fake:
+        raise ValueError("give either a run directory or --fake, not both")
+    if args.run:
+        from lipbench.evaluate import evaluate
+        from lipbench.rundir import RunDir
 
-    run = RunDir(args.run)
-    counts = evaluate(run.load_config(), run.load_manifest(), run)
-    print(f"evaluate: {counts['done']} scored, {counts['skipped']} already scored, "
-          f"{counts['missing']} without a generated video")
+        run = RunDir(args.run)
+        config = run.load_config()
+        config.weights_dir = args.weights_dir or config.weights_dir
+        config.device = args.device or config.device
+        counts = evaluate(config, run.load_manifest(), run)
+        print(f"evaluate: {counts['done']} scored, {counts['skipped']} already scored, "
+              f"{counts['missing']} without a generated video")
+        return 0
+    if not args.fake:
+        raise ValueError("lipbench eval needs a run directory or --fake PATH [PATH ...]")
+    return cmd_eval_files(args)
+
+
+def cmd_eval_files(args):
+    from lipbench import metrics
+    from lipbench.evaluate import DEFAULT_PAIR_REGEX, evaluate_files, pair_files
+    from lipbench.storage import write_json
+
+    items = ([args.suite] if args.suite else []) + (args.metrics.split(",") if args.metrics else [])
+    if not items:
+        raise ValueError("choose metrics with --metrics LIST and/or --suite NAME "
+                         f"(suites: {', '.join(metrics.SUITES)}; lipbench ls metrics)")
+    specs = metrics.resolve_specs(items)
+    pairs = pair_files(args.fake, args.real, args.pair_regex or DEFAULT_PAIR_REGEX)
+    result = evaluate_files(pairs, specs, device=args.device or "cpu", weights_dir=args.weights_dir,
+                            face_crops=args.crop == "none")
+    out = Path(args.out)
+    write_json(out, result)
+    rows = [[key, f"{agg['value']:.4f}", "-" if not agg["ci95"] else f"[{agg['ci95'][0]:.4f}, {agg['ci95'][1]:.4f}]", agg["n"]]
+            for key, agg in result["aggregate"].items()]
+    from tabulate import tabulate
+
+    print(tabulate(rows, headers=["metric", "value", "ci95", "clips"], tablefmt="github"))
+    for cid, error in result["failed"].items():
+        print(f"failed: {cid}: {error}", file=sys.stderr)
+    print(f"{result['n_clips'] - result['n_failed']}/{result['n_clips']} clips scored; results: {out}")
+    return 1 if result["failed"] else 0
+
+
+def cmd_weights(args):
+    from lipbench import weights
+
+    if args.action == "fetch":
+        names = args.names or [n for n, w in weights.WEIGHTS.items() if w.url]
+        for name in names:
+            print(f"{name}: saved to {weights.fetch(name, args.weights_dir)}")
+        return 0
+    problems = 0
+    for name, entry in weights.WEIGHTS.items():
+        try:
+            path = weights.find_weight(name, args.weights_dir)
+        except weights.MissingWeightError:
+            print(f"{name:40s} missing     needed by {', '.join(entry.needed_by)}; get it: {entry.how_to_get()}")
+            problems += args.action == "verify"
+            continue
+        if args.action == "list":
+            print(f"{name:40s} present     {path}")
+            continue
+        ok, digest = weights.check(name, path)
+        state = {True: "verified", False: "DIFFERENT", None: "unchecked"}[ok]
+        print(f"{name:40s} {state:11s} sha256 {digest[:16]}  {path}")
+        problems += ok is False
+    return 1 if problems else 0
 
 
 def cmd_report(args):
@@ -161,11 +225,29 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", help="override the config's device (cpu, cuda, cuda:1)")
         p.add_argument("--models", help="comma-separated model names from the config")
         p.add_argument("--limit", type=int, help="only the first N clips")
+        p.add_argument("--weights-dir", help="folder with the weight files (also $LIPBENCH_WEIGHTS)")
         p.set_defaults(func=lambda a, ph=phases: cmd_run(a, ph))
 
-    p = sub.add_parser("eval", help="score the generated videos of a run directory")
-    p.add_argument("run")
+    p = sub.add_parser("eval", help="score a run directory, or videos made elsewhere (--fake)")
+    p.add_argument("run", nargs="?", help="a run directory (omit when using --fake)")
+    p.add_argument("--fake", nargs="+", help="generated videos: files and/or folders")
+    p.add_argument("--real", help="folder of reference videos, paired with --fake by clip id")
+    p.add_argument("--pair-regex", help="regex on file stems whose group 'id' (or first group) is the clip id "
+                                        "(default: stem less _cfr25/_synced/...)")
+    p.add_argument("--metrics", help="comma-separated: keys (sync_c@precropped), names (sync_c: default protocol)")
+    p.add_argument("--suite", help="a named metric set, e.g. lipforcing (the paper's exact set)")
+    p.add_argument("--crop", choices=["auto", "none"], default="auto",
+                   help="none: the inputs are already face crops, no face detection")
+    p.add_argument("--weights-dir", help="folder with the weight files (also $LIPBENCH_WEIGHTS)")
+    p.add_argument("--out", default="eval.json", help="results JSON (default eval.json)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default cpu)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("weights", help="the weight files metrics and models need")
+    p.add_argument("action", choices=["list", "fetch", "verify"])
+    p.add_argument("names", nargs="*", help="with fetch: which files (default: all with a download)")
+    p.add_argument("--weights-dir", help="folder to look in / fetch into")
+    p.set_defaults(func=cmd_weights)
     p = sub.add_parser("report", help="write results.json, report.md and pareto.png of a run directory")
     p.add_argument("run")
     p.set_defaults(func=cmd_report)
@@ -202,7 +284,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (io.MediaError, ManifestError, ConfigError, KeyError, FileNotFoundError, ValueError) as exc:
+    except (io.MediaError, ManifestError, ConfigError, KeyError, OSError, ValueError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"lipbench: error: {message}", file=sys.stderr)
         return 2

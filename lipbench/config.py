@@ -34,6 +34,7 @@ class BenchmarkConfig:
     models: list[ModelSpec]
     metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "lmd", "avsync"])
     device: str = "cpu"
+    weights_dir: str | None = None  # folder with weight files (else $LIPBENCH_WEIGHTS, the user cache)
     warmup_clips: int = 1  # clips run once per model before timing, their results discarded
     video_format: str = "mkv"  # lossless, so metrics see exactly what the model produced
     pareto_y: str = "ssim@full"  # quality axis of the Pareto plot (against fps)

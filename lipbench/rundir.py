@@ -6,6 +6,7 @@
       units/<model>/<clip>.json    one generation: timing row, or the error
       videos/<model>/<clip>.mkv    the generated video (driving audio muxed in)
       metrics/<model>/<clip>.json  one evaluation: metric values for the clip
+      features/<model>/<clip>/<metric>.npz  per-clip features of set-level metrics
       per_clip.jsonl, results.json, report.md, pareto.png
 """
 
@@ -13,11 +14,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from lipbench.config import BenchmarkConfig, config_from_dict
 from lipbench.data.manifest import Manifest, load_manifest, save_manifest
-from lipbench.storage import read_json, write_text
+from lipbench.storage import atomic_path, read_json, write_text
 
 
 class RunDir:
@@ -32,6 +34,21 @@ class RunDir:
 
     def metrics(self, model: str, clip: str) -> Path:
         return self.root / "metrics" / model / f"{clip}.json"
+
+    def features(self, model: str, clip: str, spec: str) -> Path:
+        return self.root / "features" / model / clip / f"{spec}.npz"
+
+    def save_features(self, model: str, clip: str, spec: str, arrays: dict) -> None:
+        """Per-clip features of a set-level metric (FID pooled, FVD), pooled at report time."""
+        with atomic_path(self.features(model, clip, spec)) as tmp:
+            np.savez(tmp, **arrays)
+
+    def load_features(self, model: str, clip: str, spec: str) -> dict | None:
+        path = self.features(model, clip, spec)
+        if not path.exists():
+            return None
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
 
     def read_unit(self, model: str, clip: str) -> dict | None:
         path = self.unit(model, clip)

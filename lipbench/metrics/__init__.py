@@ -32,3 +32,39 @@ def outputs(specs) -> dict[str, Output]:
         name, protocol = split_name(spec)
         out.update({o.key: o for o in METRICS.resolve(name).outputs_for(protocol)})
     return out
+
+
+# Named metric sets. `lipforcing` is exactly what the Lip Forcing paper reports (Table 1).
+SUITES = {
+    "lipforcing": ["syncnet@latentsync", "csim@arcface112", "fid@per_video", "fvd@latentsync", "ssim@face224"],
+    "weight_free": ["psnr", "ssim", "lmd", "avsync"],
+}
+
+
+def _value_index() -> dict[str, str]:
+    """Value name -> metric family ('sync_c' -> 'syncnet')."""
+    return {v.name: name for name in METRICS.names() for v in METRICS.resolve(name).values}
+
+
+def resolve_specs(items) -> list[str]:
+    """Metric families 'family@protocol' for a list of metric keys ('sync_c@precropped'),
+    value names ('sync_c': its family's default protocol), family names ('syncnet') or
+    suite names ('lipforcing'), in order and without repeats."""
+    index, out = None, []
+    for item in items:
+        if item in SUITES:
+            specs = resolve_specs(SUITES[item])
+        else:
+            name, protocol = split_name(item)
+            if name not in METRICS.entries:
+                index = index or _value_index()
+                if name not in index:
+                    METRICS.resolve(name)  # raises the registry's "did you mean" error
+                name = index[name]
+            cls = METRICS.resolve(name)
+            if protocol and protocol not in cls.protocols:
+                raise ValueError(f"metric {item!r}: {name} has no protocol {protocol!r}; "
+                                 f"protocols: {', '.join(cls.protocols)}")
+            specs = [f"{name}@{protocol or cls.protocols[0]}"]
+        out.extend(s for s in specs if s not in out)
+    return out

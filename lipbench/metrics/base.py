@@ -49,6 +49,7 @@ class Video:
     def __init__(self, frames: np.ndarray, fps: float, audio: np.ndarray | None = None,
                  audio_rate: int = io.DEFAULT_AUDIO_RATE, source: Path | None = None):
         self.frames, self.fps, self.audio, self.audio_rate, self.source = frames, fps, audio, audio_rate, source
+        self.is_face_crop = False  # True: frames are already face crops, detection is skipped
         self._shared: dict[str, Any] = {}
 
     @classmethod

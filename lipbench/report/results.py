@@ -47,9 +47,25 @@ def _summary(values) -> dict:
             "median": float(np.median(arr)), "n": int(len(arr))}
 
 
-def aggregate(rows: list[dict], config) -> dict:
-    """Per model: timing medians over clips and metric means over clips."""
-    keys = metrics.outputs(config.metrics)
+def _set_level(run: RunDir, config, manifest, label: str) -> dict:
+    """Set-level metric values (pooled over clips) of one model, from saved features."""
+    from lipbench.metrics.base import SetMetric
+
+    out = {}
+    for spec in metrics.resolve_specs(config.metrics):
+        metric = metrics.create(spec)
+        if not isinstance(metric, SetMetric):
+            continue
+        items = [f for c in manifest.clips if (f := run.load_features(label, c.id, spec)) is not None]
+        if items:
+            out.update({k: {"mean": v, "n": len(items), "statistic": "pooled over clips"}
+                        for k, v in metric.combine(items).items()})
+    return out
+
+
+def aggregate(rows: list[dict], config, run: RunDir, manifest) -> dict:
+    """Per model: timing medians over clips, metric means over clips, set-level values."""
+    keys = metrics.outputs(metrics.resolve_specs(config.metrics))
     out = {}
     for spec in config.models:
         mine = [r for r in rows if r["model"] == spec.label]
@@ -60,6 +76,7 @@ def aggregate(rows: list[dict], config) -> dict:
             "timing": {k: _summary(r.get(k) for r in ok) for k in TIMING_COLUMNS},
             "metrics": {k: _summary(r.get(k) for r in ok) for k in keys},
         }
+        out[spec.label]["metrics"].update(_set_level(run, config, manifest, spec.label))
     return out
 
 
@@ -94,8 +111,9 @@ def write_results(run: RunDir, config, manifest) -> dict:
                               "fps": "frames / seconds from the start of stream() to the last chunk",
                               "statistic": "median over clips"},
         "metrics_info": {k: {"higher_is_better": o.higher_is_better, "unit": o.unit, "description": o.description,
-                             "statistic": "mean over clips"} for k, o in metrics.outputs(config.metrics).items()},
-        "models": aggregate(rows, config),
+                             "statistic": "mean over clips"}
+                         for k, o in metrics.outputs(metrics.resolve_specs(config.metrics)).items()},
+        "models": aggregate(rows, config, run, manifest),
         "config": config.to_dict(),
         "environment": environment(),
     }
