@@ -27,6 +27,12 @@ def _load_run_inputs(args):
             raise KeyError(f"{config.source}: no models named {sorted(unknown)} in this config")
         config.models = [m for m in config.models if m.label in wanted]
     manifest = resolve_data(config)
+    if getattr(args, "clips", None):
+        wanted = args.clips.split(",")
+        unknown = set(wanted) - {c.id for c in manifest.clips}
+        if unknown:
+            raise KeyError(f"{manifest.name}: no clips named {sorted(unknown)}")
+        manifest.clips = [c for c in manifest.clips if c.id in wanted]
     if getattr(args, "limit", None):
         manifest.clips = manifest.clips[:args.limit]
     return config, manifest
@@ -195,7 +201,8 @@ def cmd_ls(args):
         for name in MODELS.names():
             cls = MODELS.resolve(name)
             kind = "causal, chunks " + "/".join(map(str, cls.chunk_frames)) if cls.causal else "one-shot"
-            print(f"{name:14s} {kind:24s} {cls.parameters:>14,d} params  {(cls.__doc__ or '').strip().splitlines()[0]}")
+            summary = ((cls.__doc__ or "").strip().splitlines() or [""])[0]
+            print(f"{name:14s} {kind:24s} {cls.parameters:>14,d} params  {summary}")
     elif args.what == "metrics":
         for name in METRICS.names():
             cls = METRICS.resolve(name)
@@ -224,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", required=True, help="run directory (rerunning it resumes)")
         p.add_argument("--device", help="override the config's device (cpu, cuda, cuda:1)")
         p.add_argument("--models", help="comma-separated model names from the config")
+        p.add_argument("--clips", help="comma-separated clip ids")
         p.add_argument("--limit", type=int, help="only the first N clips")
         p.add_argument("--weights-dir", help="folder with the weight files (also $LIPBENCH_WEIGHTS)")
         p.set_defaults(func=lambda a, ph=phases: cmd_run(a, ph))

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.metadata
 
 
 class Registry:
-    def __init__(self, kind: str, base: type, entries: dict[str, str], allow_paths: bool = True):
-        self.kind, self.base, self.entries, self.allow_paths = kind, base, dict(entries), allow_paths
+    """`entry_point_group`: installed packages add entries through that entry-point group
+    (in their pyproject: [project.entry-points."lipbench.models"] my_model = "pkg.mod:Class")."""
+
+    def __init__(self, kind: str, base: type, entries: dict[str, str], allow_paths: bool = True,
+                 entry_point_group: str | None = None):
+        self.kind, self.base, self.allow_paths = kind, base, allow_paths
+        self.builtin, self.entry_point_group = dict(entries), entry_point_group
+
+    @property
+    def entries(self) -> dict[str, str]:
+        found = {}
+        if self.entry_point_group:
+            found = {ep.name: ep.value for ep in importlib.metadata.entry_points(group=self.entry_point_group)}
+        return {**found, **self.builtin}  # a plug-in cannot shadow a built-in name
 
     def names(self) -> list[str]:
         return sorted(self.entries)

@@ -3,6 +3,7 @@
     runs/<name>/
       config.yaml                  the benchmark config as run
       manifest.yaml                the clips it ran on (with their hashes)
+      models/<model>.json          load time, warm-up (cold) timing, device
       units/<model>/<clip>.json    one generation: timing row, or the error
       videos/<model>/<clip>.mkv    the generated video (driving audio muxed in)
       metrics/<model>/<clip>.json  one evaluation: metric values for the clip

@@ -6,12 +6,13 @@ done units and retries failed ones, so a crash loses at most the unit in flight.
 
 from __future__ import annotations
 
+import time
 import traceback
 
 import numpy as np
 from tqdm import tqdm
 
-from lipbench import io, models
+from lipbench import io, latency, models
 from lipbench.config import BenchmarkConfig
 from lipbench.data.manifest import Manifest
 from lipbench.rundir import RunDir
@@ -24,11 +25,30 @@ class OutputError(RuntimeError):
     pass
 
 
-def check_output(frames: np.ndarray, request: Request) -> None:
-    """A model's answer must have the reference's frame count, size and dtype."""
+def device_name(device: str) -> str:
+    if str(device).startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_name(torch.device(device))
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+TIMED_KEYS = ("ttff_s", "total_s", "fps", "rtf", "chunk_s", "chunk_p50_s", "chunk_p90_s", "chunk_p99_s",
+              "chunk_max_s", "stages_s")
+
+
+def check_output(frames: np.ndarray, request: Request, exact: bool = True) -> None:
+    """A model's answer must be uint8 RGB frames; with `exact`, also the reference's frame
+    count and size."""
     expected = request.frames.shape
     if frames.dtype != np.uint8:
         raise OutputError(f"frames are {frames.dtype}, expected uint8")
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise OutputError(f"frames are shaped {frames.shape}, expected (T, H, W, 3)")
+    if not exact:
+        return
     if frames.shape[1:] != expected[1:]:
         raise OutputError(f"frames are {frames.shape[1:]} (H, W, C), expected {expected[1:]}")
     if len(frames) != expected[0]:
@@ -54,10 +74,7 @@ def generate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress:
             continue
         bar.set_postfix_str(spec.label)
         try:
-            model = models.create(spec.model, **spec.args)
-            model.load(config.device)
-            for clip in manifest.clips[:config.warmup_clips]:
-                model.generate(clip.request())  # warm-up: caches, kernels, lazy init; discarded
+            model = start_model(spec, config, manifest, run)
         except Exception as exc:  # a model that cannot start fails all its units, the sweep goes on
             for clip in pending:
                 _record_failure(run, spec.label, clip.id, exc, stage="load")
@@ -67,10 +84,18 @@ def generate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress:
         for clip in pending:
             try:
                 request = clip.request()
-                frames, timing = time_stream(model.stream(request), config.device)
-                check_output(frames, request)
+                frames, timing = time_stream(model, request, config.device)
+                check_output(frames, request, exact=model.exact_length)
+                if model.external_timing:  # the harness timed a file read: replace by the sidecar's
+                    external = model.timing(request)
+                    timing.update({k: None for k in TIMED_KEYS}, timer="sidecar" if external else "absent")
+                    timing.update(external or {})
+                timing.update(latency.check_ttff(timing["ttff_s"], model.parameters, model.dtype,
+                                                 model.forward_passes_first_chunk,
+                                                 timing.get("device_name") or device_name(config.device)))
                 with atomic_path(run.video(spec.label, clip.id, config.video_format)) as tmp:
-                    io.write_video(tmp, frames, request.fps, request.audio, request.audio_rate)
+                    io.write_video(tmp, frames, request.fps, request.audio[:int(len(frames) * request.samples_per_frame())],
+                                   request.audio_rate)
                 write_json(run.unit(spec.label, clip.id), {
                     "model": spec.label, "clip": clip.id, "status": "ok",
                     "video": str(run.video(spec.label, clip.id, config.video_format).relative_to(run.root)),
@@ -83,6 +108,21 @@ def generate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress:
             bar.update(1)
     bar.close()
     return counts
+
+
+def start_model(spec, config: BenchmarkConfig, manifest: Manifest, run: RunDir):
+    """Create, load and warm up a model; its record (load time, cold timing) is written
+    to models/<label>.json. The warm-up clips' outputs are discarded."""
+    model = models.create(spec.model, **spec.args)
+    start = time.perf_counter()
+    model.load(config.device)
+    record = {"model": spec.label, "model_info": model.describe(), "load_s": time.perf_counter() - start,
+              "device": config.device, "device_name": device_name(config.device), "warmup": []}
+    for clip in manifest.clips[:config.warmup_clips]:
+        _, cold = time_stream(model, clip.request(), config.device)  # caches, kernels, lazy init
+        record["warmup"].append({"clip": clip.id, **cold})
+    write_json(run.root / "models" / f"{spec.label}.json", record)
+    return model
 
 
 def _record_failure(run: RunDir, model: str, clip: str, exc: Exception, stage: str) -> None:

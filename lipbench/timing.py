@@ -2,17 +2,24 @@
 
 TTFF: seconds from the start of `stream()` (inputs decoded, model loaded and warmed
 up) until the first chunk exists. FPS: frames / seconds from that start until the
-last chunk exists. On CUDA the clock is a pair of CUDA events on the current stream,
-synchronised when a chunk arrives (that is when its frames must exist); elsewhere it
-is time.perf_counter.
+last chunk exists. On CUDA the clock is CUDA events recorded on the current stream,
+synchronised only when a chunk arrives (that is when its frames must exist);
+elsewhere it is time.perf_counter. Stages an adapter marks (`with self.stage("decode")`)
+are timed with unsynchronised events, resolved after the stream ends, so marking a
+stage does not change the timing of the stream.
+
+The harness does nothing between chunks but read the clock: chunks are kept as they
+come (on host or device) and converted to host arrays after the last one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from typing import Iterator
 
 import numpy as np
+
+PERCENTILES = (50, 90, 99)
 
 
 class Stopwatch:
@@ -29,19 +36,26 @@ class Stopwatch:
         if self.cuda:
             self._torch.cuda.synchronize(self.device)
             self._torch.cuda.reset_peak_memory_stats(self.device)
-            self._start = self._torch.cuda.Event(enable_timing=True)
-            self._start.record()
-        else:
-            self._start = time.perf_counter()
+        self._start = self.mark()
+
+    def mark(self):
+        """A point in time, without waiting for queued device work (a CUDA event)."""
+        if self.cuda:
+            event = self._torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def between(self, a, b) -> float:
+        """Seconds from mark a to mark b (waits for b on CUDA)."""
+        if self.cuda:
+            b.synchronize()
+            return a.elapsed_time(b) / 1000.0
+        return b - a
 
     def elapsed(self) -> float:
         """Seconds since start(), once all work queued so far has finished."""
-        if self.cuda:
-            now = self._torch.cuda.Event(enable_timing=True)
-            now.record()
-            now.synchronize()
-            return self._start.elapsed_time(now) / 1000.0
-        return time.perf_counter() - self._start
+        return self.between(self._start, self.mark())
 
     def peak_memory_bytes(self) -> dict:
         if not self.cuda:
@@ -50,37 +64,70 @@ class Stopwatch:
                 "peak_reserved_bytes": int(self._torch.cuda.max_memory_reserved(self.device))}
 
 
+class StageTimer:
+    """Collects (stage, start mark, end mark) spans while a stream runs."""
+
+    def __init__(self, watch: Stopwatch):
+        self.watch, self.spans = watch, []
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        start = self.watch.mark()
+        try:
+            yield
+        finally:
+            self.spans.append((name, start, self.watch.mark()))
+
+    def totals(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name, start, end in self.spans:
+            out[name] = out.get(name, 0.0) + self.watch.between(start, end)
+        return out
+
+
 def _to_host(chunk) -> np.ndarray:
     if hasattr(chunk, "detach"):  # a torch tensor on any device
         chunk = chunk.detach().cpu().numpy()
     return np.asarray(chunk)
 
 
-def time_stream(chunks: Iterator, device: str = "cpu") -> tuple[np.ndarray, dict]:
-    """Drain a model's stream, timing each chunk; returns (frames, timing row).
+def latency_summary(chunk_s) -> dict:
+    arr = np.asarray(chunk_s, dtype=np.float64)
+    return {**{f"chunk_p{p}_s": float(np.percentile(arr, p)) for p in PERCENTILES}, "chunk_max_s": float(arr.max())}
 
-    Pass the generator object returned by `model.stream(request)`: generators run
-    lazily, so the clock starts before the model's first line of work.
-    """
+
+def time_stream(model, request, device: str = "cpu") -> tuple[np.ndarray, dict]:
+    """Run `model.stream(request)` to the end, timing each chunk; returns (frames, row)."""
     watch = Stopwatch(device)
-    arrivals, frames = [], []
-    watch.start()
-    for chunk in chunks:
-        arrivals.append(watch.elapsed())
-        frames.append(_to_host(chunk))  # copy-out after the clock: transfer is not generation
-    if not frames:
+    stages = StageTimer(watch)
+    model.stage_timer = stages
+    stream = model.stream(request)  # a generator: nothing has run yet
+    arrivals, chunks = [], []
+    try:
+        watch.start()
+        for chunk in stream:
+            arrivals.append(watch.elapsed())
+            chunks.append(chunk)
+    finally:
+        model.stage_timer = None
+    if not chunks:
         raise RuntimeError("the model's stream yielded no chunk")
+    frames = [_to_host(c) for c in chunks]
     out = np.concatenate(frames)
     total = arrivals[-1]
     chunk_s = np.diff([0.0] + arrivals)
+    audio_s = request.n_frames / request.fps
     return out, {
         "ttff_s": arrivals[0],
         "total_s": total,
         "fps": len(out) / total if total > 0 else float("inf"),
+        "rtf": total / audio_s,  # < 1: faster than real time
         "n_frames": int(len(out)),
         "n_chunks": len(frames),
         "chunk_frames": [int(len(f)) for f in frames],
         "chunk_s": [float(s) for s in chunk_s],
+        **latency_summary(chunk_s),
+        "stages_s": stages.totals(),
         "timer": watch.timer,
         "device": watch.device,
         **watch.peak_memory_bytes(),

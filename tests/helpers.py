@@ -40,12 +40,19 @@ class FailsOn(LipSyncModel):
 
 
 class Sleeper(LipSyncModel):
+    """Known per-chunk work: `first_s` before the first chunk, `chunk_s` before each later one."""
+
     name = "sleeper"
     causal = True
+
+    def __init__(self, first_s: float = 0.02, chunk_s: float = 0.02, frames_per_chunk: int = 4):
+        super().__init__()
+        self.first_s, self.chunk_s, self.frames_per_chunk = first_s, chunk_s, frames_per_chunk
 
     def stream(self, request):
         import time
 
-        for start in range(0, request.n_frames, 4):
-            time.sleep(0.02)
-            yield request.frames[start:start + 4]
+        for start in range(0, request.n_frames, self.frames_per_chunk):
+            with self.stage("sleep"):
+                time.sleep(self.first_s if start == 0 else self.chunk_s)
+            yield request.frames[start:start + self.frames_per_chunk]

@@ -1,6 +1,4 @@
 import json
-import time
-
 import numpy as np
 import pytest
 
@@ -10,27 +8,12 @@ from lipbench.models import create
 from lipbench.models.base import chunk_bounds
 from lipbench.rundir import RunDir
 from lipbench.runner import generate
-from lipbench.timing import time_stream
 from tests.helpers import Interrupting
 
 
 def make_config(manifest, models, **extra):
     return config_from_dict({"name": "t", "data": {"manifest": str(manifest.path)}, "models": models,
                              "metrics": ["psnr"], "warmup_clips": 0, **extra}, "test")
-
-
-def test_timing_follows_the_chunks():
-    def chunks():
-        for _ in range(3):
-            time.sleep(0.05)
-            yield np.zeros((4, 8, 8, 3), np.uint8)
-
-    frames, row = time_stream(chunks())
-    assert len(frames) == 12 and row["chunk_frames"] == [4, 4, 4]
-    assert 0.045 < row["ttff_s"] < 0.2
-    assert row["total_s"] == pytest.approx(sum(row["chunk_s"]))
-    assert row["fps"] == pytest.approx(12 / row["total_s"])
-    assert row["timer"] == "perf_counter"
 
 
 def test_chunk_bounds_follow_lip_forcing_shape():
@@ -108,3 +91,46 @@ def test_config_errors_are_clear(tmp_path):
     with pytest.raises(KeyError, match="Did you mean procedural"):
         create("procedual")
     assert [m.label for m in load_config("demo").models] == ["ground_truth", "still", "av_shift", "procedural"]
+
+
+def test_precomputed_outputs_keep_their_own_timing_or_none(synth_set, tmp_path):
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    for clip in synth_set.clips:
+        io.write_video(outputs / f"{clip.id}_synced.mkv", clip.frames()[:-2], 25.0)
+    (outputs / "synth_000_synced.json").write_text(json.dumps({"ttff_s": 0.5, "fps": 31.6, "device_name": "H100"}))
+    config = make_config(synth_set, [{"name": "elsewhere", "model": "precomputed", "args": {"folder": str(outputs)}}])
+    run = RunDir(tmp_path / "run")
+    assert generate(config, synth_set, run, progress=False)["done"] == 2
+    timed, untimed = run.read_unit("elsewhere", "synth_000"), run.read_unit("elsewhere", "synth_001")
+    assert (timed["ttff_s"], timed["fps"], timed["timer"]) == (0.5, 31.6, "sidecar")
+    assert (untimed["ttff_s"], untimed["fps"], untimed["timer"]) == (None, None, "absent")
+    assert untimed["n_frames"] == 47  # kept as made; evaluation aligns lengths
+    frames, _ = io.read_video(run.video("elsewhere", "synth_001"))
+    np.testing.assert_array_equal(frames, synth_set.clip("synth_001").frames()[:-2])
+
+
+def test_cold_and_load_figures_are_recorded(synth_set, tmp_path):
+    config = make_config(synth_set, [{"name": "sleepy", "model": "tests.helpers:Sleeper"}], warmup_clips=1)
+    run = RunDir(tmp_path / "run")
+    generate(config, synth_set, run, progress=False)
+    record = json.loads((run.root / "models" / "sleepy.json").read_text())
+    assert record["load_s"] >= 0 and record["warmup"][0]["clip"] == "synth_000"
+    assert record["warmup"][0]["ttff_s"] > 0.015
+
+
+def test_installed_packages_add_models_through_entry_points(monkeypatch):
+    import importlib.metadata
+
+    from lipbench.models import MODELS
+
+    real = importlib.metadata.entry_points
+
+    def fake(group=None, **kw):
+        if group == "lipbench.models":
+            return [importlib.metadata.EntryPoint("sleepy_plugin", "tests.helpers:Sleeper", group)]
+        return real(group=group, **kw)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", fake)
+    assert "sleepy_plugin" in MODELS.names()
+    assert create("sleepy_plugin").name == "sleeper"

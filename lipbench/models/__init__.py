@@ -11,7 +11,8 @@ MODELS = Registry("model", LipSyncModel, {
     "still": "lipbench.models.oracles:Still",
     "av_shift": "lipbench.models.oracles:AVShift",
     "procedural": "lipbench.models.procedural:Procedural",
-})
+    "precomputed": "lipbench.models.precomputed:Precomputed",
+}, entry_point_group="lipbench.models")
 
 
 def create(name: str, **args) -> LipSyncModel:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 from typing import ClassVar, Iterator
 
 import numpy as np
@@ -24,6 +25,13 @@ class LipSyncModel(abc.ABC):
     chunk_frames: ClassVar[tuple[int, ...]] = ()  # e.g. (9, 12): first chunk, then every later one
     parameters: ClassVar[int] = 0  # learned parameters (0 for weight-free models)
     dtype: ClassVar[str] = "none"  # dtype of the weights, for the latency floor
+    # Full passes over the weights before the first chunk exists, and per later chunk
+    # (denoising steps + cache updates + decoder), for the latency floor.
+    forward_passes_first_chunk: ClassVar[int] = 1
+    forward_passes_per_chunk: ClassVar[int] = 1
+    stage_timer = None  # set by the harness while it times a stream
+    exact_length: ClassVar[bool] = True  # False: frame count and size may differ (outputs made elsewhere)
+    external_timing: ClassVar[bool] = False  # True: `timing(request)` gives figures measured elsewhere
 
     def __init__(self, **kwargs):
         if kwargs:
@@ -38,12 +46,20 @@ class LipSyncModel(abc.ABC):
     def stream(self, request: Request) -> Iterator[np.ndarray]:
         ...
 
+    def stage(self, name: str):
+        """`with self.stage("decode"): ...` times a part of a chunk's work when the harness
+        is timing this stream (and costs nothing otherwise)."""
+        return self.stage_timer(name) if self.stage_timer is not None else contextlib.nullcontext()
+
     def generate(self, request: Request) -> np.ndarray:
         return np.concatenate(list(self.stream(request)))
 
     def describe(self) -> dict:
         return {"name": self.name, "causal": self.causal, "chunk_frames": list(self.chunk_frames),
-                "parameters": self.parameters, "dtype": self.dtype, "class": f"{type(self).__module__}:{type(self).__qualname__}"}
+                "parameters": self.parameters, "dtype": self.dtype,
+                "forward_passes_first_chunk": self.forward_passes_first_chunk,
+                "forward_passes_per_chunk": self.forward_passes_per_chunk,
+                "class": f"{type(self).__module__}:{type(self).__qualname__}"}
 
 
 def chunk_bounds(n_frames: int, chunk_frames: tuple[int, ...]) -> list[tuple[int, int]]:

@@ -22,6 +22,8 @@ from lipbench.types import Request
 
 
 class Procedural(LipSyncModel):
+    """Weight-free streaming lip sync: the reference mouth warped to the loudness heard so far."""
+
     name = "procedural"
     causal = True
     chunk_frames = (9, 12)
