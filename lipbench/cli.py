@@ -44,10 +44,14 @@ def _run(config, manifest, out, phases=("generate", "evaluate", "report")) -> di
     from lipbench.rundir import RunDir
     from lipbench.runner import generate
 
+    from lipbench import distributed
+
     run = RunDir(out)
     if "generate" in phases:
         counts = generate(config, manifest, run)
         print(f"generate: {counts['done']} made, {counts['skipped']} already done, {counts['failed']} failed")
+    if not distributed.is_main():
+        return None  # the other ranks' units are on disk; rank 0 evaluates and reports
     if "evaluate" in phases:
         counts = evaluate(config, manifest, run)
         print(f"evaluate: {counts['done']} scored, {counts['skipped']} already scored, "

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import time
 import traceback
+from dataclasses import replace
 
 import numpy as np
 from tqdm import tqdm
 
-from lipbench import io, latency, models
+from lipbench import distributed, io, latency, models
 from lipbench.config import BenchmarkConfig
 from lipbench.data.manifest import Manifest
 from lipbench.rundir import RunDir
@@ -61,15 +62,27 @@ def unit_done(run: RunDir, model: str, clip: str, fmt: str) -> bool:
 
 
 def generate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress: bool = True) -> dict:
-    """Run every pending unit; returns counts {"done", "skipped", "failed"}."""
-    run.save_inputs(config, manifest)
+    """Run every pending unit; returns counts {"done", "skipped", "failed"} (this rank's).
+
+    Under torchrun the pending units are dealt out over the ranks (unit i to rank
+    i mod world size), each rank on its own GPU; since only pending units are dealt,
+    a run can be resumed with any number of ranks.
+    """
+    rank, world = distributed.rank_and_world()
+    if rank == 0:
+        run.save_inputs(config, manifest)
+    device = distributed.rank_device(config.device)
+    config = replace(config, device=device)
     counts = {"done": 0, "skipped": 0, "failed": 0}
-    total = len(config.models) * len(manifest.clips)
-    bar = tqdm(total=total, desc="generating", unit="video", disable=not progress)
+    pending_all = [(spec, clip) for spec in config.models for clip in manifest.clips
+                   if not unit_done(run, spec.label, clip.id, config.video_format)]
+    distributed.barrier()  # every rank has listed the same pending units before any is written
+    mine = pending_all[rank::world]
+    counts["skipped"] = len(config.models) * len(manifest.clips) - len(pending_all)
+    bar = tqdm(total=len(mine), desc="generating" + (f" (rank {rank}/{world})" if world > 1 else ""),
+               unit="video", disable=not progress, position=rank)
     for spec in config.models:
-        pending = [c for c in manifest.clips if not unit_done(run, spec.label, c.id, config.video_format)]
-        counts["skipped"] += len(manifest.clips) - len(pending)
-        bar.update(len(manifest.clips) - len(pending))
+        pending = [clip for s, clip in mine if s is spec]
         if not pending:
             continue
         bar.set_postfix_str(spec.label)
@@ -81,6 +94,7 @@ def generate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress:
             counts["failed"] += len(pending)
             bar.update(len(pending))
             continue
+        _release_memory(config.device)
         for clip in pending:
             try:
                 request = clip.request()
@@ -106,8 +120,18 @@ def generate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress:
                 counts["failed"] += 1
             clip.release()  # one clip in memory at a time
             bar.update(1)
+        del model
+        _release_memory(config.device)
     bar.close()
+    distributed.barrier()  # rank 0 evaluates and reports once every rank has finished
     return counts
+
+
+def _release_memory(device: str) -> None:
+    if str(device).startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()
 
 
 def start_model(spec, config: BenchmarkConfig, manifest: Manifest, run: RunDir):

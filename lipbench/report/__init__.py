@@ -15,8 +15,9 @@ def write_report(run: RunDir) -> dict:
     config, manifest = run.load_config(), run.load_manifest()
     results = write_results(run, config, manifest)
     table = results_table(results)
-    y_key = config.pareto_y
-    y_info = metrics.outputs(metrics.resolve_specs(config.metrics)).get(y_key)
+    outputs = metrics.outputs(metrics.resolve_specs(config.metrics))
+    y_key = config.pareto_y or next((k for k, o in outputs.items() if o.higher_is_better is not None), None)
+    y_info = outputs.get(y_key)
     if y_info is None or y_info.higher_is_better is None:
         raise ValueError(f"{run.root / 'config.yaml'}: pareto_y {y_key!r} is not a directed metric of this run")
     points = {m: (agg["timing"]["fps"].get("median"), agg["metrics"][y_key].get("mean"))
