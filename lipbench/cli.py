@@ -145,9 +145,28 @@ def cmd_report(args):
     from lipbench.report import write_report
     from lipbench.rundir import RunDir
 
-    results = write_report(RunDir(args.run))
+    results = write_report(RunDir(args.run), paper_name=args.paper)
     print(results["table"])
-    print(f"report: {Path(args.run) / 'report.md'}")
+    print(f"report: {Path(args.run) / 'report.md'} and report.html")
+
+
+def cmd_compare(args):
+    from tabulate import tabulate
+
+    from lipbench.report.compare import REGRESSED, compare_runs
+    from lipbench.storage import write_json
+
+    result = compare_runs(args.base, args.new, force=args.force)
+    for problem in result["forced_despite"]:
+        print(f"warning (forced): {problem}", file=sys.stderr)
+    rows = [[r["model"], r["metric"], f"{r['difference']:+.4g}",
+             "-" if not r["ci95"] else f"[{r['ci95'][0]:+.4g}, {r['ci95'][1]:+.4g}]", r["n_clips"], r["verdict"]]
+            for r in result["rows"]]
+    print(tabulate(rows, headers=["model", "metric", "new - base", "95% CI", "clips", "verdict"], tablefmt="github"))
+    if args.out:
+        write_json(args.out, result)
+    print(f"{result['regressions']} regressions over {result['shared_clips']} shared clips")
+    return 1 if args.fail_on_regression and any(r["verdict"] == REGRESSED for r in result["rows"]) else 0
 
 
 def cmd_demo(args):
@@ -164,7 +183,7 @@ def cmd_demo(args):
     print(results["table"])
     print()
     print(f"demo finished in {time.perf_counter() - start:.1f} s")
-    print(f"report: {Path(args.out) / 'report.md'}  (also results.json, per_clip.jsonl, pareto.png)")
+    print(f"report: {Path(args.out) / 'report.md'}  (also report.html, results.json, per_clip.jsonl, plots)")
 
 
 def cmd_synth(args):
@@ -260,9 +279,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", help="with fetch: which files (default: all with a download)")
     p.add_argument("--weights-dir", help="folder to look in / fetch into")
     p.set_defaults(func=cmd_weights)
-    p = sub.add_parser("report", help="write results.json, report.md and pareto.png of a run directory")
+    p = sub.add_parser("report", help="write the tables, plots, report.md and report.html of a run directory")
     p.add_argument("run")
+    p.add_argument("--paper", help="compare with a published table (e.g. lip_forcing)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare", help="regression verdicts of NEW against BASE, paired over shared clips")
+    p.add_argument("base")
+    p.add_argument("new")
+    p.add_argument("--force", action="store_true", help="compare even when protocols, weights or inputs differ")
+    p.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any metric regressed")
+    p.add_argument("--out", help="also write the comparison as JSON")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("ls", help="list models, metrics or shipped configs")
     p.add_argument("what", choices=["models", "metrics", "configs"])

@@ -37,6 +37,8 @@ class BenchmarkConfig:
     weights_dir: str | None = None  # folder with weight files (else $LIPBENCH_WEIGHTS, the user cache)
     warmup_clips: int = 1  # clips run once per model before timing, their results discarded
     video_format: str = "mkv"  # lossless, so metrics see exactly what the model produced
+    bootstrap_resamples: int = 2000  # for CIs of per-clip means and medians
+    set_resamples: int = 2000  # for CIs of set-level metrics, each resample recomputes the metric
     pareto_y: str | None = None  # quality axis of the Pareto plot against fps (None: the first directed metric)
     source: str = ""  # where the config came from
 

@@ -66,6 +66,7 @@ def score_clip(metric_objects, ctx: ClipContext) -> tuple[dict, dict, dict]:
 def evaluate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress: bool = True) -> dict:
     """Score every generated video of the run that has no metrics row yet; returns counts."""
     metric_objects = create_metrics(metrics.resolve_specs(config.metrics), config.device, config.weights_dir)
+    write_json(run.root / "weights.json", weight_hashes(metric_objects, config.weights_dir))
     counts = {"done": 0, "skipped": 0, "missing": 0}
     bar = tqdm(total=len(config.models) * len(manifest.clips), desc="evaluating", unit="video", disable=not progress)
     for clip in manifest.clips:

@@ -10,6 +10,8 @@ METRICS = Registry("metric", Metric, {
     "ssim": "lipbench.metrics.image:SSIM",
     "lmd": "lipbench.metrics.landmarks:LMD",
     "avsync": "lipbench.metrics.avsync:AVSync",
+    "csim": "lipbench.metrics.csim:CSIM",
+    "lpips": "lipbench.metrics.lpips_metric:LPIPS",
 }, allow_paths=False)
 
 

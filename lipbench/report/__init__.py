@@ -1,45 +1,194 @@
-"""Reports from a run directory: results.json, per_clip.jsonl, report.md, pareto.png."""
+"""Reports from a run directory.
+
+`write_report(run)` writes, all from the run's unit and metric files:
+results.json, per_clip.jsonl, results.csv, results.tex, report.md, report.html (one
+self-contained page), pareto.png/.svg (the first front) and pareto_<x>_vs_<y>.png/.svg
+(the others), dist_<metric>.png/.svg and
+latency.png/.svg; with a paper table, paper_comparison.json and its sections.
+"""
 
 from __future__ import annotations
 
+import base64
+import html
+import json
+from pathlib import Path
+
 from lipbench import metrics
-from lipbench.report.pareto import plot_pareto
+from lipbench.report import paper as papers
+from lipbench.report import plots, tables
 from lipbench.report.results import write_results
-from lipbench.report.tables import results_table
 from lipbench.rundir import RunDir
-from lipbench.storage import atomic_path, write_text
+from lipbench.storage import write_json, write_text
+
+# (x, y) column pairs plotted when the run has them: speed against sync, image quality, video quality.
+DEFAULT_PARETO_PAIRS = (("fps", "sync_c@latentsync"), ("fps", "fid@per_video"), ("ttff_s", "fvd@latentsync"))
 
 
-def write_report(run: RunDir) -> dict:
-    """Write every report file of a run; returns the results (with 'table')."""
+def _safe(key: str) -> str:
+    return key.replace("@", "-").replace("/", "-")
+
+
+def pareto_pairs(config, columns: dict) -> list[tuple[str, str]]:
+    pairs = [p for p in DEFAULT_PARETO_PAIRS if p[1] in columns]
+    if config.pareto_y and config.pareto_y in columns and ("fps", config.pareto_y) not in pairs:
+        pairs.insert(0, ("fps", config.pareto_y))
+    if not pairs:
+        first = next((k for k, c in columns.items() if c.group == "metrics" and c.higher_is_better is not None), None)
+        pairs = [("fps", first)] if first else []
+    return pairs
+
+
+def write_report(run: RunDir, paper_name: str | None = None) -> dict:
+    """Write every report file of a run; returns the results (with 'table' in markdown)."""
     config, manifest = run.load_config(), run.load_manifest()
     results = write_results(run, config, manifest)
-    table = results_table(results)
-    outputs = metrics.outputs(metrics.resolve_specs(config.metrics))
-    y_key = config.pareto_y or next((k for k, o in outputs.items() if o.higher_is_better is not None), None)
-    y_info = outputs.get(y_key)
-    if y_info is None or y_info.higher_is_better is None:
-        raise ValueError(f"{run.root / 'config.yaml'}: pareto_y {y_key!r} is not a directed metric of this run")
-    points = {m: (agg["timing"]["fps"].get("median"), agg["metrics"][y_key].get("mean"))
-              for m, agg in results["models"].items()}
-    with atomic_path(run.root / "pareto.png") as tmp:
-        front = plot_pareto(points, tmp, "fps (frames/s, median over clips)", f"{y_key} (mean over clips)",
-                            y_higher=y_info.higher_is_better, title=f"{config.name}: speed against quality")
-    failures = [(m, agg["n_failed"]) for m, agg in results["models"].items() if agg["n_failed"]]
-    lines = [
-        f"# lipbench report: {config.name}", "",
-        f"{results['data']['n_clips']} clips from `{results['data']['manifest']}` "
-        f"(input hash `{results['data']['input_hash'][:16]}`), device `{config.device}`, "
-        f"lipbench {results['environment']['lipbench']}.", "",
-        table, "",
-        "fps and ttff_s: median over clips; ttff_s is seconds from the start of `stream()` to the first chunk, "
-        "fps is frames over seconds to the last chunk. Metric columns: mean over clips, keyed `metric@protocol`; "
-        "↑ higher is better, ↓ lower is better; best per column in bold.", "",
-        f"Pareto front (fps against `{y_key}`): {', '.join(sorted(front)) or '-'}.", "",
-        "![pareto](pareto.png)", "",
-    ]
-    if failures:
-        lines += ["Failed units (see per_clip.jsonl): " + ", ".join(f"{m}: {n}" for m, n in failures), ""]
-    write_text(run.root / "report.md", "\n".join(lines))
+    columns = {c.key: c for c in tables.default_columns(results)}
+    write_text(run.root / "results.csv", tables.to_csv(results))
+    write_text(run.root / "results.tex", tables.to_latex(results))
+    paper = papers.load_paper(paper_name) if paper_name else None
+
+    figures, fronts = [], []
+    for i, (x, y) in enumerate(pareto_pairs(config, columns)):
+        cx, cy = columns[x], columns[y]
+        points = {m: (tables.cell(results, m, cx)[0], tables.cell(results, m, cy)[0]) for m in results["models"]}
+        stem = run.root / ("pareto" if i == 0 else f"pareto_{_safe(x)}_vs_{_safe(y)}")  # the main one: pareto.png
+        status = plots.pareto_plot(points, stem, f"{cx.label}, median over clips", f"{cy.label}",
+                                   cx.higher_is_better, cy.higher_is_better, f"{config.name}: {x} against {y}",
+                                   papers.paper_points(paper, cx, cy) if paper else None)
+        figures.append((f"Pareto front: {x} against {y}", stem.with_suffix(".png")))
+        fronts.append((x, y, status))
+
+    rows = [json.loads(line) for line in (run.root / "per_clip.jsonl").read_text().splitlines()]
+    for key, col in columns.items():
+        if col.group != "metrics":
+            continue
+        by_model = {m: [r.get(key) for r in rows if r["model"] == m and r.get(key) is not None] for m in results["models"]}
+        if any(by_model.values()):
+            stem = run.root / f"dist_{_safe(key)}"
+            plots.distribution_plot(by_model, stem, col.label, col.higher_is_better)
+            figures.append((f"Per-clip {key}", stem.with_suffix(".png")))
+    timeline = _latency_timeline(rows, results)
+    if timeline:
+        plots.latency_timeline(timeline[1], run.root / "latency", timeline[0])
+        figures.append(("Chunk arrivals (streaming against one-shot)", run.root / "latency.png"))
+
+    comparison = None
+    if paper:
+        comparison = {"paper": paper["title"], "rows": papers.comparison(results, paper),
+                      "floor_checks": papers.floor_checks(paper)}
+        write_json(run.root / "paper_comparison.json", comparison)
+
+    table = tables.to_markdown(results)
+    write_text(run.root / "report.md", _markdown(config, results, table, fronts, figures, comparison, paper))
+    write_text(run.root / "report.html", _html(config, results, fronts, figures, comparison, paper))
     results["table"] = table
     return results
+
+
+def _latency_timeline(rows, results):
+    """The clip every model finished, with each model's chunk sizes and seconds."""
+    ok = {m: {r["clip"]: r for r in rows if r["model"] == m and r["status"] == "ok" and r.get("chunk_s")}
+          for m in results["models"]}
+    shared = set.intersection(*(set(v) for v in ok.values())) if ok and all(ok.values()) else set()
+    if not shared:
+        return None
+    clip = sorted(shared)[0]
+    return clip, {m: (ok[m][clip]["chunk_frames"], ok[m][clip]["chunk_s"]) for m in ok}
+
+
+def _fmt(v, digits=3):
+    return "-" if v is None else f"{v:,.{digits}f}"
+
+
+def _comparison_rows(comparison) -> list[list[str]]:
+    return [[r["model"], r["paper_row"], r["metric"], _fmt(r["measured"]),
+             "-" if not r["ci95"] else f"{_fmt(r['ci95'][0])}–{_fmt(r['ci95'][1])}", _fmt(r["paper"]),
+             _fmt(r["difference"]), {True: "yes", False: "no", None: "-"}[r["paper_inside_ci"]]]
+            for r in comparison["rows"]]
+
+
+COMPARISON_HEADERS = ["model", "paper row", "metric", "measured", "95% CI", "paper", "difference", "paper in CI"]
+
+
+def _floor_lines(comparison) -> list[str]:
+    return [f"- {c['method']}: TTFF {c['ttff_s']} s against a floor of {c['floor_s'] * 1000:.2f} ms: "
+            f"{'BELOW the floor' if c['below_floor_as_seconds'] else 'possible'} as seconds; "
+            f"{'impossible (below the floor)' if c['below_floor_if_read_as_ms'] else 'possible'} if read as ms"
+            for c in comparison["floor_checks"]]
+
+
+def _front_lines(fronts) -> list[str]:
+    return [f"- {x} against {y}: front = {', '.join(sorted(m for m, s in st.items() if s == 'front')) or '-'}"
+            + (f"; missing values: {', '.join(sorted(m for m, s in st.items() if s == 'missing'))}"
+               if any(s == "missing" for s in st.values()) else "") for x, y, st in fronts]
+
+
+def _markdown(config, results, table, fronts, figures, comparison, paper) -> str:
+    from tabulate import tabulate
+
+    data, env = results["data"], results["environment"]
+    lines = [f"# lipbench report: {config.name}", "",
+             f"{data['n_clips']} clips from `{data['manifest']}` (input hash `{data['input_hash'][:16]}`), "
+             f"device `{config.device}`, lipbench {env['lipbench']} (git {str(env['git_commit'])[:10]}).", "",
+             table, "",
+             "fps and ttff_s: median over clips; ttff_s is seconds from the start of `stream()` to the first "
+             "chunk, fps is frames over seconds to the last chunk. Metrics: mean over clips (set-level metrics: "
+             "pooled over clips), keyed `metric@protocol`. In brackets: 95% bootstrap CI over clips. "
+             "↑ higher is better, ↓ lower is better; best per column in bold.", "",
+             "## Pareto fronts", "", *_front_lines(fronts), ""]
+    for title, path in figures:
+        lines += [f"### {title}", "", f"![{title}]({Path(path).name})", ""]
+    if comparison:
+        lines += [f"## Against {paper['title']}", "",
+                  tabulate(_comparison_rows(comparison), headers=COMPARISON_HEADERS, tablefmt="github",
+                           disable_numparse=True), "",
+                  "Latency floor on the paper's own TTFF figures (weights read once per pass, "
+                  f"{paper.get('device')} bandwidth):", "", *_floor_lines(comparison), ""]
+    failures = [(m, a["n_failed"]) for m, a in results["models"].items() if a["n_failed"]]
+    if failures:
+        lines += ["Failed units (see per_clip.jsonl): " + ", ".join(f"{m}: {n}" for m, n in failures), ""]
+    return "\n".join(lines)
+
+
+def _html_table(headers, rows) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _html(config, results, fronts, figures, comparison, paper) -> str:
+    columns = tables.default_columns(results)
+    best = tables.best_values(results, columns)
+    arrows = {True: " ↑", False: " ↓", None: ""}
+    rows = []
+    for model, agg in results["models"].items():
+        row = [html.escape(model)]
+        for col in columns:
+            value, ci = tables.cell(results, model, col)
+            text = html.escape(tables.fmt(value, col.key))
+            if value is not None and best.get(col.key) == value:
+                text = f"<b>{text}</b>"
+            if value is not None and ci:
+                text += f"<br><small>{tables.fmt(ci[0], col.key)}–{tables.fmt(ci[1], col.key)}</small>"
+            row.append(text)
+        rows.append(row + [f"{agg['n_ok']}/{agg['n_clips']}"])
+    parts = [f"<h1>lipbench report: {html.escape(config.name)}</h1>",
+             f"<p>{results['data']['n_clips']} clips from <code>{html.escape(results['data']['manifest'])}</code>, "
+             f"device <code>{html.escape(config.device)}</code>. Timing: median over clips; metrics: mean over "
+             "clips (set-level: pooled); small print: 95% bootstrap CI.</p>",
+             _html_table(["model"] + [c.label + arrows[c.higher_is_better] for c in columns] + ["clips ok"], rows),
+             "<h2>Pareto fronts</h2><ul>" + "".join(f"<li>{html.escape(line[2:])}</li>" for line in _front_lines(fronts))
+             + "</ul>"]
+    for title, path in figures:
+        data = base64.b64encode(Path(path).read_bytes()).decode()
+        parts.append(f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>")
+    if comparison:
+        parts.append(f"<h2>Against {html.escape(paper['title'])}</h2>")
+        parts.append(_html_table(COMPARISON_HEADERS, [[html.escape(c) for c in r] for r in _comparison_rows(comparison)]))
+        parts.append("<ul>" + "".join(f"<li>{html.escape(line[2:])}</li>" for line in _floor_lines(comparison)) + "</ul>")
+    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+             "td:first-child,th:first-child{text-align:left}img{max-width:100%}small{color:#666}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>lipbench: {html.escape(config.name)}</title>"
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")

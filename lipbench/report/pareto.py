@@ -1,64 +1,31 @@
-"""Pareto fronts: the rows no other row beats on both axes."""
+"""Pareto fronts: the rows no other row beats on both axes.
+
+Directions come from each column's `higher_is_better`. A row missing either value is
+'missing' (neither on the front nor dominated); identical rows do not dominate each
+other, so ties are all on the front.
+"""
 
 from __future__ import annotations
 
 import math
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
+FRONT, DOMINATED, MISSING = "front", "dominated", "missing"
 
 
-def pareto_front(points: dict[str, tuple[float, float]], x_higher: bool = True, y_higher: bool = True) -> set[str]:
-    """Names of the non-dominated points; points with a missing (NaN/None) value are left out."""
-    def oriented(p):
-        return (p[0] if x_higher else -p[0], p[1] if y_higher else -p[1])
+def _usable(value) -> bool:
+    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
 
-    valid = {k: oriented(v) for k, v in points.items()
-             if v[0] is not None and v[1] is not None and math.isfinite(v[0]) and math.isfinite(v[1])}
-    front = set()
+
+def pareto_status(points: dict[str, tuple], x_higher: bool = True, y_higher: bool = True) -> dict[str, str]:
+    """For each name: 'front', 'dominated' or 'missing'."""
+    sign = (1 if x_higher else -1, 1 if y_higher else -1)
+    valid = {k: (sign[0] * v[0], sign[1] * v[1]) for k, v in points.items() if _usable(v[0]) and _usable(v[1])}
+    status = {k: MISSING for k in points}
     for name, (x, y) in valid.items():
-        dominated = any(ox >= x and oy >= y and (ox > x or oy > y) for other, (ox, oy) in valid.items() if other != name)
-        if not dominated:
-            front.add(name)
-    return front
+        beaten = any(ox >= x and oy >= y and (ox > x or oy > y) for other, (ox, oy) in valid.items() if other != name)
+        status[name] = DOMINATED if beaten else FRONT
+    return status
 
 
-def plot_pareto(points: dict[str, tuple[float, float]], path, x_label: str, y_label: str,
-                x_higher: bool = True, y_higher: bool = True, title: str = "") -> set[str]:
-    """Scatter with the front drawn through its points; returns the front."""
-    front = pareto_front(points, x_higher, y_higher)
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    shown = {k: v for k, v in points.items() if v[0] is not None and v[1] is not None
-             and math.isfinite(v[0]) and math.isfinite(v[1])}
-    for name, (x, y) in shown.items():
-        ax.scatter(x, y, s=60, color="tab:red" if name in front else "tab:gray", zorder=3)
-    line = sorted((shown[k] for k in front), key=lambda p: p[0])
-    if len(line) > 1:
-        ax.plot([p[0] for p in line], [p[1] for p in line], color="tab:red", lw=1.2, ls="--", label="Pareto front")
-        ax.legend(loc="best", fontsize=8)
-    xs = [v[0] for v in shown.values() if v[0] > 0]
-    if xs and max(xs) / min(xs) > 100:
-        ax.set_xscale("log")
-    _label_points(ax, shown)
-    ax.set_xlabel(x_label + (" ↑" if x_higher else " ↓"))
-    ax.set_ylabel(y_label + (" ↑" if y_higher else " ↓"))
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return front
-
-
-def _label_points(ax, shown: dict) -> None:
-    """Name each point; a label that would overprint an earlier one moves down a line."""
-    placed = []
-    for name, (x, y) in sorted(shown.items(), key=lambda kv: -kv[1][1]):
-        px, py = ax.transData.transform((x, y))
-        offset = 6
-        while any(abs(px - qx) < 80 and abs(py + offset - qy) < 11 for qx, qy in placed):
-            offset -= 12
-        placed.append((px, py + offset))
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, offset), fontsize=9)
+def pareto_front(points: dict[str, tuple], x_higher: bool = True, y_higher: bool = True) -> set[str]:
+    return {k for k, s in pareto_status(points, x_higher, y_higher).items() if s == FRONT}

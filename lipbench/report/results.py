@@ -12,6 +12,7 @@ import numpy as np
 
 import lipbench
 from lipbench import metrics
+from lipbench.report import stats
 from lipbench.rundir import RunDir
 from lipbench.storage import write_json, write_jsonl
 
@@ -26,7 +27,7 @@ def per_clip_rows(run: RunDir, config, manifest) -> list[dict]:
             unit = run.read_unit(spec.label, clip.id) or {"status": "pending"}
             row = {"model": spec.label, "clip": clip.id, "status": unit["status"]}
             if unit["status"] == "ok":
-                row.update({k: unit.get(k) for k in TIMING_COLUMNS + ("n_frames", "n_chunks", "chunk_s", "device", "timer")})
+                row.update({k: unit.get(k) for k in TIMING_COLUMNS + ("n_frames", "n_chunks", "chunk_frames", "chunk_s", "device", "timer")})
             elif unit["status"] == "error":
                 row["error"] = unit["error"]
             scored = run.read_metrics(spec.label, clip.id)
@@ -38,17 +39,26 @@ def per_clip_rows(run: RunDir, config, manifest) -> list[dict]:
     return rows
 
 
-def _summary(values) -> dict:
+def _summary(values, statistic: str, resamples: int) -> dict:
+    """Mean, median, std and n over clips, and a bootstrap CI of `statistic`."""
     arr = np.array([v for v in values if v is not None], dtype=np.float64)
     arr = arr[np.isfinite(arr)]
     if not len(arr):
         return {"n": 0}
     return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
-            "median": float(np.median(arr)), "n": int(len(arr))}
+            "median": float(np.median(arr)), "n": int(len(arr)), "statistic": statistic,
+            "ci95": stats.bootstrap_ci(arr, getattr(np, statistic), resamples),
+            "ci_method": f"bootstrap over clips, {resamples} resamples, percentile"}
+
+
+def set_level_items(run: RunDir, manifest, label: str, spec: str) -> list[tuple[str, dict]]:
+    """(clip id, features) of a set-level metric for one model, in manifest order."""
+    return [(c.id, f) for c in manifest.clips if (f := run.load_features(label, c.id, spec)) is not None]
 
 
 def _set_level(run: RunDir, config, manifest, label: str) -> dict:
-    """Set-level metric values (pooled over clips) of one model, from saved features."""
+    """Set-level metric values (pooled over clips) of one model, with CIs recomputed on
+    resamples of clips."""
     from lipbench.metrics.base import SetMetric
 
     out = {}
@@ -56,10 +66,13 @@ def _set_level(run: RunDir, config, manifest, label: str) -> dict:
         metric = metrics.create(spec)
         if not isinstance(metric, SetMetric):
             continue
-        items = [f for c in manifest.clips if (f := run.load_features(label, c.id, spec)) is not None]
-        if items:
-            out.update({k: {"mean": v, "n": len(items), "statistic": "pooled over clips"}
-                        for k, v in metric.combine(items).items()})
+        items = [f for _, f in set_level_items(run, manifest, label, spec)]
+        if not items:
+            continue
+        for key, value in metric.combine(items).items():
+            ci = stats.bootstrap_set_ci(items, lambda sample, k=key: metric.combine(sample)[k], config.set_resamples)
+            out[key] = {"mean": value, "n": len(items), "statistic": "pooled over clips", "ci95": ci,
+                        "ci_method": f"bootstrap over clips, {config.set_resamples} resamples, recomputed"}
     return out
 
 
@@ -73,8 +86,9 @@ def aggregate(rows: list[dict], config, run: RunDir, manifest) -> dict:
         out[spec.label] = {
             "model": spec.model, "args": spec.args,
             "n_clips": len(mine), "n_ok": len(ok), "n_failed": sum(r["status"] == "error" for r in mine),
-            "timing": {k: _summary(r.get(k) for r in ok) for k in TIMING_COLUMNS},
-            "metrics": {k: _summary(r.get(k) for r in ok) for k in keys},
+            "timing": {k: _summary((r.get(k) for r in ok), "median", config.bootstrap_resamples)
+                       for k in TIMING_COLUMNS},
+            "metrics": {k: _summary((r.get(k) for r in ok), "mean", config.bootstrap_resamples) for k in keys},
         }
         out[spec.label]["metrics"].update(_set_level(run, config, manifest, spec.label))
     return out

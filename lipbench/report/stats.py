@@ -1,4 +1,5 @@
-"""Confidence intervals by bootstrap over clips (seeded: the same data gives the same CI)."""
+"""Confidence intervals by bootstrap over clips, seeded so the same data gives the same
+interval. Percentile intervals; the number of resamples goes into every output."""
 
 from __future__ import annotations
 
@@ -8,33 +9,65 @@ import numpy as np
 
 N_RESAMPLES = 2000
 SEED = 0
+LEVEL = 0.95
 
 
-def bootstrap_mean_ci(values, n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = 0.95):
-    """Percentile CI of the mean over clips; None with fewer than two finite values."""
+def _finite(values) -> np.ndarray:
     arr = np.asarray([v for v in values if v is not None], dtype=np.float64)
-    arr = arr[np.isfinite(arr)]
+    return arr[np.isfinite(arr)]
+
+
+def _percentiles(stats, level: float) -> list[float]:
+    tail = (1 - level) / 2 * 100
+    return [float(np.percentile(stats, tail)), float(np.percentile(stats, 100 - tail))]
+
+
+def bootstrap_ci(values, statistic: Callable = np.mean, n_resamples: int = N_RESAMPLES, seed: int = SEED,
+                 level: float = LEVEL) -> list[float] | None:
+    """CI of a statistic over clips (mean, median, ...); None with fewer than two values."""
+    arr = _finite(values)
     if len(arr) < 2:
         return None
     rng = np.random.default_rng(seed)
-    means = arr[rng.integers(0, len(arr), (n_resamples, len(arr)))].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    return [float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))]
+    samples = arr[rng.integers(0, len(arr), (n_resamples, len(arr)))]
+    return _percentiles(statistic(samples, axis=1), level)
 
 
-def bootstrap_set_ci(items: list, statistic: Callable[[list], float], n_resamples: int,
-                     seed: int = SEED, level: float = 0.95):
-    """Percentile CI of a set-level statistic recomputed on resamples of clips."""
+def bootstrap_mean_ci(values, n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = LEVEL):
+    return bootstrap_ci(values, np.mean, n_resamples, seed, level)
+
+
+def bootstrap_set_ci(items: list, statistic: Callable[[list], float], n_resamples: int = N_RESAMPLES,
+                     seed: int = SEED, level: float = LEVEL) -> list[float] | None:
+    """CI of a set-level statistic (FVD, pooled FID) recomputed on each resample of clips."""
     if len(items) < 2 or n_resamples <= 0:
         return None
     rng = np.random.default_rng(seed)
+    stats = [statistic([items[i] for i in rng.integers(0, len(items), len(items))]) for _ in range(n_resamples)]
+    stats = _finite(stats)
+    return _percentiles(stats, level) if len(stats) > 1 else None
+
+
+def paired_difference_ci(base, new, n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = LEVEL):
+    """(mean of new - base over paired clips, its CI); clips missing in either are dropped."""
+    pairs = [(b, n) for b, n in zip(base, new) if b is not None and n is not None
+             and np.isfinite(b) and np.isfinite(n)]
+    if not pairs:
+        return None, None
+    diff = np.array([n - b for b, n in pairs])
+    return float(diff.mean()), bootstrap_ci(diff, np.mean, n_resamples, seed, level)
+
+
+def paired_set_difference_ci(base_items: list, new_items: list, statistic: Callable[[list], float],
+                             n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = LEVEL):
+    """Set-level difference statistic(new) - statistic(base) over the same resampled clips."""
+    value = statistic(new_items) - statistic(base_items)
+    if len(base_items) < 2 or n_resamples <= 0:
+        return value, None
+    rng = np.random.default_rng(seed)
     stats = []
     for _ in range(n_resamples):
-        pick = rng.integers(0, len(items), len(items))
-        value = statistic([items[i] for i in pick])
-        if np.isfinite(value):
-            stats.append(value)
-    if len(stats) < 2:
-        return None
-    tail = (1 - level) / 2 * 100
-    return [float(np.percentile(stats, tail)), float(np.percentile(stats, 100 - tail))]
+        pick = rng.integers(0, len(base_items), len(base_items))
+        stats.append(statistic([new_items[i] for i in pick]) - statistic([base_items[i] for i in pick]))
+    stats = _finite(stats)
+    return value, (_percentiles(stats, level) if len(stats) > 1 else None)

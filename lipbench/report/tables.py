@@ -1,52 +1,128 @@
-"""The results table (markdown through tabulate), best value per column in bold."""
+"""Result tables in markdown (tabulate), CSV and LaTeX, from results.json.
+
+Units are in every header (`ttff_s (s)`), the best value of each directed column is
+marked (bold), and markdown cells carry the 95% CI. The `paper` layout reproduces the
+column order of a paper's table (see reports/paper/).
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import math
+from dataclasses import dataclass
 
 from tabulate import tabulate
 
-TIMING_HEADERS = {"fps": ("fps (frames/s)", True), "ttff_s": ("ttff_s (s)", False)}
+TIMING = {"fps": ("fps", "frames/s", True), "ttff_s": ("ttff_s", "s", False)}
+DIGITS = {"fps": 2, "ttff_s": 4}
 
 
-def _fmt(value, digits: int) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    return f"{value:,.{digits}f}"
+@dataclass(frozen=True)
+class Column:
+    key: str  # 'fps', 'ttff_s' or a metric key such as 'sync_c@latentsync'
+    label: str
+    higher_is_better: bool | None
+    group: str  # 'timing' or 'metrics'
 
 
-def results_table(results: dict) -> str:
-    info = results["metrics_info"]
-    models = results["models"]
-    columns = [("timing", k, h, better, "median") for k, (h, better) in TIMING_HEADERS.items()]
-    for key, meta in info.items():
-        arrow = {True: " ↑", False: " ↓", None: ""}[meta["higher_is_better"]]
+def default_columns(results: dict) -> list[Column]:
+    cols = [Column(k, f"{name} ({unit})", higher, "timing") for k, (name, unit, higher) in TIMING.items()]
+    for key, meta in results["metrics_info"].items():
         unit = f" ({meta['unit']})" if meta["unit"] else ""
-        columns.append(("metrics", key, f"{key}{unit}{arrow}", meta["higher_is_better"], "mean"))
+        cols.append(Column(key, f"{key}{unit}", meta["higher_is_better"], "metrics"))
+    return cols
 
-    def value(model, column):
-        group, key, _, _, stat = column
-        return models[model][group][key].get(stat)
 
+def paper_columns(paper: dict) -> list[Column]:
+    """The paper's column order; columns lipbench does not measure (steps) are left out."""
+    return [Column(c["key"], c["label"], c.get("higher_is_better"), "timing" if c["key"] in TIMING else "metrics")
+            for c in paper["columns"].values() if c.get("key")]
+
+
+def _finite(v) -> bool:
+    return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def cell(results: dict, model: str, col: Column) -> tuple[float | None, list | None]:
+    """(value, ci95) of a column for a model: medians for timing, means (or the pooled
+    value of a set-level metric) for metrics."""
+    summary = results["models"][model].get(col.group, {}).get(col.key, {})
+    value = summary.get("median" if col.group == "timing" else "mean")
+    return (value if _finite(value) else None), summary.get("ci95")
+
+
+def best_values(results: dict, columns) -> dict[str, float]:
     best = {}
     for col in columns:
-        if col[3] is None:
-            continue
-        vals = [v for m in models if (v := value(m, col)) is not None and math.isfinite(v)]
-        if len(vals) > 1:
-            best[col[1]] = max(vals) if col[3] else min(vals)
+        vals = [v for m in results["models"] if (v := cell(results, m, col)[0]) is not None]
+        if col.higher_is_better is not None and len(vals) > 1:
+            best[col.key] = max(vals) if col.higher_is_better else min(vals)
+    return best
 
+
+def fmt(value, key: str) -> str:
+    return "-" if value is None else f"{value:,.{DIGITS.get(key, 3)}f}"
+
+
+def to_markdown(results: dict, columns=None, with_ci: bool = True) -> str:
+    columns = columns or default_columns(results)
+    best = best_values(results, columns)
     body = []
-    for model, agg in models.items():
+    for model, agg in results["models"].items():
         row = [model]
         for col in columns:
-            v = value(model, col)
-            digits = 1 if col[1] in ("fps",) else 4 if col[1] in ("ttff_s",) else 3
-            text = _fmt(v, digits)
-            if v is not None and best.get(col[1]) == v:
+            value, ci = cell(results, model, col)
+            text = fmt(value, col.key)
+            if value is not None and best.get(col.key) == value:
                 text = f"**{text}**"
+            if with_ci and value is not None and ci:
+                text += f" ({fmt(ci[0], col.key)}–{fmt(ci[1], col.key)})"
             row.append(text)
         row.append(f"{agg['n_ok']}/{agg['n_clips']}")
         body.append(row)
-    headers = ["model"] + [c[2] for c in columns] + ["clips ok"]
+    arrows = {True: " ↑", False: " ↓", None: ""}
+    headers = ["model"] + [c.label + arrows[c.higher_is_better] for c in columns] + ["clips ok"]
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def to_csv(results: dict, columns=None) -> str:
+    """One row per model; each column as value, ci95_low, ci95_high (plain numbers)."""
+    columns = columns or default_columns(results)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["model"] + [f"{c.key}{s}" for c in columns for s in ("", "_ci95_low", "_ci95_high")]
+                    + ["n_ok", "n_clips"])
+    for model, agg in results["models"].items():
+        row = [model]
+        for col in columns:
+            value, ci = cell(results, model, col)
+            row += ["" if value is None else repr(value)] + (["", ""] if not ci else [repr(ci[0]), repr(ci[1])])
+        writer.writerow(row + [agg["n_ok"], agg["n_clips"]])
+    return out.getvalue()
+
+
+def _latex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
+                 ("@", r"@"), ("↑", r"$\uparrow$"), ("↓", r"$\downarrow$")):
+        text = text.replace(a, b)
+    return text
+
+
+def to_latex(results: dict, columns=None) -> str:
+    """A booktabs tabular; best values in \\textbf."""
+    columns = columns or default_columns(results)
+    best = best_values(results, columns)
+    arrows = {True: " ↑", False: " ↓", None: ""}
+    lines = [r"\begin{tabular}{l" + "r" * len(columns) + "}", r"\toprule",
+             " & ".join(["method"] + [_latex_escape(c.label + arrows[c.higher_is_better]) for c in columns])
+             + r" \\", r"\midrule"]
+    for model in results["models"]:
+        cells = [_latex_escape(model)]
+        for col in columns:
+            value, _ = cell(results, model, col)
+            text = fmt(value, col.key).replace(",", "{,}")
+            cells.append(rf"\textbf{{{text}}}" if value is not None and best.get(col.key) == value else text)
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", ""]
+    return "\n".join(lines)
