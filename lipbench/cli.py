@@ -215,6 +215,21 @@ def cmd_manifest(args):
     print(f"{len(manifest.clips)} clips -> {out}")
 
 
+def cmd_hdtf_prepare(args):
+    from lipbench.data import hdtf
+
+    split = hdtf.split_manifest(args.split)
+    if args.clips:
+        wanted = args.clips.split(",")
+        split.clips = [c for c in split.clips if c.id in wanted]
+    manifest, problems = hdtf.prepare(split, args.raw, args.annotations, args.out, n_frames=args.frames,
+                                      fetch=args.download)
+    for clip_id, problem in problems.items():
+        print(f"{clip_id}: {problem}", file=sys.stderr)
+    print(f"{len(manifest.clips)}/{len(split.clips)} clips prepared; manifest: {manifest.path}")
+    return 1 if problems else 0
+
+
 def cmd_ls(args):
     from lipbench.config import shipped_configs
     from lipbench.metrics import METRICS
@@ -308,6 +323,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifest")
     p.add_argument("--no-hash", action="store_true", help="skip the content hashes")
     p.set_defaults(func=cmd_verify)
+    hdtf = data.add_parser("hdtf", help="the HDTF test split").add_subparsers(dest="hdtf_command", required=True)
+    p = hdtf.add_parser("prepare", help="cut, resample to 25 fps, crop and hash the split's clips from your downloads")
+    p.add_argument("--raw", required=True, help="folder of downloaded source videos (Name.mp4)")
+    p.add_argument("--annotations", required=True, help="HDTF_dataset folder (XX_annotion_time.txt, XX_crop_wh.txt, ...)")
+    p.add_argument("--out", required=True, help="where the clips and their manifest go")
+    p.add_argument("--split", default="hdtf_test33", help="split manifest: a path or a shipped name (default hdtf_test33)")
+    p.add_argument("--frames", type=int, default=81, help="frames per clip (default 81, the paper's)")
+    p.add_argument("--clips", help="comma-separated clip ids (default: the whole split)")
+    p.add_argument("--download", action="store_true", help="fetch missing sources with yt-dlp (needs it and a network)")
+    p.set_defaults(func=cmd_hdtf_prepare)
+
     p = data.add_parser("manifest", help="write a manifest for every video in a folder")
     p.add_argument("folder")
     p.add_argument("--out", help="manifest path (default FOLDER/manifest.yaml)")

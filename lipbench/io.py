@@ -134,7 +134,8 @@ def _fps_fraction(fps: float) -> Fraction:
 
 def write_video(path, frames: np.ndarray, fps: float, audio: np.ndarray | None = None,
                 audio_rate: int = DEFAULT_AUDIO_RATE) -> None:
-    """Write frames (T, H, W, 3) uint8 RGB and optional float32 mono audio.
+    """Write frames (T, H, W, 3) uint8 RGB and optional float32 audio: (n,) mono or
+    (n, 2) stereo.
 
     `.mkv` is lossless: FFV1 in RGB (bgr0) and 16-bit PCM, so decoding returns exactly
     these frames and the audio quantised to int16. `.mp4` is H.264 + AAC for viewing;
@@ -159,23 +160,52 @@ def write_video(path, frames: np.ndarray, fps: float, audio: np.ndarray | None =
         video.width, video.height = width, height
         audio_stream = None
         if audio is not None:
+            audio = np.asarray(audio, dtype=np.float32)
+            audio = audio[:, None] if audio.ndim == 1 else audio
+            if audio.ndim != 2 or audio.shape[1] not in (1, 2):
+                raise ValueError(f"{path}: audio must be (n,) mono or (n, 2) stereo, got {audio.shape}")
             audio_stream = container.add_stream("pcm_s16le" if suffix == ".mkv" else "aac", rate=audio_rate)
-            audio_stream.layout = "mono"
-        for image in frames:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            audio_stream.layout = "mono" if audio.shape[1] == 1 else "stereo"
+        for index, image in enumerate(frames):
+            frame = _encoder_frame(image, video.pix_fmt)
+            frame.pts, frame.time_base = index, 1 / _fps_fraction(fps)
             container.mux(video.encode(frame))
         container.mux(video.encode(None))
         if audio_stream is not None:
-            _encode_audio(container, audio_stream, np.asarray(audio, dtype=np.float32), audio_rate)
+            _encode_audio(container, audio_stream, audio, audio_rate)
+
+
+def _encoder_frame(image: np.ndarray, pix_fmt: str) -> av.VideoFrame:
+    """The frame in the encoder's pixel format, with every plane's row padding zeroed.
+
+    libx264 reads past the row ends of its input planes; with the padding left as
+    whatever memory held before, the same frames encoded differently from run to run
+    (and prepared clips would not hash the same). The colour conversion is swscale's.
+    """
+    converted = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24").reformat(format=pix_fmt)
+    height, width = image.shape[:2]
+    frame = av.VideoFrame(width, height, pix_fmt)
+    bytes_per_pixel = {"bgr0": 4, "rgb24": 3}.get(pix_fmt, 1)  # the others here are 8-bit planar
+    for source, target in zip(converted.planes, frame.planes):
+        used = source.width * bytes_per_pixel
+        rows = np.frombuffer(memoryview(source), np.uint8).reshape(source.height, source.line_size)
+        padded = np.zeros((target.height, target.line_size), dtype=np.uint8)
+        padded[:, :used] = rows[:, :used]
+        target.update(padded)
+    return frame
 
 
 def _encode_audio(container, stream, audio: np.ndarray, rate: int) -> None:
+    """audio: (n, channels) float32."""
     samples = np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)
+    layout = "mono" if samples.shape[1] == 1 else "stereo"
     # The encoder's own frame size (1024 for AAC, free for PCM) decides the chunking.
     frame_size = stream.codec_context.frame_size or 1024
-    resampler = av.AudioResampler(format=stream.codec_context.format.name, layout="mono", rate=rate)
+    resampler = av.AudioResampler(format=stream.codec_context.format.name, layout=layout, rate=rate)
     for start in range(0, len(samples), frame_size):
-        frame = av.AudioFrame.from_ndarray(samples[None, start:start + frame_size], format="s16", layout="mono")
+        # packed s16 is one plane of interleaved samples: shape (1, n * channels)
+        chunk = np.ascontiguousarray(samples[start:start + frame_size]).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout=layout)
         frame.sample_rate = rate
         frame.pts = start
         for converted in resampler.resample(frame):

@@ -28,6 +28,7 @@ class Clip:
     width: int | None = None
     height: int | None = None
     sha256: str | None = None
+    info: dict = field(default_factory=dict)  # other manifest fields (subset, speaker, interval, ...)
     _frames: np.ndarray | None = field(default=None, repr=False, compare=False)
     _audio: dict = field(default_factory=dict, repr=False, compare=False)
 

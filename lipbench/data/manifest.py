@@ -86,7 +86,9 @@ def load_manifest(path) -> Manifest:
         if clip_id in seen:
             raise ManifestError(f"{path}: clip id {clip_id!r} appears twice")
         seen.add(clip_id)
+        known_clip_keys = {"id", "video", "audio", "frames", "fps", "audio_rate", "width", "height", "sha256"}
         clips.append(Clip(
+            info={k: v for k, v in entry.items() if k not in known_clip_keys},
             id=clip_id,
             video=(root / entry["video"]),
             audio=(root / entry["audio"]) if entry.get("audio") else None,
@@ -115,6 +117,7 @@ def save_manifest(manifest: Manifest, path) -> None:
         entry = {"id": c.id, "video": rel(c.video)}
         if c.audio:
             entry["audio"] = rel(c.audio)
+        entry.update(c.info)
         entry.update(frames=c.n_frames, fps=c.fps, width=c.width, height=c.height,
                      audio_rate=c.audio_rate, sha256=c.sha256)
         entries.append(entry)
