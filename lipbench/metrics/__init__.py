@@ -11,6 +11,7 @@ METRICS = Registry("metric", Metric, {
     "lmd": "lipbench.metrics.landmarks:LMD",
     "avsync": "lipbench.metrics.avsync:AVSync",
     "csim": "lipbench.metrics.csim:CSIM",
+    "syncnet": "lipbench.metrics.syncnet:SyncNetMetric",
     "lpips": "lipbench.metrics.lpips_metric:LPIPS",
 }, allow_paths=False)
 

@@ -154,7 +154,7 @@ def _markdown(config, results, table, fronts, figures, comparison, paper) -> str
 def _html_table(headers, rows) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def _html(config, results, fronts, figures, comparison, paper) -> str:
@@ -189,6 +189,7 @@ def _html(config, results, fronts, figures, comparison, paper) -> str:
         parts.append("<ul>" + "".join(f"<li>{html.escape(line[2:])}</li>" for line in _floor_lines(comparison)) + "</ul>")
     style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-             "td:first-child,th:first-child{text-align:left}img{max-width:100%}small{color:#666}")
+             "td:first-child,th:first-child{text-align:left}img{max-width:100%}small{color:#666}"
+             ".wide{overflow-x:auto}table{font-size:13px}")
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>lipbench: {html.escape(config.name)}</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
