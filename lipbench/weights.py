@@ -63,6 +63,18 @@ WEIGHTS: dict[str, WeightFile] = {w.name: w for w in (
     WeightFile("alexnet-owt-7be5be79.pth", "torchvision AlexNet, the LPIPS trunk",
                ("lpips",), "torchvision.models.alexnet (AlexNet_Weights.IMAGENET1K_V1)",
                url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"),
+    WeightFile("wav2lip.pth", "Wav2Lip generator ({'state_dict': ...})", ("wav2lip",),
+               "Rudrabha/Wav2Lip README (Google Drive folder 153HLrqlBNxzZcHi17PEvP09kkAfzRshM)",
+               manual="no direct link: download wav2lip.pth from the Wav2Lip README's Google Drive link "
+                      "(https://drive.google.com/drive/folders/153HLrqlBNxzZcHi17PEvP09kkAfzRshM) into the "
+                      "weights directory"),
+    WeightFile("wav2lip_gan.pth", "Wav2Lip + GAN generator ({'state_dict': ...})", ("wav2lip",),
+               "Rudrabha/Wav2Lip README (Google Drive file 15G3U08c8xsCkOqQxE38Z2XXDnPcOptNk)",
+               manual="no direct link: download wav2lip_gan.pth from https://drive.google.com/file/d/"
+                      "15G3U08c8xsCkOqQxE38Z2XXDnPcOptNk into the weights directory"),
+    WeightFile("s3fd.pth", "Wav2Lip's S3FD face detector (face-alignment s3fd-619a316812.pth, state_dict)",
+               ("wav2lip",), "Rudrabha/Wav2Lip README -> face_detection/detection/sfd/s3fd.pth",
+               url="https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth"),
     WeightFile("ms1mv3_arcface_r100_fp16.pth", "ArcFace iresnet100 (MS1MV3) for CSIM (state_dict)",
                ("csim",), "deepinsight/insightface recognition/arcface_torch model zoo",
                manual="no direct link: get ms1mv3_arcface_r100_fp16/backbone.pth from the insightface "

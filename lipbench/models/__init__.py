@@ -12,6 +12,7 @@ MODELS = Registry("model", LipSyncModel, {
     "av_shift": "lipbench.models.oracles:AVShift",
     "procedural": "lipbench.models.procedural:Procedural",
     "precomputed": "lipbench.models.precomputed:Precomputed",
+    "wav2lip": "lipbench.models.wav2lip:Wav2Lip",
 }, entry_point_group="lipbench.models")
 
 
