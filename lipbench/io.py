@@ -178,19 +178,25 @@ def write_video(path, frames: np.ndarray, fps: float, audio: np.ndarray | None =
 def _encoder_frame(image: np.ndarray, pix_fmt: str) -> av.VideoFrame:
     """The frame in the encoder's pixel format, with every plane's row padding zeroed.
 
-    libx264 reads past the row ends of its input planes; with the padding left as
-    whatever memory held before, the same frames encoded differently from run to run
-    (and prepared clips would not hash the same). The colour conversion is swscale's.
+    The encoder reads past the row ends of its input planes; with the padding left as
+    whatever memory held before, the same frames encoded differently from run to run.
+    Zeroing it removed most of that variation (some remains in libx264 itself, a grey
+    level or so; lossless .mkv output is exact). The colour conversion is swscale's.
     """
-    converted = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24").reformat(format=pix_fmt)
     height, width = image.shape[:2]
-    frame = av.VideoFrame(width, height, pix_fmt)
+    rgb = _zero_padded(av.VideoFrame(width, height, "rgb24"), [image.reshape(height, width * 3)])
+    converted = rgb.reformat(format=pix_fmt)
     bytes_per_pixel = {"bgr0": 4, "rgb24": 3}.get(pix_fmt, 1)  # the others here are 8-bit planar
-    for source, target in zip(converted.planes, frame.planes):
-        used = source.width * bytes_per_pixel
-        rows = np.frombuffer(memoryview(source), np.uint8).reshape(source.height, source.line_size)
+    planes = [np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)[:, :p.width * bytes_per_pixel]
+              for p in converted.planes]
+    return _zero_padded(av.VideoFrame(width, height, pix_fmt), planes)
+
+
+def _zero_padded(frame: av.VideoFrame, planes: list[np.ndarray]) -> av.VideoFrame:
+    """Fill each plane of `frame` with the given rows, zeros after each row's end."""
+    for rows, target in zip(planes, frame.planes):
         padded = np.zeros((target.height, target.line_size), dtype=np.uint8)
-        padded[:, :used] = rows[:, :used]
+        padded[:, :rows.shape[1]] = rows
         target.update(padded)
     return frame
 

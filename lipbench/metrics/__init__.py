@@ -11,6 +11,8 @@ METRICS = Registry("metric", Metric, {
     "lmd": "lipbench.metrics.landmarks:LMD",
     "avsync": "lipbench.metrics.avsync:AVSync",
     "csim": "lipbench.metrics.csim:CSIM",
+    "fid": "lipbench.metrics.fid:FID",
+    "fvd": "lipbench.metrics.fvd:FVD",
     "syncnet": "lipbench.metrics.syncnet:SyncNetMetric",
     "lpips": "lipbench.metrics.lpips_metric:LPIPS",
 }, allow_paths=False)
