@@ -104,20 +104,32 @@ def cmd_eval_files(args):
                             face_crops=args.crop == "none")
     out = Path(args.out)
     write_json(out, result)
-    rows = [[key, f"{agg['value']:.4f}", "-" if not agg["ci95"] else f"[{agg['ci95'][0]:.4f}, {agg['ci95'][1]:.4f}]", agg["n"]]
+    rows = [[key, "-" if agg["value"] is None else f"{agg['value']:.4f}",
+             agg.get("error") or ("-" if not agg["ci95"] else f"[{agg['ci95'][0]:.4f}, {agg['ci95'][1]:.4f}]"), agg["n"]]
             for key, agg in result["aggregate"].items()]
     from tabulate import tabulate
 
     print(tabulate(rows, headers=["metric", "value", "ci95", "clips"], tablefmt="github"))
     for cid, error in result["failed"].items():
         print(f"failed: {cid}: {error}", file=sys.stderr)
-    print(f"{result['n_clips'] - result['n_failed']}/{result['n_clips']} clips scored; results: {out}")
+    unscored = len(result["pairs"]) - len(result["clips"])
+    print(f"{len(result['clips'])}/{result['n_clips']} clips scored ({result['n_failed']} with errors, "
+          f"{unscored} not scored at all); results: {out}")
     return 1 if result["failed"] else 0
 
 
 def cmd_weights(args):
     from lipbench import weights
 
+    if args.action == "random":
+        if not args.weights_dir:
+            raise ValueError("lipbench weights random needs --weights-dir DIR (where the stand-ins go)")
+        from lipbench.random_weights import write_random_weights
+
+        for name, path in write_random_weights(args.weights_dir, args.seed, args.names or None).items():
+            print(f"{name}: seeded random stand-in (seed {args.seed}) -> {path}")
+        print("these files have the real formats but meaningless values: for smoke tests and timing only")
+        return 0
     if args.action == "fetch":
         names = args.names or [n for n, w in weights.WEIGHTS.items() if w.url]
         for name in names:
@@ -290,9 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("weights", help="the weight files metrics and models need")
-    p.add_argument("action", choices=["list", "fetch", "verify"])
+    p.add_argument("action", choices=["list", "fetch", "verify", "random"],
+                   help="random: write seeded random stand-ins in the real formats (smoke tests, timing)")
     p.add_argument("names", nargs="*", help="with fetch: which files (default: all with a download)")
     p.add_argument("--weights-dir", help="folder to look in / fetch into")
+    p.add_argument("--seed", type=int, default=0, help="with random: the seed")
     p.set_defaults(func=cmd_weights)
     p = sub.add_parser("report", help="write the tables, plots, report.md and report.html of a run directory")
     p.add_argument("run")

@@ -32,7 +32,7 @@ class BenchmarkConfig:
     name: str
     data: dict  # {"manifest": path} or {"synthetic": {recipe fields}}
     models: list[ModelSpec]
-    metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "lmd", "avsync"])
+    metrics: list[str] = field(default_factory=lambda: ["weight_free"])
     device: str = "cpu"
     weights_dir: str | None = None  # folder with weight files (else $LIPBENCH_WEIGHTS, the user cache)
     warmup_clips: int = 1  # clips run once per model before timing, their results discarded

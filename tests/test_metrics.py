@@ -99,7 +99,7 @@ def test_still_face_has_no_sync_and_ground_truth_is_perfect(synth_reference):
     assert AVSync().compute(ctx)["av_ncc@mesh_energy"] < 0.5
     gt = ClipContext(clip.id, as_video(clip.frames(), reference), reference)
     scores = {}
-    for name in ("psnr", "ssim", "lmd"):
+    for name in ("psnr", "ssim@full", "lmd"):
         scores.update(metrics.create(name).compute(gt))
     assert scores == {"psnr@full": PSNR_CAP_DB, "ssim@full": 1.0, "lmd@mediapipe": 0.0}
 
@@ -131,3 +131,39 @@ def test_metric_specs_and_errors(synth_reference):
     clip, reference = synth_reference
     with pytest.raises(ValueError, match="synth_000: .* compares with a reference video, and none was given"):
         metrics.create("psnr").compute(ClipContext(clip.id, as_video(clip.frames(), reference)))
+
+
+def test_ssim_face224_follows_the_papers_script(hdtf_samples):
+    """eval_ssim_lmd.py per frame: generated resized to the real size if needed, each
+    frame's first MediaPipe face (fallback 0.2) cut from the BGR frame, INTER_AREA to
+    224, BGR2GRAY, skimage SSIM with defaults; frames without a face in either skipped."""
+    import mediapipe as mp
+
+    from lipbench import io
+
+    real, _ = io.read_video(hdtf_samples / "real" / "RD_Radio33_000_cfr25.mp4", max_frames=6)
+    fake, _ = io.read_video(hdtf_samples / "fake" / "RD_Radio33_000_synced.mp4", max_frames=6)
+    detectors = [mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=c)
+                 for c in (0.5, 0.2)]
+
+    def crop(bgr):
+        h, w = bgr.shape[:2]
+        for det in detectors:
+            found = det.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).detections
+            if found:
+                b = found[0].location_data.relative_bounding_box
+                x0, y0 = max(0, int(b.xmin * w)), max(0, int(b.ymin * h))
+                x1, y1 = min(w, x0 + int(b.width * w)), min(h, y0 + int(b.height * h))
+                return cv2.resize(bgr[y0:y1, x0:x1], (224, 224), interpolation=cv2.INTER_AREA)
+        return None
+
+    expected = []
+    for r, f in zip(real, fake):
+        cr, cf = crop(r[..., ::-1].copy()), crop(f[..., ::-1].copy())
+        if cr is not None and cf is not None:
+            expected.append(structural_similarity(cv2.cvtColor(cr, cv2.COLOR_BGR2GRAY),
+                                                  cv2.cvtColor(cf, cv2.COLOR_BGR2GRAY)))
+    ctx = ClipContext("RD_Radio33_000", Video(fake, 25.0), Video(real, 25.0))
+    value = metrics.create("ssim@face224").compute(ctx)["ssim@face224"]
+    assert len(expected) == 6 and value == pytest.approx(np.mean(expected), abs=1e-5)
+    assert metrics.create("ssim").protocol == "face224"  # the paper's is the default

@@ -43,7 +43,7 @@ def test_bootstrap_is_seeded_and_handles_tiny_samples():
     assert stats.bootstrap_mean_ci([1.0, None, float("nan")]) is None
 
 
-def fake_run(root: Path, values: dict, metrics=("psnr", "ssim"), weights=None, sha="a" * 64, fps=None) -> RunDir:
+def fake_run(root: Path, values: dict, metrics=("psnr", "ssim@full"), weights=None, sha="a" * 64, fps=None) -> RunDir:
     """A run directory written as the runner and evaluator would: `values` maps
     (model, clip) to metric values."""
     models = sorted({m for m, _ in values})

@@ -42,7 +42,7 @@ def outputs(specs) -> dict[str, Output]:
 # Named metric sets. `lipforcing` is exactly what the Lip Forcing paper reports (Table 1).
 SUITES = {
     "lipforcing": ["syncnet@latentsync", "csim@arcface112", "fid@per_video", "fvd@latentsync", "ssim@face224"],
-    "weight_free": ["psnr", "ssim", "lmd", "avsync"],
+    "weight_free": ["psnr", "ssim@full", "lmd", "avsync"],
 }
 
 

@@ -40,9 +40,28 @@ def ssim_per_frame(reference: np.ndarray, generated: np.ndarray) -> np.ndarray:
 
 
 class SSIM(Metric):
+    """`face224` (the paper's, eval_metrics eval_ssim_lmd.py): generated frames resized
+    to the reference's size, both cut to their MediaPipe 224x224 face crops, frames where
+    either has no face skipped (counted in notes). `full`: whole frames."""
+
     name = "ssim"
-    protocols = ("full",)
-    values = (Value("ssim", True, "", "SSIM (skimage defaults) on grayscale full frames, mean"),)
+    protocols = ("face224", "full")
+    values = (Value("ssim", True, "", "SSIM (skimage defaults) on grayscale frames or face crops, mean"),)
 
     def compute(self, ctx: ClipContext) -> dict[str, float]:
-        return {"ssim@full": float(ssim_per_frame(ctx.reference_frames, ctx.generated_frames).mean())}
+        if self.protocol == "full":
+            return {"ssim@full": float(ssim_per_frame(ctx.reference_frames, ctx.generated_frames).mean())}
+        from lipbench.faces import detect
+
+        reference = detect.video_face_crops(ctx.reference)
+        if "generated_resized_from" in ctx.notes:  # upstream crops the resized generated frames
+            generated = ctx.generated.shared(detect.CACHE_KEY + "_resized",
+                                             lambda: detect.detect_face_crops(ctx.generated_frames))
+        else:
+            generated = detect.video_face_crops(ctx.generated)
+        both = reference.found[:ctx.n] & generated.found[:ctx.n]
+        ctx.notes["ssim_face224_frames_skipped"] = int(ctx.n - both.sum())
+        if not both.any():
+            raise ValueError(f"{ctx.clip_id}: no frame with a face in both videos (ssim@face224)")
+        values = ssim_per_frame(reference.crops[:ctx.n][both], generated.crops[:ctx.n][both])
+        return {"ssim@face224": float(values.mean())}

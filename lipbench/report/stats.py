@@ -43,7 +43,12 @@ def bootstrap_set_ci(items: list, statistic: Callable[[list], float], n_resample
     if len(items) < 2 or n_resamples <= 0:
         return None
     rng = np.random.default_rng(seed)
-    stats = [statistic([items[i] for i in rng.integers(0, len(items), len(items))]) for _ in range(n_resamples)]
+    stats = []
+    for _ in range(n_resamples):
+        try:
+            stats.append(statistic([items[i] for i in rng.integers(0, len(items), len(items))]))
+        except ValueError:  # a resample the metric cannot score (too few distinct clips)
+            continue
     stats = _finite(stats)
     return _percentiles(stats, level) if len(stats) > 1 else None
 

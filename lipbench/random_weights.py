@@ -1,0 +1,140 @@
+"""Seeded random stand-ins for every registered weight file, in the real file formats.
+
+For smoke tests, CI and timing benchmarks on machines without the published weights:
+each file has the real network's state_dict keys and shapes (or, for the I3D
+TorchScript file, its call signature), so every loading and inference path runs as
+with the real file. The numbers they produce mean nothing. `lipbench weights random
+DIR` writes them; results record their sha256, so they are never mistaken for real.
+
+Values come from numpy's seeded generator (not torch's), so the files are the same on
+every machine and torch version.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from lipbench.storage import atomic_path
+
+
+def randomized(state: dict, seed: int, gain: float = 2.0) -> dict:
+    """The same keys, shapes and dtypes with values drawn from `seed`: weights ~
+    N(0, gain/fan_in) (gain 2, He's: activations keep their scale through deep plain
+    ReLU stacks, so features are not all zeros; residual stacks want less), biases and BN shifts small, BN scales near 1, running
+    variances positive; integer buffers (num_batches_tracked) kept."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for key, value in state.items():
+        if not torch.is_floating_point(value):
+            out[key] = value.clone()
+            continue
+        shape = tuple(value.shape)
+        if key.endswith("running_var"):
+            array = rng.uniform(0.5, 1.5, shape)
+        elif key.endswith("running_mean") or len(shape) <= 1 and not key.endswith("weight"):
+            array = rng.normal(0.0, 0.01, shape)
+        elif len(shape) <= 1:  # norm scales (BN/PReLU/L2Norm weights)
+            array = rng.uniform(0.8, 1.2, shape)
+        else:
+            fan_in = int(np.prod(shape[1:]))
+            array = rng.normal(0.0, np.sqrt(gain / fan_in), shape)
+        out[key] = torch.from_numpy(array).to(value.dtype)
+    return out
+
+
+class I3DStandIn(nn.Module):
+    """I3D's TorchScript call signature (x, rescale, resize, return_features) -> (B, 400):
+    a pooled clip and one linear layer. Far cheaper than the real I3D."""
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        self.proj = nn.Linear(weight.shape[1], 400, bias=False)
+        self.proj.weight.data.copy_(weight)
+
+    def forward(self, x: torch.Tensor, rescale: bool = False, resize: bool = False,
+                return_features: bool = True) -> torch.Tensor:
+        x = x.float()
+        if rescale:
+            x = x / 127.5 - 1.0
+        pooled = nn.functional.adaptive_avg_pool3d(x, (4, 8, 8))
+        return torch.tanh(self.proj(pooled.flatten(1)))
+
+
+def _sfd_finding_one_face(seed: int) -> dict:
+    """S3FD with random trunk weights whose heads report one large face: every anchor of
+    the 128-pixel level scores 1 and keeps its prior box, the other levels score 0, so
+    after NMS each frame has one box and the SyncNet pipeline (tracks, crops) runs end to
+    end. (Random heads score nothing above the pipeline's 0.9 and find no face at all.)"""
+    from lipbench.faces import s3fd
+
+    state = s3fd.random_state_dict(seed)
+    for key in [k for k in state if k.startswith(("loc.", "conf."))]:
+        state[key] = torch.zeros_like(state[key])
+    state["conf.0.bias"] = torch.tensor([10.0, 10.0, 10.0, -10.0])  # maxed background, face
+    for level in (1, 2, 4, 5):
+        state[f"conf.{level}.bias"] = torch.tensor([10.0, -10.0])
+    state["conf.3.bias"] = torch.tensor([-10.0, 10.0])
+    return state
+
+
+def _fid_inception() -> dict:
+    from pytorch_fid import inception as fid_inception
+
+    net = fid_inception._inception_v3(num_classes=1008, aux_logits=False, weights=None)
+    net.Mixed_5b = fid_inception.FIDInceptionA(192, pool_features=32)
+    net.Mixed_5c = fid_inception.FIDInceptionA(256, pool_features=64)
+    net.Mixed_5d = fid_inception.FIDInceptionA(288, pool_features=64)
+    net.Mixed_6b = fid_inception.FIDInceptionC(768, channels_7x7=128)
+    net.Mixed_6c = fid_inception.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6d = fid_inception.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6e = fid_inception.FIDInceptionC(768, channels_7x7=192)
+    net.Mixed_7b = fid_inception.FIDInceptionE_1(1280)
+    net.Mixed_7c = fid_inception.FIDInceptionE_2(2048)
+    return net.state_dict()
+
+
+def _structures() -> dict:
+    """File name -> function returning (the real network's state_dict, how to save it)."""
+    from torchvision.models import alexnet
+
+    from lipbench.faces import wav2lip_detect
+    from lipbench.faces.arcface import iresnet100
+    from lipbench.metrics import syncnet
+    from lipbench.models import wav2lip
+
+    return {
+        "syncnet_v2.model": lambda seed: syncnet.random_state_dict(seed),
+        "sfd_face.pth": _sfd_finding_one_face,
+        "s3fd.pth": lambda seed: wav2lip_detect.random_state_dict(seed),
+        "wav2lip.pth": lambda seed: {"state_dict": {f"module.{k}": v for k, v in wav2lip.random_state_dict(seed).items()}},
+        "wav2lip_gan.pth": lambda seed: {"state_dict": wav2lip.random_state_dict(seed + 1)},
+        "pt_inception-2015-12-05-6726825d.pth": lambda seed: randomized(_fid_inception(), seed),
+        "alexnet-owt-7be5be79.pth": lambda seed: randomized(alexnet(weights=None).state_dict(), seed),
+        "ms1mv3_arcface_r100_fp16.pth": lambda seed: {k: v.half() if torch.is_floating_point(v) else v
+                                                      for k, v in randomized(iresnet100().state_dict(), seed, gain=0.25).items()},
+    }
+
+
+def write_random_weights(folder, seed: int = 0, names=None) -> dict[str, Path]:
+    """Write seeded random stand-ins for `names` (default: every registered file)."""
+    from lipbench.weights import WEIGHTS
+
+    folder = Path(folder)
+    makers = _structures()
+    written = {}
+    for name in names or list(WEIGHTS):
+        target = folder / name
+        with atomic_path(target) as tmp:
+            if name == "i3d_torchscript.pt":
+                weight = torch.from_numpy(np.random.default_rng(seed).normal(0, 0.05, (400, 3 * 4 * 8 * 8))).float()
+                torch.jit.save(torch.jit.script(I3DStandIn(weight)), str(tmp))
+            elif name in makers:
+                torch.save(makers[name](seed), tmp)
+            else:
+                raise KeyError(f"no random stand-in for weight file {name!r}")
+        written[name] = target
+    return written
