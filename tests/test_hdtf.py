@@ -1,7 +1,6 @@
 """`lipbench data hdtf prepare` on fake raw downloads with the real annotation formats."""
 
 import hashlib
-import shutil
 
 import numpy as np
 import pytest

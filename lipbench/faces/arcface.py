@@ -12,10 +12,11 @@ inference here is float32 end to end, as there.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 from torch import nn
+
+from lipbench.checkpoints import load_into, read_state_dict
 
 # Blocks per stage of iresnet100 (iresnet50 is 3,4,14,3); stage widths 64..512.
 IRESNET100_LAYERS = (3, 13, 30, 3)
@@ -84,30 +85,10 @@ def iresnet100() -> IResNet:
 def load_iresnet100(path, device: str = "cpu") -> IResNet:
     """iresnet100 in eval mode with the state_dict in `path` (strict: every key and
     shape must match), float32 on `device`."""
-    path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated download, an HTML page saved as .pth, ...
-        raise ValueError(f"{path}: cannot be read as a torch state_dict ({exc})") from exc
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+    state = read_state_dict(path, "ArcFace iresnet100")
+    if isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]  # a training checkpoint wrapping the weights
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state_dict (dict of tensors), found {type(state).__name__}")
     state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DataParallel
-    net = iresnet100()
-    expected = net.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k].shape)})"
-             for k in expected if k in state and state[k].shape != expected[k].shape]
-    if missing or unexpected or wrong:
-        def show(keys):
-            return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
-        problems = [f"{len(missing)} missing keys ({show(missing)})" if missing else "",
-                    f"{len(unexpected)} unexpected keys ({show(unexpected)})" if unexpected else "",
-                    f"wrong shapes: {show(wrong)}" if wrong else ""]
-        raise ValueError(f"{path}: not an ArcFace iresnet100 state_dict: " + "; ".join(p for p in problems if p))
-    # load_state_dict copies into the float32 parameters, so a half-precision file
-    # is upcast here.
-    net.load_state_dict(state, strict=True)
+    # load_state_dict copies into the float32 parameters: a half-precision file is upcast.
+    net = load_into(iresnet100(), state, path, "an ArcFace iresnet100 state_dict", "ArcFace iresnet100")
     return net.float().to(device).eval()

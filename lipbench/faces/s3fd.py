@@ -22,7 +22,6 @@ are handed to it in upstream's processing order, so tied scores resolve the same
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -30,6 +29,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
+
+from lipbench.checkpoints import load_into, read_state_dict
 
 BGR_MEAN = (104.0, 117.0, 123.0)
 MIN_SIZES = (16, 32, 64, 128, 256, 512)
@@ -163,28 +164,9 @@ def final_boxes(rows: torch.Tensor, width: int, height: int, conf_th: float) -> 
 
 
 def load_s3fd(path, device: str = "cpu") -> S3FDNet:
-    path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path}: cannot be read as a PyTorch state_dict ({exc})") from exc
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state_dict (S3FD sfd_face.pth), found {type(state).__name__}")
-    net = S3FDNet()
-    missing, unexpected = _key_mismatch(net, state)
-    if missing or unexpected:
-        raise ValueError(f"{path}: not an S3FD state_dict (upstream S3FDNet key names); "
-                         f"missing keys: {missing[:5] or 'none'}, unexpected keys: {unexpected[:5] or 'none'}")
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:  # shapes
-        raise ValueError(f"{path}: S3FD state_dict does not fit the network: {exc}") from exc
+    state = read_state_dict(path, "S3FD sfd_face.pth")
+    net = load_into(S3FDNet(), state, path, "an S3FD state_dict (upstream S3FDNet key names)", "S3FD")
     return net.to(device).eval()
-
-
-def _key_mismatch(net: nn.Module, state: dict) -> tuple[list[str], list[str]]:
-    expected = set(net.state_dict())
-    return sorted(expected - set(state)), sorted(set(state) - expected)
 
 
 class S3FD:

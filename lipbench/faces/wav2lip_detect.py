@@ -33,7 +33,6 @@ frames arrive, as soon as the 4 frames after a frame are known.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -41,6 +40,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lipbench.checkpoints import load_into, read_state_dict
 from lipbench.faces.s3fd import L2Norm
 
 MEAN = (104.0, 117.0, 123.0)  # subtracted from channels in RGB order (see above)
@@ -116,23 +116,8 @@ class S3FDNet(nn.Module):
 
 
 def load_s3fd(path, device: str = "cpu") -> S3FDNet:
-    path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path}: cannot be read as a PyTorch state_dict ({exc})") from exc
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state_dict (Wav2Lip's s3fd.pth), found {type(state).__name__}")
-    net = S3FDNet()
-    expected = set(net.state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise ValueError(f"{path}: not face-alignment's S3FD state_dict (Wav2Lip's s3fd.pth); "
-                         f"missing keys: {missing[:5] or 'none'}, unexpected keys: {unexpected[:5] or 'none'}")
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: S3FD state_dict does not fit the network: {exc}") from exc
+    state = read_state_dict(path, "Wav2Lip's s3fd.pth")
+    net = load_into(S3FDNet(), state, path, "face-alignment's S3FD state_dict (Wav2Lip's s3fd.pth)", "S3FD")
     return net.to(device).eval()
 
 

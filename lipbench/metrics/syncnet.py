@@ -54,7 +54,6 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -63,6 +62,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lipbench.checkpoints import load_into, read_state_dict
 from lipbench.faces import s3fd, tracks
 from lipbench.metrics.base import ClipContext, Metric, Value, Video
 from lipbench.weights import find_weight
@@ -134,25 +134,9 @@ def load_syncnet(path, device: str = "cpu") -> SyncNet:
     BatchNorm `num_batches_tracked` counters may be absent (files saved by PyTorch
     before 0.4.1 have none; they play no part in evaluation; upstream copies
     parameters by name and does not need them either)."""
-    path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path}: cannot be read as a PyTorch state_dict ({exc})") from exc
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state_dict (SyncNet syncnet_v2.model), found {type(state).__name__}")
-    net = SyncNet()
-    expected = net.state_dict()
-    missing = sorted(k for k in set(expected) - set(state) if not k.endswith("num_batches_tracked"))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise ValueError(f"{path}: not a SyncNet state_dict (upstream S key names); "
-                         f"missing keys: {missing[:5] or 'none'}, unexpected keys: {unexpected[:5] or 'none'}")
-    state = {**{k: v for k, v in expected.items() if k.endswith("num_batches_tracked")}, **state}
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:  # shapes
-        raise ValueError(f"{path}: SyncNet state_dict does not fit the network: {exc}") from exc
+    state = read_state_dict(path, "SyncNet syncnet_v2.model")
+    net = load_into(SyncNet(), state, path, "a SyncNet state_dict (upstream S key names)", "SyncNet",
+                    optional_suffixes=("num_batches_tracked",))
     return net.to(device).eval()
 
 

@@ -39,7 +39,6 @@ clip and the frame.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Iterator
 
 import cv2
@@ -48,6 +47,7 @@ import torch
 import torch.nn as nn
 
 from lipbench import audio_mel
+from lipbench.checkpoints import load_into, read_state_dict
 from lipbench.faces import wav2lip_detect
 from lipbench.models.base import LipSyncModel, chunk_bounds
 from lipbench.types import Request
@@ -137,26 +137,13 @@ class Wav2LipGenerator(nn.Module):
 
 def load_generator(path, device: str = "cpu") -> Wav2LipGenerator:
     """A Wav2Lip checkpoint ({"state_dict": ...}, keys with or without `module.`)."""
-    path = Path(path)
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path}: cannot be read as a Wav2Lip checkpoint ({exc})") from exc
-    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    checkpoint = read_state_dict(path, "a Wav2Lip checkpoint")
+    state = checkpoint.get("state_dict")
     if not isinstance(state, dict):
-        found = sorted(checkpoint)[:5] if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        raise ValueError(f"{path}: a Wav2Lip checkpoint holds {{'state_dict': ...}}; found {found}")
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
-    net = Wav2LipGenerator()
-    expected = set(net.state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise ValueError(f"{path}: not a Wav2Lip generator state_dict (upstream models/wav2lip.py Wav2Lip); "
-                         f"missing keys: {missing[:5] or 'none'}, unexpected keys: {unexpected[:5] or 'none'}")
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:  # shapes
-        raise ValueError(f"{path}: Wav2Lip state_dict does not fit the generator: {exc}") from exc
+        raise ValueError(f"{path}: a Wav2Lip checkpoint holds {{'state_dict': ...}}; found {sorted(checkpoint)[:5]}")
+    state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DataParallel
+    net = load_into(Wav2LipGenerator(), state, path,
+                    "a Wav2Lip generator state_dict (upstream models/wav2lip.py Wav2Lip)", "Wav2Lip")
     return net.to(device).eval()
 
 

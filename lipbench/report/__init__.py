@@ -14,7 +14,6 @@ import html
 import json
 from pathlib import Path
 
-from lipbench import metrics
 from lipbench.report import paper as papers
 from lipbench.report import plots, tables
 from lipbench.report.results import write_results
