@@ -81,22 +81,6 @@ def _sfd_finding_one_face(seed: int) -> dict:
     return state
 
 
-def _fid_inception() -> dict:
-    from pytorch_fid import inception as fid_inception
-
-    net = fid_inception._inception_v3(num_classes=1008, aux_logits=False, weights=None)
-    net.Mixed_5b = fid_inception.FIDInceptionA(192, pool_features=32)
-    net.Mixed_5c = fid_inception.FIDInceptionA(256, pool_features=64)
-    net.Mixed_5d = fid_inception.FIDInceptionA(288, pool_features=64)
-    net.Mixed_6b = fid_inception.FIDInceptionC(768, channels_7x7=128)
-    net.Mixed_6c = fid_inception.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6d = fid_inception.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6e = fid_inception.FIDInceptionC(768, channels_7x7=192)
-    net.Mixed_7b = fid_inception.FIDInceptionE_1(1280)
-    net.Mixed_7c = fid_inception.FIDInceptionE_2(2048)
-    return net.state_dict()
-
-
 def _structures() -> dict:
     """File name -> function returning (the real network's state_dict, how to save it)."""
     from torchvision.models import alexnet
@@ -104,6 +88,7 @@ def _structures() -> dict:
     from lipbench.faces import wav2lip_detect
     from lipbench.faces.arcface import iresnet100
     from lipbench.metrics import syncnet
+    from lipbench.metrics.fid import fid_inception_structure
     from lipbench.models import wav2lip
 
     return {
@@ -112,7 +97,7 @@ def _structures() -> dict:
         "s3fd.pth": lambda seed: wav2lip_detect.random_state_dict(seed),
         "wav2lip.pth": lambda seed: {"state_dict": {f"module.{k}": v for k, v in wav2lip.random_state_dict(seed).items()}},
         "wav2lip_gan.pth": lambda seed: {"state_dict": wav2lip.random_state_dict(seed + 1)},
-        "pt_inception-2015-12-05-6726825d.pth": lambda seed: randomized(_fid_inception(), seed),
+        "pt_inception-2015-12-05-6726825d.pth": lambda seed: randomized(fid_inception_structure().state_dict(), seed),
         "alexnet-owt-7be5be79.pth": lambda seed: randomized(alexnet(weights=None).state_dict(), seed),
         "ms1mv3_arcface_r100_fp16.pth": lambda seed: {k: v.half() if torch.is_floating_point(v) else v
                                                       for k, v in randomized(iresnet100().state_dict(), seed, gain=0.25).items()},

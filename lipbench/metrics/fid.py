@@ -56,11 +56,10 @@ DEFAULT_BATCH = 64  # eval_fid_videos.py --batch-size default (results do not de
 _build_lock = threading.Lock()
 
 
-def fid_inception_from_file(path):
-    """pytorch-fid's `fid_inception_v3()` network, its state_dict read from a local file
-    instead of downloaded: torchvision's Inception3 with 1008 classes and no aux logits,
-    the mixed blocks swapped for pytorch-fid's FID variants (TensorFlow's average pooling),
-    then the FID weights loaded strictly."""
+def fid_inception_structure():
+    """pytorch-fid's `fid_inception_v3()` network without its weights: torchvision's
+    Inception3 with 1008 classes and no aux logits, the mixed blocks swapped for
+    pytorch-fid's FID variants (TensorFlow's average pooling)."""
     net = fid_inception._inception_v3(num_classes=1008, aux_logits=False, weights=None)
     net.Mixed_5b = fid_inception.FIDInceptionA(192, pool_features=32)
     net.Mixed_5c = fid_inception.FIDInceptionA(256, pool_features=64)
@@ -71,6 +70,13 @@ def fid_inception_from_file(path):
     net.Mixed_6e = fid_inception.FIDInceptionC(768, channels_7x7=192)
     net.Mixed_7b = fid_inception.FIDInceptionE_1(1280)
     net.Mixed_7c = fid_inception.FIDInceptionE_2(2048)
+    return net
+
+
+def fid_inception_from_file(path):
+    """`fid_inception_structure()` with the FID weights read from a local file (strictly)
+    instead of downloaded."""
+    net = fid_inception_structure()
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         net.load_state_dict(state)
