@@ -21,21 +21,22 @@ def _load_run_inputs(args):
     if getattr(args, "weights_dir", None):
         config.weights_dir = args.weights_dir
     if getattr(args, "models", None):
-        wanted = args.models.split(",")
-        unknown = set(wanted) - {m.label for m in config.models}
-        if unknown:
-            raise KeyError(f"{config.source}: no models named {sorted(unknown)} in this config")
-        config.models = [m for m in config.models if m.label in wanted]
+        config.models = _select(config.models, args.models, lambda m: m.label, f"{config.source}: no models named")
     manifest = resolve_data(config)
     if getattr(args, "clips", None):
-        wanted = args.clips.split(",")
-        unknown = set(wanted) - {c.id for c in manifest.clips}
-        if unknown:
-            raise KeyError(f"{manifest.name}: no clips named {sorted(unknown)}")
-        manifest.clips = [c for c in manifest.clips if c.id in wanted]
+        manifest.clips = _select(manifest.clips, args.clips, lambda c: c.id, f"{manifest.name}: no clips named")
     if getattr(args, "limit", None):
         manifest.clips = manifest.clips[:args.limit]
     return config, manifest
+
+
+def _select(items, names_csv: str, name_of, error: str) -> list:
+    """The items named in a comma-separated list, in their own order; unknown names are an error."""
+    wanted = names_csv.split(",")
+    unknown = set(wanted) - {name_of(item) for item in items}
+    if unknown:
+        raise KeyError(f"{error} {sorted(unknown)}")
+    return [item for item in items if name_of(item) in wanted]
 
 
 def _run(config, manifest, out, phases=("generate", "evaluate", "report")) -> dict | None:
