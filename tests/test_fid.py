@@ -203,3 +203,21 @@ def test_protocols_and_options():
     assert FID.protocols[0] == "per_video" and FID().weight_files() == (FID_WEIGHTS,)
     with pytest.raises(ValueError, match="dims"):
         FID(dims=100)
+
+
+def test_low_rank_distance_equals_pytorch_fid_with_fewer_samples_than_dims():
+    """Per-video FID has fewer frames than feature dimensions: lipbench takes the exact
+    low-rank identity there instead of scipy's sqrtm; it must agree with pytorch-fid."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    from lipbench.metrics.fid import frechet_distance, frechet_distance_low_rank, statistics
+
+    rng = np.random.default_rng(3)
+    real = np.abs(rng.normal(size=(40, 256))) * rng.uniform(0.1, 1, 256)
+    fake = real[:33] + 0.3 * np.abs(rng.normal(size=(33, 256)))
+    expected = calculate_frechet_distance(*statistics(real), *statistics(fake))
+    assert frechet_distance_low_rank(real, fake) == pytest.approx(expected, rel=1e-6)
+    assert frechet_distance(real, fake) == frechet_distance_low_rank(real, fake)
+    many = np.abs(rng.normal(size=(300, 16)))  # more samples than dims: pytorch-fid itself
+    assert frechet_distance(many, many[::-1] + 0.1) == pytest.approx(
+        calculate_frechet_distance(*statistics(many), *statistics(many[::-1] + 0.1)), rel=1e-12)
