@@ -29,14 +29,12 @@ DEFAULT_PAIR_REGEX = r"^(?P<id>.+?)(?:_cfr25|_synced|_generated|_gen|_fake|_real
 
 
 def create_metrics(specs, device: str = "cpu", weights_dir=None) -> list:
-    """Metric objects for 'family@protocol' specs, after checking every weight file exists
-    (a missing one fails here, before any clip is decoded)."""
-    from lipbench.weights import find_weight
-
+    """Metric objects for 'family@protocol' specs, after checking that every weight file
+    and optional package they need is there (a missing one fails here, before any clip
+    is decoded)."""
     objects = [metrics.create(spec, device=device, weights_dir=weights_dir) for spec in specs]
     for metric in objects:
-        for name in metric.weight_files():
-            find_weight(name, weights_dir, needed_by=f"{metric.name}@{metric.protocol}")
+        metric.check_available()
     return objects
 
 

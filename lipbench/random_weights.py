@@ -104,17 +104,32 @@ def _structures() -> dict:
     }
 
 
+def _has_dlib() -> bool:
+    try:
+        import dlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def write_random_weights(folder, seed: int = 0, names=None) -> dict[str, Path]:
-    """Write seeded random stand-ins for `names` (default: every registered file)."""
+    """Write seeded random stand-ins for `names` (default: every registered file; the
+    dlib landmark predictor only where dlib is installed)."""
     from lipbench.weights import WEIGHTS
+
+    from lipbench.faces import dlib68
 
     folder = Path(folder)
     makers = _structures()
     written = {}
     for name in names or list(WEIGHTS):
+        if name == dlib68.PREDICTOR_FILE and names is None and not _has_dlib():
+            continue  # optional (lmd@dlib68): made only where dlib is installed, or when asked for
         target = folder / name
         with atomic_path(target) as tmp:
-            if name == "i3d_torchscript.pt":
+            if name == dlib68.PREDICTOR_FILE:
+                dlib68.train_stand_in(tmp, seed)
+            elif name == "i3d_torchscript.pt":
                 weight = torch.from_numpy(np.random.default_rng(seed).normal(0, 0.05, (400, 3 * 4 * 8 * 8))).float()
                 torch.jit.save(torch.jit.script(I3DStandIn(weight)), str(tmp))
             elif name in makers:

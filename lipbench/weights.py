@@ -12,6 +12,7 @@ and `lipbench weights verify` says which files are not the published ones.
 
 from __future__ import annotations
 
+import bz2
 import hashlib
 import os
 import re
@@ -75,6 +76,10 @@ WEIGHTS: dict[str, WeightFile] = {w.name: w for w in (
     WeightFile("s3fd.pth", "Wav2Lip's S3FD face detector (face-alignment s3fd-619a316812.pth, state_dict)",
                ("wav2lip",), "Rudrabha/Wav2Lip README -> face_detection/detection/sfd/s3fd.pth",
                url="https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth"),
+    WeightFile("shape_predictor_68_face_landmarks.dat", "dlib 68-point face landmark predictor (iBUG 300-W)",
+               ("lmd@dlib68",), "dlib.net/files (Davis King); eval_metrics eval_ssim_lmd.py --shape_predictor_path",
+               url="http://dlib.net/files/shape_predictor_68_face_landmarks.dat.bz2",
+               sha256="fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f"),
     WeightFile("ms1mv3_arcface_r100_fp16.pth", "ArcFace iresnet100 (MS1MV3) for CSIM (state_dict)",
                ("csim",), "deepinsight/insightface recognition/arcface_torch model zoo",
                manual="no direct link: get ms1mv3_arcface_r100_fp16/backbone.pth from the insightface "
@@ -149,12 +154,14 @@ def fetch(name: str, dest_dir=None, progress: bool = True) -> Path:
         raise MissingWeightError(f"{name} has no direct download: {entry.manual}")
     dest = Path(dest_dir) if dest_dir else search_dirs()[-1]
     target = dest / name
+    # dlib publishes its models bz2-compressed; the hash is the decompressed file's
+    decompress = bz2.BZ2Decompressor().decompress if entry.url.endswith(".bz2") else (lambda block: block)
     with atomic_path(target) as tmp:
         with urllib.request.urlopen(entry.url, timeout=60) as response, open(tmp, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=name, disable=not progress) as bar:
                 while block := response.read(1 << 20):
-                    out.write(block)
+                    out.write(decompress(block))
                     bar.update(len(block))
         ok, digest = check(name, tmp)
         if ok is False:

@@ -210,7 +210,8 @@ def test_low_rank_distance_equals_pytorch_fid_with_fewer_samples_than_dims():
     low-rank identity there instead of scipy's sqrtm; it must agree with pytorch-fid."""
     from pytorch_fid.fid_score import calculate_frechet_distance
 
-    from lipbench.metrics.fid import frechet_distance, frechet_distance_low_rank, statistics
+    from lipbench.metrics.fid import frechet_distance, statistics
+    from lipbench.metrics.frechet import frechet_distance_low_rank
 
     rng = np.random.default_rng(3)
     real = np.abs(rng.normal(size=(40, 256))) * rng.uniform(0.1, 1, 256)

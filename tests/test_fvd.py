@@ -94,3 +94,29 @@ def test_set_needs_two_clips_and_weights(tmp_path, monkeypatch, weights_dir):
     with pytest.raises(MissingWeightError, match=I3D_WEIGHTS):
         FVD("stylegan_v", weights_dir=tmp_path).features(ClipContext("c", Video(frames, 25.0), Video(frames, 25.0)))
     assert FVD.protocols[0] == "latentsync" and FVD().weight_files() == (I3D_WEIGHTS,)
+
+
+@pytest.mark.parametrize("protocol", ["latentsync", "stylegan_v"])
+def test_few_clips_take_the_exact_low_rank_distance_of_the_references_formula(protocol):
+    # 12 clips against 400 dims (every real split has fewer clips than dims): the
+    # references' sqrtm formula on their own statistics, against what lipbench returns.
+    from lipbench.metrics.fvd import frechet
+    rng = np.random.default_rng(4)
+    real = rng.normal(size=(12, 400)).astype(np.float32)
+    fake = (real * 0.8 + rng.normal(size=real.shape) + 0.2).astype(np.float32)
+    if protocol == "latentsync":
+        formula = frechet(real.mean(axis=0), np.cov(real, rowvar=False), fake.mean(axis=0), np.cov(fake, rowvar=False))
+        got = fvd_latentsync(real, fake)
+    else:
+        formula = frechet(*feature_stats(fake), *feature_stats(real))
+        got = fvd_stylegan_v(real, fake)
+    assert got == pytest.approx(formula, rel=1e-6)
+    # more clips than dims: the formula as written, bit for bit
+    many_real = rng.normal(size=(450, 400)).astype(np.float32)
+    many_fake = (many_real + rng.normal(size=many_real.shape)).astype(np.float32)
+    if protocol == "latentsync":
+        assert fvd_latentsync(many_real, many_fake) == frechet(
+            many_real.mean(axis=0), np.cov(many_real, rowvar=False), many_fake.mean(axis=0),
+            np.cov(many_fake, rowvar=False))
+    else:
+        assert fvd_stylegan_v(many_real, many_fake) == frechet(*feature_stats(many_fake), *feature_stats(many_real))

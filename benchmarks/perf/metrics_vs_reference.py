@@ -20,7 +20,7 @@ The authors' scripts need stand-ins to run here (all in `upstream_child`): `.cud
 identity (CPU only); `latentsync.utils.util` is replaced by `red_text` and a no-op
 `check_model_and_download` (the real module imports einops, which is not installed);
 `dlib` is a stub and eval_ssim_lmd's `compute_lmd` returns 0.0, so SSIM is timed without
-LMD; pytorch-fid's weight download returns the seeded file. Per-clip values are recorded at
+LMD (the paper's suite, which lipbench runs here, has no LMD); pytorch-fid's weight download returns the seeded file. Per-clip values are recorded at
 full precision by wrapping the functions that compute them (the scripts print rounded values).
 
 Usage (see benchmarks/perf/README.md):
@@ -149,7 +149,7 @@ def stub_modules():
     util.red_text = lambda text: text
     util.check_model_and_download = lambda path, *a, **k: None  # the file is already in place
     sys.modules["latentsync.utils.util"] = util
-    dlib = types.ModuleType("dlib")  # no wheel; LMD is switched off below
+    dlib = types.ModuleType("dlib")  # LMD is not in the suite compared: switched off below
     dlib.get_frontal_face_detector = lambda: (lambda image, upsample=0: [])
     dlib.shape_predictor = lambda path: None
     sys.modules["dlib"] = dlib
@@ -241,7 +241,7 @@ def upstream_child(cfg: dict) -> dict:
             return stats
 
         module.compute_video_ssim_lmd = recorded
-        module.compute_lmd = lambda *a, **k: 0.0  # LMD needs dlib's landmark model: switched off
+        module.compute_lmd = lambda *a, **k: 0.0  # not in the paper's suite: switched off
         Path(cfg["log"]).with_suffix(".dat").write_bytes(b"")
         argv = ["--real_videos_dir", real, "--fake_videos_dir", fake, "--shape_predictor_path",
                 str(Path(cfg["log"]).with_suffix(".dat")), "--log_path", cfg["log"],

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lipbench.checkpoints import load_into, read_state_dict
+from lipbench.checkpoints import for_inference, load_into, read_state_dict
 
 # Blocks per stage of iresnet100 (iresnet50 is 3,4,14,3); stage widths 64..512.
 IRESNET100_LAYERS = (3, 13, 30, 3)
@@ -91,4 +91,4 @@ def load_iresnet100(path, device: str = "cpu") -> IResNet:
     state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DataParallel
     # load_state_dict copies into the float32 parameters: a half-precision file is upcast.
     net = load_into(iresnet100(), state, path, "an ArcFace iresnet100 state_dict", "ArcFace iresnet100")
-    return net.float().to(device).eval()
+    return for_inference(net.float(), device)

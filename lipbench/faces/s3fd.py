@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-from lipbench.checkpoints import load_into, read_state_dict
+from lipbench.checkpoints import for_inference, load_into, read_state_dict
 
 BGR_MEAN = (104.0, 117.0, 123.0)
 MIN_SIZES = (16, 32, 64, 128, 256, 512)
@@ -166,7 +166,7 @@ def final_boxes(rows: torch.Tensor, width: int, height: int, conf_th: float) -> 
 def load_s3fd(path, device: str = "cpu") -> S3FDNet:
     state = read_state_dict(path, "S3FD sfd_face.pth")
     net = load_into(S3FDNet(), state, path, "an S3FD state_dict (upstream S3FDNet key names)", "S3FD")
-    return net.to(device).eval()
+    return for_inference(net, device)
 
 
 class S3FD:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from lipbench.faces.arcface import INPUT_SIZE, load_iresnet100
-from lipbench.metrics.base import ClipContext, Metric, Value
+from lipbench.metrics.base import ClipContext, Metric, Value, default_batch_size
 from lipbench.weights import find_weight
 
 WEIGHT_FILE = "ms1mv3_arcface_r100_fp16.pth"
@@ -66,9 +66,9 @@ class CSIM(Metric):
                     "ArcFace iresnet100 cosine similarity of reference and generated full frames resized to "
                     "112x112 (eval_metrics eval_csim.py); mean over frames"),)
 
-    def __init__(self, protocol=None, device="cpu", weights_dir=None, batch_size: int = 64):
+    def __init__(self, protocol=None, device="cpu", weights_dir=None, batch_size: int | None = None):
         super().__init__(protocol, device, weights_dir)
-        self.batch_size = batch_size
+        self.batch_size = batch_size or default_batch_size(device)
         self._net = None
 
     def weight_files(self) -> tuple[str, ...]:

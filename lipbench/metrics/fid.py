@@ -17,8 +17,9 @@ Protocols
   is the mean over clips. A clip with no face at all on one side is skipped upstream;
   here it is an error for that clip (so it is left out of the mean, and said why).
   With 81 frames and 2048 dimensions the covariances are singular: that is the paper's
-  protocol, and pytorch-fid's eps retry handles it. scipy's sqrtm of a 2048x2048
-  matrix takes seconds to tens of seconds on a CPU, once per clip.
+  protocol. pytorch-fid takes scipy's sqrtm of the 2048x2048 product (seconds to tens
+  of seconds on a CPU, once per clip, and ill-conditioned); lipbench computes the same
+  distance exactly from the centred activations (lipbench.metrics.frechet).
 - pooled: the same crops, one FID over all clips' real frames against all generated
   frames (the usual set-level FID).
 
@@ -43,15 +44,16 @@ from pytorch_fid import inception as fid_inception
 from pytorch_fid.fid_score import calculate_frechet_distance
 from pytorch_fid.inception import InceptionV3
 
+from lipbench.checkpoints import for_inference
 from lipbench.faces.detect import video_face_crops
-from lipbench.metrics.base import ClipContext, SetMetric, Value
+from lipbench.metrics.base import ClipContext, SetMetric, Value, default_batch_size
+from lipbench.metrics.frechet import frechet_distance_low_rank
 from lipbench.weights import find_weight
 
 log = logging.getLogger(__name__)
 
 FID_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"
 DEFAULT_DIMS = 2048  # pool3; eval_fid_videos.py --dims default
-DEFAULT_BATCH = 64  # eval_fid_videos.py --batch-size default (results do not depend on it)
 
 _build_lock = threading.Lock()
 
@@ -99,7 +101,7 @@ def build_inception(weights_path, dims: int = DEFAULT_DIMS) -> InceptionV3:
 
 
 @torch.no_grad()
-def activations(model: InceptionV3, images: np.ndarray, device="cpu", batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+def activations(model: InceptionV3, images: np.ndarray, device="cpu", batch_size: int = 16) -> np.ndarray:
     """pytorch-fid's `get_activations` on uint8 RGB images (N, H, W, 3) in memory:
     float32 (N, dims) (the network's own precision; pytorch-fid widens to float64)."""
     out = []
@@ -127,7 +129,7 @@ def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
     With fewer (every per-video FID: 81 frames against 2048 dimensions) both covariances
     are singular, scipy's sqrtm of their product is slow (about 14 s on a CPU core) and
     ill-conditioned, and the same value comes exactly from the centred activations:
-    see `frechet_distance_low_rank` (agrees with pytorch-fid to about 1e-6 relative).
+    see lipbench.metrics.frechet (agrees with pytorch-fid to about 1e-6 relative).
     """
     for side, acts in (("real", real), ("generated", fake)):
         if len(acts) < 2:
@@ -147,33 +149,17 @@ def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
     return float(value)
 
 
-def frechet_distance_low_rank(real: np.ndarray, fake: np.ndarray) -> float:
-    """|mu1 - mu2|^2 + tr S1 + tr S2 - 2 tr sqrt(S1 S2) without a d x d matrix root.
-
-    With A, B the centred activations (n x d, m x d) and S1 = A'A/(n-1), S2 = B'B/(m-1),
-    the non-zero eigenvalues of S1 S2 are the squared singular values of A B' divided by
-    (n-1)(m-1), so tr sqrt(S1 S2) is the nuclear norm of A B' over sqrt((n-1)(m-1)).
-    """
-    a = np.asarray(real, dtype=np.float64)
-    b = np.asarray(fake, dtype=np.float64)
-    mu1, mu2 = a.mean(axis=0), b.mean(axis=0)
-    a, b = a - mu1, b - mu2
-    scale1, scale2 = len(a) - 1, len(b) - 1
-    tr_covmean = np.linalg.svd(a @ b.T, compute_uv=False).sum() / np.sqrt(scale1 * scale2)
-    return float(((mu1 - mu2) ** 2).sum() + (a ** 2).sum() / scale1 + (b ** 2).sum() / scale2 - 2 * tr_covmean)
-
-
 class FID(SetMetric):
     name = "fid"
     protocols = ("per_video", "pooled")
     values = (Value("fid", False, "", "FID (pytorch-fid, Inception pool3) on MediaPipe 224x224 face crops"),)
 
     def __init__(self, protocol=None, device="cpu", weights_dir=None, dims: int = DEFAULT_DIMS,
-                 batch_size: int = DEFAULT_BATCH):
+                 batch_size: int | None = None):
         super().__init__(protocol, device, weights_dir)
         if dims not in InceptionV3.BLOCK_INDEX_BY_DIM:
             raise ValueError(f"FID dims must be one of {sorted(InceptionV3.BLOCK_INDEX_BY_DIM)}, got {dims}")
-        self.dims, self.batch_size = dims, batch_size
+        self.dims, self.batch_size = dims, batch_size or default_batch_size(device)
         self.key = f"fid@{self.protocol}"
 
     def weight_files(self) -> tuple[str, ...]:
@@ -185,7 +171,7 @@ class FID(SetMetric):
 
     @cached_property
     def model(self) -> InceptionV3:
-        return build_inception(self.weights_path, self.dims).to(self.device)
+        return for_inference(build_inception(self.weights_path, self.dims), self.device)
 
     def _video_activations(self, video, n: int) -> np.ndarray:
         """Activations of the face crops among a video's first n frames (misses dropped)."""

@@ -32,7 +32,11 @@ stylegan_v (universome/stylegan-v src/metrics/frechet_video_distance.py, metric_
   sum x x^T / N - mu mu^T), distance as above with S1 the generated set's.
 
 With 33 clips and 400-d features the covariances have rank <= 32: FVD on such a
-split carries large sampling noise; report it with its bootstrap interval.
+split carries large sampling noise; report it with its bootstrap interval. With no
+more clips than feature dimensions lipbench computes the references' distance exactly
+from the centred features (lipbench.metrics.frechet) instead of their 400x400 sqrtm,
+which is ill-conditioned on such singular covariances and would be paid again on every
+bootstrap resample; with more clips it runs their formula as written.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ import torch
 
 from lipbench.faces.detect import video_face_crops
 from lipbench.metrics.base import ClipContext, SetMetric, Value
+from lipbench.metrics.frechet import frechet_distance_low_rank
 from lipbench.weights import find_weight
 
 I3D_WEIGHTS = "i3d_torchscript.pt"
@@ -71,9 +76,15 @@ def frechet(mu1, sigma1, mu2, sigma2) -> float:
     return float(np.real(m + np.trace(sigma1 + sigma2 - s * 2)))
 
 
+def _few_samples(real: np.ndarray, fake: np.ndarray) -> bool:
+    return min(len(real), len(fake)) <= np.shape(real)[1]
+
+
 def fvd_latentsync(real: np.ndarray, fake: np.ndarray) -> float:
     """LatentSync's compute_fvd as the paper's script calls it (real set first):
     float32 mean, np.cov with ddof 1."""
+    if _few_samples(real, fake):
+        return frechet_distance_low_rank(real, fake, ddof=1)
     return frechet(real.mean(axis=0), np.cov(real, rowvar=False), fake.mean(axis=0), np.cov(fake, rowvar=False))
 
 
@@ -87,6 +98,8 @@ def feature_stats(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def fvd_stylegan_v(real: np.ndarray, fake: np.ndarray) -> float:
     """StyleGAN-V's compute_fvd (generated set first)."""
+    if _few_samples(real, fake):
+        return frechet_distance_low_rank(fake, real, ddof=0)
     mu_real, sigma_real = feature_stats(real)
     mu_gen, sigma_gen = feature_stats(fake)
     return frechet(mu_gen, sigma_gen, mu_real, sigma_real)

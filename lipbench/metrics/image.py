@@ -51,14 +51,7 @@ class SSIM(Metric):
     def compute(self, ctx: ClipContext) -> dict[str, float]:
         if self.protocol == "full":
             return {"ssim@full": float(ssim_per_frame(ctx.reference_frames, ctx.generated_frames).mean())}
-        from lipbench.faces import detect
-
-        reference = detect.video_face_crops(ctx.reference)
-        if "generated_resized_from" in ctx.notes:  # upstream crops the resized generated frames
-            generated = ctx.generated.shared(detect.CACHE_KEY + "_resized",
-                                             lambda: detect.detect_face_crops(ctx.generated_frames))
-        else:
-            generated = detect.video_face_crops(ctx.generated)
+        reference, generated = ctx.face224_crops()
         both = reference.found[:ctx.n] & generated.found[:ctx.n]
         ctx.notes["ssim_face224_frames_skipped"] = int(ctx.n - both.sum())
         if not both.any():

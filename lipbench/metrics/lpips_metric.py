@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from lipbench.faces import mesh
-from lipbench.metrics.base import ClipContext, Metric, Value
+from lipbench.metrics.base import ClipContext, Metric, Value, default_batch_size
 from lipbench.weights import find_weight
 
 TRUNK_FILE = "alexnet-owt-7be5be79.pth"
@@ -131,9 +131,9 @@ class LPIPS(Metric):
     values = (Value("lpips", False, "", "LPIPS (AlexNet, v0.1) of generated against reference frames, mean "
                                         "over frames; full: whole frames, mouth: a 64x64 lip patch"),)
 
-    def __init__(self, protocol=None, device="cpu", weights_dir=None, batch_size: int = 16):
+    def __init__(self, protocol=None, device="cpu", weights_dir=None, batch_size: int | None = None):
         super().__init__(protocol, device, weights_dir)
-        self.batch_size = batch_size
+        self.batch_size = batch_size or default_batch_size(device)
         self._net = None
 
     def weight_files(self) -> tuple[str, ...]:

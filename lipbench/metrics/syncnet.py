@@ -62,7 +62,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lipbench.checkpoints import load_into, read_state_dict
+from lipbench.checkpoints import for_inference, load_into, read_state_dict
 from lipbench.faces import s3fd, tracks
 from lipbench.metrics.base import ClipContext, Metric, Value, Video
 from lipbench.weights import find_weight
@@ -137,7 +137,7 @@ def load_syncnet(path, device: str = "cpu") -> SyncNet:
     state = read_state_dict(path, "SyncNet syncnet_v2.model")
     net = load_into(SyncNet(), state, path, "a SyncNet state_dict (upstream S key names)", "SyncNet",
                     optional_suffixes=("num_batches_tracked",))
-    return net.to(device).eval()
+    return for_inference(net, device)
 
 
 def random_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
