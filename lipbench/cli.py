@@ -136,21 +136,26 @@ def cmd_weights(args):
         for name in names:
             print(f"{name}: saved to {weights.fetch(name, args.weights_dir)}")
         return 0
-    problems = 0
+    from tabulate import tabulate
+
+    problems, rows = 0, []
     for name, entry in weights.WEIGHTS.items():
+        needed = ", ".join(entry.needed_by)
         try:
             path = weights.find_weight(name, args.weights_dir)
         except weights.MissingWeightError:
-            print(f"{name:40s} missing     needed by {', '.join(entry.needed_by)}; get it: {entry.how_to_get()}")
+            rows.append([name, "missing", needed, f"get it: {entry.how_to_get()}"])
             problems += args.action == "verify"
             continue
         if args.action == "list":
-            print(f"{name:40s} present     {path}")
+            rows.append([name, "present", needed, str(path)])
             continue
         ok, digest = weights.check(name, path)
-        state = {True: "verified", False: "DIFFERENT", None: "unchecked"}[ok]
-        print(f"{name:40s} {state:11s} sha256 {digest[:16]}  {path}")
+        rows.append([name, {True: "verified", False: "DIFFERENT", None: "unchecked"}[ok], needed,
+                     f"sha256 {digest[:16]}  {path}"])
         problems += ok is False
+    print(tabulate(rows, headers=["file", "state", "needed by", "where"], tablefmt="plain"))
+    print(f"searched: {', '.join(str(d) for d in weights.search_dirs(args.weights_dir))}")
     return 1 if problems else 0
 
 

@@ -16,7 +16,6 @@ import torch
 from lipbench import io
 from lipbench.faces.arcface import iresnet100, load_iresnet100
 from lipbench.metrics.base import ClipContext, Video
-from lipbench.metrics import csim as csim_module
 from lipbench.metrics.csim import CSIM, WEIGHT_FILE, csim_per_frame
 from lipbench.weights import MissingWeightError
 
@@ -167,21 +166,28 @@ def _check_against_upstream(metric, name, reference, generated, monkeypatch):
     way (recorded, not recomputed: one pass of the big network per test)."""
     expected = _upstream(name)
     seen = []
+    original = CSIM.embeddings
 
-    def recording(*args, **kwargs):
-        seen.append(csim_per_frame(*args, **kwargs))
+    def recording(self, frames):
+        seen.append(original(self, frames))
         return seen[-1]
 
-    monkeypatch.setattr(csim_module, "csim_per_frame", recording)
-    got = metric.compute(ClipContext(name, Video(generated, 25.0), Video(reference, 25.0)))["csim@arcface112"]
+    monkeypatch.setattr(CSIM, "embeddings", recording)
+    ctx = ClipContext(name, Video(generated, 25.0), Video(reference, 25.0))
+    got = metric.compute(ctx)["csim@arcface112"]
     assert abs(got - expected["csim"]) <= 1e-4, (got, expected["csim"])
 
-    (cos, ref_feats, gen_feats), = seen
+    ref_feats, gen_feats = seen  # the reference first
+    cos = csim_per_frame(ref_feats, gen_feats)
     np.testing.assert_allclose(cos, expected["cosine_per_frame"], rtol=0, atol=1e-4)
     for ours, key in ((ref_feats, "reference_embeddings"), (gen_feats, "generated_embeddings")):
         theirs = np.asarray(expected[key], dtype=np.float32)
         scale = np.linalg.norm(theirs, axis=1, keepdims=True)
         np.testing.assert_allclose(ours.numpy() / scale, theirs / scale, rtol=0, atol=1e-4)
+    # another model's video of the same clip reuses the reference's embeddings
+    again = ClipContext(name, Video(generated[::-1].copy(), 25.0), ctx.reference)
+    metric.compute(again)
+    assert len(seen) == 3 and seen[2] is not gen_feats
     return cos
 
 

@@ -120,3 +120,14 @@ def test_few_clips_take_the_exact_low_rank_distance_of_the_references_formula(pr
             np.cov(many_fake, rowvar=False))
     else:
         assert fvd_stylegan_v(many_real, many_fake) == frechet(*feature_stats(many_fake), *feature_stats(many_real))
+
+
+def test_reference_features_are_computed_once_per_clip(weights_dir):
+    frames = astronaut_frames(16, seed=7, size=64)
+    reference = Video(frames, 25.0)  # one decoded reference, compared with two models' videos
+    metric = FVD("stylegan_v", weights_dir=weights_dir)
+    first = metric.features(ClipContext("c", Video(frames[::-1].copy(), 25.0), reference))
+    second = metric.features(ClipContext("c", Video(frames, 25.0), reference))
+    assert first["real"] is second["real"] and not np.array_equal(first["fake"], second["fake"])
+    with pytest.raises(ValueError, match="12 frames compared.*needs 16"):  # fewer frames compared: not the cache
+        metric.features(ClipContext("c", Video(frames[:12], 25.0), reference))

@@ -44,3 +44,27 @@ def test_every_registered_file_says_how_to_get_it():
     for entry in weights.WEIGHTS.values():
         assert entry.url or entry.manual, entry.name
     assert weights.WEIGHTS["shape_predictor_68_face_landmarks.dat"].url.endswith(".bz2")
+
+
+def test_list_and_verify_say_what_is_where_and_what_needs_it(published, tmp_path, capsys, monkeypatch):
+    from lipbench.cli import main
+
+    monkeypatch.delenv("LIPBENCH_WEIGHTS", raising=False)
+    monkeypatch.setenv("LIPBENCH_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "w"
+    folder.mkdir()
+    (folder / "plain.bin").write_bytes(published)
+    (folder / "packed.bin").write_bytes(b"another file under the name")
+
+    def table(out: str) -> dict[str, str]:
+        return {line.split()[0]: line for line in out.splitlines() if line.strip()}
+
+    assert main(["weights", "list", "--weights-dir", str(folder)]) == 0
+    rows = table(capsys.readouterr().out)
+    assert "present" in rows["plain.bin"] and str(folder / "plain.bin") in rows["plain.bin"]
+    assert "missing" in rows["changed.bin"] and "lipbench weights fetch changed.bin" in rows["changed.bin"]
+    assert "lmd@dlib68" in rows["shape_predictor_68_face_landmarks.dat"]
+    assert "fid" in rows["pt_inception-2015-12-05-6726825d.pth"].split()
+    assert main(["weights", "verify", "--weights-dir", str(folder)]) == 1  # missing and changed files
+    rows = table(capsys.readouterr().out)
+    assert "verified" in rows["plain.bin"] and "DIFFERENT" in rows["packed.bin"]

@@ -47,16 +47,11 @@ def embed(net: torch.nn.Module, x: torch.Tensor, device: str, batch_size: int) -
     return torch.cat([net(part.to(device)).float().cpu() for part in torch.split(x, batch_size)])
 
 
-def csim_per_frame(net, reference: np.ndarray, generated: np.ndarray, device: str = "cpu",
-                   batch_size: int = 64) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
-    """(cosine per frame pair, reference embeddings, generated embeddings)."""
-    if len(reference) != len(generated):
-        raise ValueError(f"CSIM pairs frames one to one: {len(reference)} reference vs {len(generated)} generated")
-    n = len(reference)
-    # One pass over both videos, as the script does (it concatenates them).
-    feats = embed(net, torch.cat([arcface_input(reference), arcface_input(generated)]), device, batch_size)
-    ref_feats, gen_feats = feats[:n], feats[n:]
-    return F.cosine_similarity(ref_feats, gen_feats).numpy(), ref_feats, gen_feats
+def csim_per_frame(ref_feats: torch.Tensor, gen_feats: torch.Tensor) -> np.ndarray:
+    """Cosine similarity of frame t's two embeddings (eval_csim.py: F.cosine_similarity)."""
+    if len(ref_feats) != len(gen_feats):
+        raise ValueError(f"CSIM pairs frames one to one: {len(ref_feats)} reference vs {len(gen_feats)} generated")
+    return F.cosine_similarity(ref_feats, gen_feats).numpy()
 
 
 class CSIM(Metric):
@@ -75,16 +70,27 @@ class CSIM(Metric):
         return (WEIGHT_FILE,)
 
     @property
+    def net_source(self):
+        return find_weight(WEIGHT_FILE, self.weights_dir, needed_by="csim")
+
+    @property
     def net(self) -> torch.nn.Module:
         if self._net is None:  # loaded once per metric object, on first use
-            self._net = load_iresnet100(find_weight(WEIGHT_FILE, self.weights_dir, needed_by="csim"), self.device)
+            self._net = load_iresnet100(self.net_source, self.device)
         return self._net
 
+    def embeddings(self, frames: np.ndarray) -> torch.Tensor:
+        return embed(self.net, arcface_input(frames), self.device, self.batch_size)
+
     def compute(self, ctx: ClipContext) -> dict[str, float]:
-        reference = ctx.reference_frames
-        generated = ctx.generated.frames[:ctx.n]  # own size: see the module docstring
+        reference = ctx.require_reference(self.name)
         if ctx.n == 0:
             ctx.notes["csim"] = "no frames to compare"
             return {"csim@arcface112": float("nan")}
-        cos, _, _ = csim_per_frame(self.net, reference, generated, self.device, self.batch_size)
-        return {"csim@arcface112": float(cos.mean())}
+        # The reference's embeddings are kept with its decoded video, so every model
+        # compared with it on this clip reuses them (eval_csim.py embeds both each time;
+        # an embedding does not depend on what else is in the batch, up to rounding).
+        ref_feats = reference.shared(f"arcface112:{self.net_source}:first{ctx.n}",
+                                     lambda: self.embeddings(ctx.reference_frames))
+        gen_feats = self.embeddings(ctx.generated.frames[:ctx.n])  # own size: see the module docstring
+        return {"csim@arcface112": float(csim_per_frame(ref_feats, gen_feats).mean())}

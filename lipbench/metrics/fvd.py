@@ -154,10 +154,14 @@ class FVD(SetMetric):
 
     def features(self, ctx: ClipContext) -> dict[str, np.ndarray]:
         reference = ctx.require_reference(self.name)
+        # the reference's clip features are kept with its decoded video: every model
+        # compared with it on this clip reuses them
+        key = f"{self.key}:{find_weight(I3D_WEIGHTS, self.weights_dir)}"
         if self.protocol == "latentsync":
-            return {"real": self._latentsync_clip(ctx, reference, "reference"),
+            return {"real": reference.shared(key, lambda: self._latentsync_clip(ctx, reference, "reference")),
                     "fake": self._latentsync_clip(ctx, ctx.generated, "generated")}
-        return {"real": self._stylegan_v_clip(ctx, ctx.reference_frames, "reference"),
+        key += f":first{min(ctx.n, CLIP_FRAMES)}"  # the frames compared (fewer than 16: an error)
+        return {"real": reference.shared(key, lambda: self._stylegan_v_clip(ctx, ctx.reference_frames, "reference")),
                 "fake": self._stylegan_v_clip(ctx, ctx.generated_frames, "generated")}
 
     def combine(self, features: list[dict[str, np.ndarray]]) -> dict[str, float]:
