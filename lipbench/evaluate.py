@@ -184,7 +184,8 @@ def evaluate_files(pairs, specs, device: str = "cpu", weights_dir=None, face_cro
                 except ValueError as exc:  # e.g. too few clips for a covariance
                     aggregate[out.key] = {"value": None, "ci95": None, "n": len(items), "error": str(exc)}
                     continue
-                ci = bootstrap_set_ci(items, lambda sample, m=metric, k=out.key: m.combine(sample)[k], set_resamples)
+                ci = bootstrap_set_ci(items, lambda sample, m=metric, k=out.key: m.combine(sample)[k], set_resamples,
+                                      label=out.key)
                 aggregate[out.key] = {"value": value, "ci95": ci, "n": len(items),
                                       "ci_method": f"bootstrap over clips, {set_resamples} resamples, recomputed"}
             else:

@@ -109,7 +109,8 @@ def _set_rows(metric, base, new, base_manifest, new_manifest, model, resamples) 
     rows = []
     for out in metric.outputs:
         diff, ci = stats.paired_set_difference_ci([base_items[c] for c in clips], [new_items[c] for c in clips],
-                                                  lambda items, k=out.key: metric.combine(items)[k], resamples)
+                                                  lambda items, k=out.key: metric.combine(items)[k], resamples,
+                                                  label=f"{model} {out.key}")
         rows.append({"model": model, "metric": out.key, "difference": diff, "ci95": ci, "n_clips": len(clips),
                      "verdict": verdict(diff, ci, out.higher_is_better)})
     return rows

@@ -70,7 +70,8 @@ def _set_level(run: RunDir, config, manifest, label: str) -> dict:
         if not items:
             continue
         for key, value in metric.combine(items).items():
-            ci = stats.bootstrap_set_ci(items, lambda sample, k=key: metric.combine(sample)[k], config.set_resamples)
+            ci = stats.bootstrap_set_ci(items, lambda sample, k=key: metric.combine(sample)[k], config.set_resamples,
+                                        label=f"{label} {key}")
             out[key] = {"mean": value, "n": len(items), "statistic": "pooled over clips", "ci95": ci,
                         "ci_method": f"bootstrap over clips, {config.set_resamples} resamples, recomputed"}
     return out

@@ -6,10 +6,20 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+from tqdm import tqdm
 
 N_RESAMPLES = 2000
 SEED = 0
 LEVEL = 0.95
+# A set-level statistic is recomputed on every resample: cheap for FVD and per-video FID,
+# a 2048x2048 matrix square root (seconds) for a pooled FID over more frames than 2048.
+# Such loops show a progress bar once they have run this long.
+PROGRESS_AFTER_S = 3
+
+
+def _resamples(n_resamples: int, label: str):
+    return tqdm(range(n_resamples), desc=f"bootstrap {label}", unit="resample", delay=PROGRESS_AFTER_S,
+                leave=False)
 
 
 def _finite(values) -> np.ndarray:
@@ -38,13 +48,13 @@ def bootstrap_mean_ci(values, n_resamples: int = N_RESAMPLES, seed: int = SEED, 
 
 
 def bootstrap_set_ci(items: list, statistic: Callable[[list], float], n_resamples: int = N_RESAMPLES,
-                     seed: int = SEED, level: float = LEVEL) -> list[float] | None:
+                     seed: int = SEED, level: float = LEVEL, label: str = "") -> list[float] | None:
     """CI of a set-level statistic (FVD, pooled FID) recomputed on each resample of clips."""
     if len(items) < 2 or n_resamples <= 0:
         return None
     rng = np.random.default_rng(seed)
     stats = []
-    for _ in range(n_resamples):
+    for _ in _resamples(n_resamples, label):
         try:
             stats.append(statistic([items[i] for i in rng.integers(0, len(items), len(items))]))
         except ValueError:  # a resample the metric cannot score (too few distinct clips)
@@ -64,14 +74,15 @@ def paired_difference_ci(base, new, n_resamples: int = N_RESAMPLES, seed: int = 
 
 
 def paired_set_difference_ci(base_items: list, new_items: list, statistic: Callable[[list], float],
-                             n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = LEVEL):
+                             n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = LEVEL,
+                             label: str = ""):
     """Set-level difference statistic(new) - statistic(base) over the same resampled clips."""
     value = statistic(new_items) - statistic(base_items)
     if len(base_items) < 2 or n_resamples <= 0:
         return value, None
     rng = np.random.default_rng(seed)
     stats = []
-    for _ in range(n_resamples):
+    for _ in _resamples(n_resamples, label):
         pick = rng.integers(0, len(base_items), len(base_items))
         stats.append(statistic([new_items[i] for i in pick]) - statistic([base_items[i] for i in pick]))
     stats = _finite(stats)
