@@ -4,6 +4,7 @@ same frames: frames as cv2 reads them (BGR), converted to RGB for MediaPipe, the
 detection's box cut from the BGR frame, INTER_AREA to 224."""
 
 import types
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -139,3 +140,29 @@ def test_one_detection_pass_per_video(monkeypatch):
 def test_rejects_frames_that_are_not_uint8_rgb():
     with pytest.raises(ValueError, match="uint8 RGB"):
         detect.detect_face_crops(np.zeros((2, 32, 32, 3), np.float32))
+
+
+def test_mediapipe_start_up_logging_stays_off_the_terminal():
+    """MediaPipe's graph threads log while they open, sometimes after the constructor
+    returns (one build in three or so without waiting for the graph): across several
+    builds in a fresh process, as `lipbench eval` makes them, nothing of it may reach
+    file descriptor 2, where the progress bars are."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np\n"
+        "from lipbench.faces import detect\n"
+        "from lipbench.faces.mesh import FaceMeshTracker\n"
+        "from tests.test_face_crop import astronaut_frames\n"
+        "frames = astronaut_frames(1, seed=2, size=128)\n"
+        "for _ in range(20):\n"
+        "    detect.FaceCropper().box(frames[0])\n"
+        "    tracker = FaceMeshTracker()\n"
+        "    tracker.track(frames)\n"
+        "    tracker.close()\n"
+        "print('built 40 solutions', flush=True)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).parents[1])
+    assert done.returncode == 0 and "built 40 solutions" in done.stdout, done.stderr
+    assert "inference_feedback_manager" not in done.stderr and "W0000" not in done.stderr, done.stderr

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from lipbench.faces.mesh import _native_stderr_silenced
+from lipbench.faces.mesh import _native_stderr_silenced, built_quietly
 
 CACHE_KEY = "mediapipe_face224"  # Video.shared key: FID, FVD and SSIM share one detection pass
 CROP_SIZE = 224
@@ -84,14 +84,13 @@ class FaceCropper:
         import mediapipe as mp
 
         self.size = size
-        with _native_stderr_silenced():
-            self._primary = mp.solutions.face_detection.FaceDetection(
-                model_selection=0, min_detection_confidence=min_confidence)
-            # upstream builds the fallback only when its threshold is lower
-            self._fallback = None
-            if fallback_confidence is not None and fallback_confidence < min_confidence:
-                self._fallback = mp.solutions.face_detection.FaceDetection(
-                    model_selection=0, min_detection_confidence=fallback_confidence)
+        self._primary = built_quietly(lambda: mp.solutions.face_detection.FaceDetection(
+            model_selection=0, min_detection_confidence=min_confidence))
+        # upstream builds the fallback only when its threshold is lower
+        self._fallback = None
+        if fallback_confidence is not None and fallback_confidence < min_confidence:
+            self._fallback = built_quietly(lambda: mp.solutions.face_detection.FaceDetection(
+                model_selection=0, min_detection_confidence=fallback_confidence))
 
     def _first_box(self, detector, frame: np.ndarray):
         with _native_stderr_silenced():

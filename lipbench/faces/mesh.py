@@ -41,6 +41,19 @@ def _native_stderr_silenced():
         os.close(devnull)
 
 
+def built_quietly(make_solution):
+    """A MediaPipe solution built with its start-up logging kept off the terminal. The
+    graph opens its calculators on worker threads, which log while opening, possibly
+    after the constructor has returned (about one build in three, here): waiting until
+    the graph is idle, still silenced, keeps those lines out of the progress bars."""
+    with _native_stderr_silenced():
+        solution = make_solution()
+        graph = getattr(solution, "_graph", None)  # SolutionBase's CalculatorGraph
+        if graph is not None:
+            graph.wait_until_idle()
+    return solution
+
+
 class FaceMeshTracker:
     """Landmarks frame after frame, keeping MediaPipe's tracking state between calls
     (so a streaming model can feed it chunk by chunk).
@@ -52,10 +65,9 @@ class FaceMeshTracker:
     def __init__(self, video: bool = True):
         import mediapipe as mp
 
-        with _native_stderr_silenced():
-            self._mesh = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=not video, max_num_faces=1, refine_landmarks=True,
-                min_detection_confidence=0.5, min_tracking_confidence=0.5)
+        self._mesh = built_quietly(lambda: mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=not video, max_num_faces=1, refine_landmarks=True,
+            min_detection_confidence=0.5, min_tracking_confidence=0.5))
 
     def track(self, frames: np.ndarray) -> np.ndarray:
         frames = np.asarray(frames)
