@@ -370,7 +370,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (io.MediaError, ManifestError, ConfigError, KeyError, OSError, ValueError) as exc:
+    except (io.MediaError, ManifestError, ConfigError, KeyError, OSError, ValueError, ImportError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"lipbench: error: {message}", file=sys.stderr)
         return 2

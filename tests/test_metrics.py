@@ -167,3 +167,18 @@ def test_ssim_face224_follows_the_papers_script(hdtf_samples):
     value = metrics.create("ssim@face224").compute(ctx)["ssim@face224"]
     assert len(expected) == 6 and value == pytest.approx(np.mean(expected), abs=1e-5)
     assert metrics.create("ssim").protocol == "face224"  # the paper's is the default
+
+
+def test_lmd_dlib68_without_dlib_says_how_to_install_it_before_any_clip(hdtf_samples, tmp_path, monkeypatch, capsys):
+    import sys
+
+    from lipbench.cli import main
+    from lipbench.faces.dlib68 import PREDICTOR_FILE
+
+    monkeypatch.setitem(sys.modules, "dlib", None)  # as on a machine without dlib
+    (tmp_path / PREDICTOR_FILE).write_bytes(b"present, never read")
+    code = main(["eval", "--fake", str(hdtf_samples / "fake"), "--real", str(hdtf_samples / "real"),
+                 "--metrics", "lmd@dlib68", "--weights-dir", str(tmp_path), "--out", str(tmp_path / "x.json")])
+    assert code == 2
+    assert "pip install 'lipbench[dlib]'" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()

@@ -22,6 +22,7 @@ from functools import cached_property
 import numpy as np
 
 from lipbench.faces import mesh
+from lipbench.faces.dlib68 import PREDICTOR_FILE, Dlib68, import_dlib
 from lipbench.metrics.base import ClipContext, Metric, Value
 from lipbench.weights import find_weight
 
@@ -43,21 +44,15 @@ class LMD(Metric):
                                         "dlib68: points 48-67 of dlib's 68), mean over frames"),)
 
     def weight_files(self) -> tuple[str, ...]:
-        from lipbench.faces.dlib68 import PREDICTOR_FILE
-
         return (PREDICTOR_FILE,) if self.protocol == "dlib68" else ()
 
     def check_available(self) -> None:
         super().check_available()
         if self.protocol == "dlib68":
-            from lipbench.faces.dlib68 import import_dlib
-
-            import_dlib()
+            import_dlib()  # dlib is optional: say how to install it before any clip
 
     @cached_property
-    def dlib68(self):
-        from lipbench.faces.dlib68 import PREDICTOR_FILE, Dlib68
-
+    def dlib68(self) -> Dlib68:
         return Dlib68(find_weight(PREDICTOR_FILE, self.weights_dir, needed_by="lmd@dlib68"))
 
     def compute(self, ctx: ClipContext) -> dict[str, float]:
