@@ -12,6 +12,7 @@ every machine and torch version.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -104,14 +105,6 @@ def _structures() -> dict:
     }
 
 
-def _has_dlib() -> bool:
-    try:
-        import dlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def write_random_weights(folder, seed: int = 0, names=None) -> dict[str, Path]:
     """Write seeded random stand-ins for `names` (default: every registered file; the
     dlib landmark predictor only where dlib is installed)."""
@@ -123,7 +116,7 @@ def write_random_weights(folder, seed: int = 0, names=None) -> dict[str, Path]:
     makers = _structures()
     written = {}
     for name in names or list(WEIGHTS):
-        if name == dlib68.PREDICTOR_FILE and names is None and not _has_dlib():
+        if name == dlib68.PREDICTOR_FILE and names is None and importlib.util.find_spec("dlib") is None:
             continue  # optional (lmd@dlib68): made only where dlib is installed, or when asked for
         target = folder / name
         with atomic_path(target) as tmp:

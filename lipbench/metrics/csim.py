@@ -19,6 +19,8 @@ mean of clip values equals the pooled mean.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import cv2
 import numpy as np
 import torch
@@ -69,14 +71,14 @@ class CSIM(Metric):
     def weight_files(self) -> tuple[str, ...]:
         return (WEIGHT_FILE,)
 
-    @property
-    def net_source(self):
+    @cached_property
+    def weights_path(self):
         return find_weight(WEIGHT_FILE, self.weights_dir, needed_by="csim")
 
     @property
     def net(self) -> torch.nn.Module:
         if self._net is None:  # loaded once per metric object, on first use
-            self._net = load_iresnet100(self.net_source, self.device)
+            self._net = load_iresnet100(self.weights_path, self.device)
         return self._net
 
     def embeddings(self, frames: np.ndarray) -> torch.Tensor:
@@ -90,7 +92,7 @@ class CSIM(Metric):
         # The reference's embeddings are kept with its decoded video, so every model
         # compared with it on this clip reuses them (eval_csim.py embeds both each time;
         # an embedding does not depend on what else is in the batch, up to rounding).
-        ref_feats = reference.shared(f"arcface112:{self.net_source}:first{ctx.n}",
+        ref_feats = reference.shared(f"arcface112:{self.weights_path}:first{ctx.n}",
                                      lambda: self.embeddings(ctx.reference_frames))
         gen_feats = self.embeddings(ctx.generated.frames[:ctx.n])  # own size: see the module docstring
         return {"csim@arcface112": float(csim_per_frame(ref_feats, gen_feats).mean())}

@@ -118,8 +118,12 @@ class FVD(SetMetric):
         return (I3D_WEIGHTS,)
 
     @cached_property
+    def weights_path(self):
+        return find_weight(I3D_WEIGHTS, self.weights_dir, needed_by=self.key)
+
+    @cached_property
     def i3d(self) -> torch.jit.ScriptModule:
-        path = find_weight(I3D_WEIGHTS, self.weights_dir, needed_by=self.key)
+        path = self.weights_path
         try:
             with warnings.catch_warnings():  # torch 2.10+ calls TorchScript deprecated; the file is TorchScript
                 warnings.simplefilter("ignore", FutureWarning)
@@ -156,7 +160,7 @@ class FVD(SetMetric):
         reference = ctx.require_reference(self.name)
         # the reference's clip features are kept with its decoded video: every model
         # compared with it on this clip reuses them
-        key = f"{self.key}:{find_weight(I3D_WEIGHTS, self.weights_dir)}"
+        key = f"{self.key}:{self.weights_path}"
         if self.protocol == "latentsync":
             return {"real": reference.shared(key, lambda: self._latentsync_clip(ctx, reference, "reference")),
                     "fake": self._latentsync_clip(ctx, ctx.generated, "generated")}
