@@ -48,10 +48,14 @@ def built_quietly(make_solution):
     the graph is idle, still silenced, keeps those lines out of the progress bars."""
     with _native_stderr_silenced():
         solution = make_solution()
-        graph = getattr(solution, "_graph", None)  # SolutionBase's CalculatorGraph
-        if graph is not None:
-            graph.wait_until_idle()
+        _wait_until_open(solution)
     return solution
+
+
+def _wait_until_open(solution) -> None:
+    graph = getattr(solution, "_graph", None)  # SolutionBase's CalculatorGraph
+    if graph is not None:
+        graph.wait_until_idle()
 
 
 class FaceMeshTracker:
@@ -83,7 +87,9 @@ class FaceMeshTracker:
 
     def reset(self) -> None:
         """Forget the tracked face: the next frame starts a new video."""
-        self._mesh.reset()
+        with _native_stderr_silenced():  # a reset restarts the graph, which logs as it opens
+            self._mesh.reset()
+            _wait_until_open(self._mesh)
 
     def close(self) -> None:
         self._mesh.close()
