@@ -7,27 +7,31 @@ import sys
 import time
 from pathlib import Path
 
-from lipbench import io
+from lipbench.errors import LipbenchError, UsageError
 
 DEFAULT_DEMO_OUT = "runs/demo"
 
 
 def _load_run_inputs(args):
-    from lipbench.config import load_config, resolve_data
+    """(the config and clips as given, the models and clips to run now). `--models`,
+    `--clips` and `--limit` narrow only what runs now: the run directory keeps
+    recording the whole config."""
+    from lipbench.config import check_device, load_config, resolve_data
 
     config = load_config(args.config)
     if getattr(args, "device", None):
-        config.device = args.device
+        config.device = check_device(args.device, "--device")
     if getattr(args, "weights_dir", None):
         config.weights_dir = args.weights_dir
-    if getattr(args, "models", None):
-        config.models = _select(config.models, args.models, lambda m: m.label, f"{config.source}: no models named")
     manifest = resolve_data(config)
+    models, clips = config.models, manifest.clips
+    if getattr(args, "models", None):
+        models = _select(models, args.models, lambda m: m.label, f"{config.source}: no models named")
     if getattr(args, "clips", None):
-        manifest.clips = _select(manifest.clips, args.clips, lambda c: c.id, f"{manifest.name}: no clips named")
+        clips = _select(clips, args.clips, lambda c: c.id, f"{manifest.name}: no clips named")
     if getattr(args, "limit", None):
-        manifest.clips = manifest.clips[:args.limit]
-    return config, manifest
+        clips = clips[:args.limit]
+    return config, manifest, models, clips
 
 
 def _select(items, names_csv: str, name_of, error: str) -> list:
@@ -35,58 +39,108 @@ def _select(items, names_csv: str, name_of, error: str) -> list:
     wanted = names_csv.split(",")
     unknown = set(wanted) - {name_of(item) for item in items}
     if unknown:
-        raise KeyError(f"{error} {sorted(unknown)}")
+        raise UsageError(f"{error} {sorted(unknown)}")
     return [item for item in items if name_of(item) in wanted]
 
 
-def _run(config, manifest, out, phases=("generate", "evaluate", "report")) -> dict | None:
-    from lipbench.evaluate import evaluate
-    from lipbench.report import write_report
-    from lipbench.rundir import RunDir
-    from lipbench.runner import generate
+def _run(config, manifest, out, phases=("generate", "evaluate", "report"), models=None, clips=None,
+         force: bool = False, wait: bool = False) -> tuple[int, dict | None]:
+    """Run the phases on `models` x `clips` (default: everything in the config), holding
+    the run directory's lock; returns (exit code, results of the report or None)."""
+    from dataclasses import replace
 
     from lipbench import distributed
+    from lipbench.data.manifest import Manifest
+    from lipbench.rundir import RunDir
 
     run = RunDir(out)
-    if "generate" in phases:
-        counts = generate(config, manifest, run)
-        print(f"generate: {counts['done']} made, {counts['skipped']} already done, {counts['failed']} failed")
-    if not distributed.is_main():
-        return None  # the other ranks' units are on disk; rank 0 evaluates and reports
-    if "evaluate" in phases:
-        counts = evaluate(config, manifest, run)
-        print(f"evaluate: {counts['done']} scored, {counts['skipped']} already scored, "
-              f"{counts['missing']} without a generated video")
-    if "report" in phases:
-        return write_report(run)
-    return None
+    with distributed.rank0_lock(run, wait):
+        if distributed.is_main():
+            run.save_inputs(config, manifest, force=force)  # what the directory holds: the whole config
+        distributed.barrier()
+        saved = run.load_config()
+        # now: the chosen models and clips, under every metric the directory holds
+        config = replace(config, models=models or config.models, metrics=saved.metrics)
+        manifest = Manifest(manifest.name, clips or manifest.clips, manifest.path, manifest.description,
+                            manifest.extra)
+        results = None
+        if "generate" in phases:
+            from lipbench.runner import generate
+
+            counts = generate(config, manifest, run)
+            print(f"generate: {counts['done']} made, {counts['skipped']} already done, {counts['failed']} failed")
+        if not distributed.is_main():
+            return 0, None  # the other ranks' units are on disk; rank 0 evaluates and reports
+        if "evaluate" in phases:
+            results = _evaluate(config, manifest, run)
+        if "report" in phases:
+            from lipbench.report import write_report
+
+            results = write_report(run)
+        return _report_failures(run, config, manifest, phases), results
+
+
+def _evaluate(config, manifest, run):
+    from lipbench.evaluate import evaluate
+
+    counts = evaluate(config, manifest, run)
+    print(f"evaluate: {counts['done']} scored ({counts['failed']} metric values failed), "
+          f"{counts['skipped']} already scored, {counts['missing']} without a generated video")
+
+
+def _report_failures(run, config, manifest, phases) -> int:
+    """List what was asked for and not produced (failed units, failed metric values), with
+    counts; returns the exit code: 0 all produced, 1 some failed."""
+    from lipbench import metrics
+
+    units, values = [], []
+    specs = metrics.resolve_specs(config.metrics) if "evaluate" in phases else []
+    for spec in config.models:
+        for clip in manifest.clips:
+            unit = run.read_unit(spec.label, clip.id) or {"status": "pending", "error": "not generated"}
+            if unit.get("status") != "ok":
+                units.append(f"{spec.label}/{clip.id} ({unit.get('stage', unit['status'])}): {unit.get('error')}")
+                continue
+            row = run.read_metrics(spec.label, clip.id) or {}
+            for metric in specs:
+                error = (row.get("errors") or {}).get(metric)
+                if error is not None or metric not in (row.get("fingerprints") or {}):
+                    first = (error or "not computed").splitlines()[0]
+                    values.append(f"{metric} {spec.label}/{clip.id}: {first}")
+    if not units and not values:
+        return 0
+    print(f"failed: {len(units)} of {len(config.models) * len(manifest.clips)} units, {len(values)} metric values",
+          file=sys.stderr)
+    for line in units + values:
+        print(f"  {line}", file=sys.stderr)
+    return 1
 
 
 def cmd_run(args, phases=("generate", "evaluate", "report")):
-    config, manifest = _load_run_inputs(args)
-    results = _run(config, manifest, args.out, phases)
+    config, manifest, models, clips = _load_run_inputs(args)
+    code, results = _run(config, manifest, args.out, phases, models, clips, force=args.force, wait=args.wait)
     if results:
         print(results["table"])
         print(f"report: {Path(args.out) / 'report.md'}")
+    return code
 
 
 def cmd_eval(args):
     if args.run and args.fake:
-        raise ValueError("give either a run directory or --fake, not both")
+        raise UsageError("lipbench eval: give either a run directory or --fake, not both")
     if args.run:
-        from lipbench.evaluate import evaluate
         from lipbench.rundir import RunDir
 
         run = RunDir(args.run)
         config = run.load_config()
         config.weights_dir = args.weights_dir or config.weights_dir
         config.device = args.device or config.device
-        counts = evaluate(config, run.load_manifest(), run)
-        print(f"evaluate: {counts['done']} scored, {counts['skipped']} already scored, "
-              f"{counts['missing']} without a generated video")
-        return 0
+        manifest = run.load_manifest()
+        with run.lock(args.wait):
+            _evaluate(config, manifest, run)
+            return _report_failures(run, config, manifest, ("evaluate",))
     if not args.fake:
-        raise ValueError("lipbench eval needs a run directory or --fake PATH [PATH ...]")
+        raise UsageError("lipbench eval needs a run directory or --fake PATH [PATH ...]")
     return cmd_eval_files(args)
 
 
@@ -97,26 +151,35 @@ def cmd_eval_files(args):
 
     items = ([args.suite] if args.suite else []) + (args.metrics.split(",") if args.metrics else [])
     if not items:
-        raise ValueError("choose metrics with --metrics LIST and/or --suite NAME "
+        raise UsageError("lipbench eval --fake: choose metrics with --metrics LIST and/or --suite NAME "
                          f"(suites: {', '.join(metrics.SUITES)}; lipbench ls metrics)")
     specs = metrics.resolve_specs(items)
     pairs = pair_files(args.fake, args.real, args.pair_regex or DEFAULT_PAIR_REGEX)
     result = evaluate_files(pairs, specs, device=args.device or "cpu", weights_dir=args.weights_dir,
-                            face_crops=args.crop == "none")
+                            face_crops=args.crop == "none", name=args.name)
     out = Path(args.out)
     write_json(out, result)
-    rows = [[key, "-" if agg["value"] is None else f"{agg['value']:.4f}",
-             agg.get("error") or ("-" if not agg["ci95"] else f"[{agg['ci95'][0]:.4f}, {agg['ci95'][1]:.4f}]"), agg["n"]]
-            for key, agg in result["aggregate"].items()]
     from tabulate import tabulate
 
-    print(tabulate(rows, headers=["metric", "value", "ci95", "clips"], tablefmt="github"))
-    for cid, error in result["failed"].items():
-        print(f"failed: {cid}: {error}", file=sys.stderr)
-    unscored = len(result["pairs"]) - len(result["clips"])
-    print(f"{len(result['clips'])}/{result['n_clips']} clips scored ({result['n_failed']} with errors, "
-          f"{unscored} not scored at all); results: {out}")
-    return 1 if result["failed"] else 0
+    from lipbench.report import tables
+    from lipbench.report.schema import failure_lines
+
+    (name, model), = result["models"].items()
+    rows = []
+    for key, agg in model["metrics"].items():
+        col = tables.Column(key, key, None, "metrics")
+        value, ci = tables.cell(result, name, col)
+        rows.append([key, tables.no_value(result, name, col) if value is None else f"{value:.4f}",
+                     "-" if not ci else f"[{ci[0]:.4f}, {ci[1]:.4f}]", f"{agg['n']}/{model['n_clips']}",
+                     len(agg["failed"]) + bool(agg["error"])])
+    print(f"{name}: {model['n_clips']} clips")
+    print(tabulate(rows, headers=["metric", "value", "95% CI", "clips", "failed"], tablefmt="github",
+                   disable_numparse=True))
+    for line in failure_lines(result):
+        print(line, file=sys.stderr)
+    print(f"results: {out}")
+    counts = result["failures"]["counts"]
+    return 1 if counts["units"] or counts["metric_values"] else 0
 
 
 def cmd_weights(args):
@@ -124,7 +187,7 @@ def cmd_weights(args):
 
     if args.action == "random":
         if not args.weights_dir:
-            raise ValueError("lipbench weights random needs --weights-dir DIR (where the stand-ins go)")
+            raise UsageError("lipbench weights random needs --weights-dir DIR (where the stand-ins go)")
         from lipbench.random_weights import write_random_weights
 
         for name, path in write_random_weights(args.weights_dir, args.seed, args.names or None).items():
@@ -171,20 +234,31 @@ def cmd_report(args):
 def cmd_compare(args):
     from tabulate import tabulate
 
-    from lipbench.report.compare import REGRESSED, compare_runs
+    from lipbench.report.compare import compare_runs, exit_status
     from lipbench.storage import write_json
 
-    result = compare_runs(args.base, args.new, force=args.force)
+    result = compare_runs(args.base, args.new, force=args.force, timing_threshold=args.timing_threshold,
+                          timing_floor_s=args.timing_floor)
     for problem in result["forced_despite"]:
         print(f"warning (forced): {problem}", file=sys.stderr)
-    rows = [[r["model"], r["metric"], f"{r['difference']:+.4g}",
-             "-" if not r["ci95"] else f"[{r['ci95'][0]:+.4g}, {r['ci95'][1]:+.4g}]", r["n_clips"], r["verdict"]]
+
+    def interval(ci, fmt):
+        return "-" if not ci else f"[{ci[0]:{fmt}}, {ci[1]:{fmt}}]"
+
+    rows = [[r["model"], r["metric"], "-" if r["difference"] is None else f"{r['difference']:+.4g}",
+             interval(r["ci95"], "+.4g"), interval(r["relative_ci95"], "+.1%") if "relative_ci95" in r else "",
+             r["n_clips"], r["verdict"] + (f" ({r['note']})" if r.get("note") else "")]
             for r in result["rows"]]
-    print(tabulate(rows, headers=["model", "metric", "new - base", "95% CI", "clips", "verdict"], tablefmt="github"))
+    print(tabulate(rows, headers=["model", "metric", "new - base", "95% CI", "relative CI", "clips", "verdict"],
+                   tablefmt="github"))
+    print(f"{result['regressions']} regressions over {result['shared_clips']} clips scored in both runs")
+    code, reason = exit_status(result, args.fail_on_regression)
+    for problem in result["gate"]:
+        print(f"{'gate failed' if args.fail_on_regression else 'warning'}: {problem}")
+    result["exit"] = {"code": code, "reason": reason}
     if args.out:
         write_json(args.out, result)
-    print(f"{result['regressions']} regressions over {result['shared_clips']} shared clips")
-    return 1 if args.fail_on_regression and any(r["verdict"] == REGRESSED for r in result["rows"]) else 0
+    return code
 
 
 def cmd_demo(args):
@@ -196,12 +270,13 @@ def cmd_demo(args):
     synth.update({k: v for k, v in (("clips", args.clips), ("frames", args.frames)) if v})
     config.data = {"synthetic": synth}
     manifest = resolve_data(config)
-    results = _run(config, manifest, args.out)
+    code, results = _run(config, manifest, args.out, force=args.force, wait=args.wait)
     print()
     print(results["table"])
     print()
     print(f"demo finished in {time.perf_counter() - start:.1f} s")
     print(f"report: {Path(args.out) / 'report.md'}  (also report.html, results.json, per_clip.jsonl, plots)")
+    return code
 
 
 def cmd_synth(args):
@@ -270,14 +345,35 @@ def cmd_ls(args):
         print("\n".join(shipped_configs()))
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (`--limit 0` would silently run nothing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def add_run_dir_flags(parser, force: bool = True) -> None:
+    if force:
+        parser.add_argument("--force", action="store_true",
+                            help="add to a run directory that holds other clips or other metric protocols")
+    parser.add_argument("--wait", action="store_true",
+                        help="when another lipbench process is writing the run directory, wait for it "
+                             "(default: say who holds it and stop)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lipbench", description="Benchmark and evaluation suite for lip-sync video generation.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="synthetic clips -> four weight-free models -> metrics -> report (CPU, minutes)")
     p.add_argument("--out", default=DEFAULT_DEMO_OUT, help=f"run directory (default {DEFAULT_DEMO_OUT})")
-    p.add_argument("--clips", type=int, help="number of synthetic clips (default 8)")
-    p.add_argument("--frames", type=int, help="frames per clip (default 81)")
+    p.add_argument("--clips", type=positive_int, help="number of synthetic clips (default 8)")
+    p.add_argument("--frames", type=positive_int, help="frames per clip (default 81)")
+    add_run_dir_flags(p)
     p.set_defaults(func=cmd_demo)
 
     for name, phases, text in (("run", ("generate", "evaluate", "report"), "generate, evaluate and report"),
@@ -288,8 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", help="override the config's device (cpu, cuda, cuda:1)")
         p.add_argument("--models", help="comma-separated model names from the config")
         p.add_argument("--clips", help="comma-separated clip ids")
-        p.add_argument("--limit", type=int, help="only the first N clips")
+        p.add_argument("--limit", type=positive_int, help="only the first N clips")
         p.add_argument("--weights-dir", help="folder with the weight files (also $LIPBENCH_WEIGHTS)")
+        add_run_dir_flags(p)
         p.set_defaults(func=lambda a, ph=phases: cmd_run(a, ph))
 
     p = sub.add_parser("eval", help="score a run directory, or videos made elsewhere (--fake)")
@@ -304,7 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="none: the inputs are already face crops, no face detection")
     p.add_argument("--weights-dir", help="folder with the weight files (also $LIPBENCH_WEIGHTS)")
     p.add_argument("--out", default="eval.json", help="results JSON (default eval.json)")
+    p.add_argument("--name", help="name of the scored set in the results (default: the folder of the fake videos)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default cpu)")
+    add_run_dir_flags(p, force=False)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("weights", help="the weight files metrics and models need")
@@ -323,7 +422,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("base")
     p.add_argument("new")
     p.add_argument("--force", action="store_true", help="compare even when protocols, weights or inputs differ")
-    p.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any metric regressed")
+    p.add_argument("--fail-on-regression", action="store_true",
+                   help="exit 1 when any metric regressed, either run is incomplete, NEW scored fewer units than "
+                        "BASE, or no clip is scored in both")
+    def timing_threshold(text):  # imported only when given: the report package is slow to import
+        from lipbench.report.compare import threshold_arg
+        return threshold_arg(text)
+
+    p.add_argument("--timing-threshold", type=timing_threshold, default=0.05, metavar="FRACTION",
+                   help="fps/ttff_s verdicts need the paired 95%% CI beyond this relative change (default 0.05)")
+    p.add_argument("--timing-floor", type=float, default=0.005, metavar="SECONDS",
+                   help="timing changes smaller than this many seconds per clip are unchanged (default 0.005)")
     p.add_argument("--out", help="also write the comparison as JSON")
     p.set_defaults(func=cmd_compare)
 
@@ -363,16 +472,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
-    from lipbench.config import ConfigError
-    from lipbench.data.manifest import ManifestError
+def one_line(error: Exception) -> str:
+    """An error's message on one line: its first line, then any further lines joined by '; '."""
+    head, *rest = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+    return f"{head} {'; '.join(rest)}" if rest else head
 
+
+def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (io.MediaError, ManifestError, ConfigError, KeyError, OSError, ValueError, ImportError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"lipbench: error: {message}", file=sys.stderr)
+    except LipbenchError as exc:
+        # Only a user's mistake (bad input, usage, config, missing file) is one line and
+        # exit code 2; anything else is a bug and keeps its traceback.
+        print(f"lipbench: error: {one_line(exc)}", file=sys.stderr)
         return 2
 
 

@@ -6,7 +6,10 @@ A config is named by a path or by the name of one shipped in lipbench/configs/
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -14,10 +17,14 @@ from pathlib import Path
 import yaml
 
 from lipbench.data.manifest import Manifest, load_manifest
+from lipbench.errors import LipbenchError, UnknownNameError
+
+VIDEO_FORMATS = ("mkv", "mp4")
+MODEL_ENTRY_KEYS = ("name", "model", "args")
 
 
-class ConfigError(ValueError):
-    pass
+class ConfigError(LipbenchError, ValueError):
+    """A benchmark config that cannot be run; the message names the file and the key."""
 
 
 @dataclass
@@ -40,44 +47,170 @@ class BenchmarkConfig:
     bootstrap_resamples: int = 2000  # for CIs of per-clip means and medians
     set_resamples: int = 2000  # for CIs of set-level metrics, each resample recomputes the metric
     pareto_y: str | None = None  # quality axis of the Pareto plot against fps (None: the first directed metric)
+    # Seconds one unit (a model on one clip) may run before it is stopped and recorded as
+    # timed out, so one hanging model cannot stall a sweep; None: no limit.
+    unit_timeout_s: float | None = 3600.0
     source: str = ""  # where the config came from
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def _parse_models(entries, where) -> list[ModelSpec]:
+def check_device(value, where: str) -> str:
+    """`value` when it names a device lipbench runs on (cpu, cuda, cuda:N); else a
+    ConfigError that starts with `where` (a config file and key, or a flag)."""
+    if not isinstance(value, str) or not re.fullmatch(r"cpu|cuda(:[0-9]+)?", value):
+        raise ConfigError(f"{where}: {value!r} is not a device; use cpu, cuda or cuda:N")
+    return value
+
+
+def _did_you_mean(name, choices) -> str:
+    close = difflib.get_close_matches(str(name), list(choices), n=3)
+    return f" Did you mean {', '.join(close)}?" if close else ""
+
+
+def _check_int(value, where: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ConfigError(f"{where}: expected {what}, got {value!r}")
+
+
+def _check_positive_number(value, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"{where}: expected a number > 0, got {value!r}")
+
+
+def _check_model_args(cls, model: str, args: dict, where: str) -> None:
+    """Args the adapter's __init__ does not take, or required ones missing, found before any
+    model is loaded (else they surface as a TypeError in every unit of the sweep)."""
+    from lipbench.models import MODELS
+    from lipbench.models.base import LipSyncModel
+
+    target = MODELS.entries.get(model, model)
+    what = model if target == model else f"{model} ({target})"
+    if cls.__init__ is LipSyncModel.__init__:  # its **kwargs only exists to reject arguments
+        params = {}
+    else:
+        params = dict(list(inspect.signature(cls.__init__).parameters.items())[1:])  # less self
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    named = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    for arg in args:
+        if arg not in named and not takes_any:
+            takes = f"it takes {', '.join(named)}" if named else "it takes no arguments"
+            raise ConfigError(f"{where}: {arg!r} is not an argument of {what}; {takes}.{_did_you_mean(arg, named)}")
+    missing = [n for n in named if params[n].default is inspect.Parameter.empty and n not in args]
+    if missing:
+        raise ConfigError(f"{where}: {what} needs {', '.join(missing)}")
+
+
+def _parse_models(entries, where, check_models: bool) -> list[ModelSpec]:
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{where}: models: expected a list of model names or mappings, got {entries!r}")
     specs = []
-    for i, entry in enumerate(entries or []):
+    for i, entry in enumerate(entries):
+        key = f"{where}: models[{i}]"
         if isinstance(entry, str):
-            specs.append(ModelSpec(label=entry, model=entry))
+            entry, name_key = {"model": entry}, key
         elif isinstance(entry, dict) and ("model" in entry or "name" in entry):
-            model = entry.get("model", entry.get("name"))
-            specs.append(ModelSpec(label=str(entry.get("name", model)), model=str(model),
-                                   args=dict(entry.get("args") or {})))
+            name_key = f"{key}.model" if "model" in entry else f"{key}.name"  # a lone name doubles as the model
         else:
-            raise ConfigError(f"{where}: models[{i}] must be a name or a mapping with 'model'")
+            raise ConfigError(f"{key}: a model entry is a name or a mapping with 'model' (and 'name', 'args')")
+        unknown = [k for k in entry if k not in MODEL_ENTRY_KEYS]
+        if unknown:
+            raise ConfigError(f"{key}: unknown key {unknown[0]!r}; a model entry takes {', '.join(MODEL_ENTRY_KEYS)}."
+                              f"{_did_you_mean(unknown[0], MODEL_ENTRY_KEYS)}")
+        args = entry.get("args") or {}
+        if not isinstance(args, dict):
+            raise ConfigError(f"{key}.args: expected a mapping of argument names to values, got {args!r}")
+        model = str(entry.get("model", entry.get("name")))
+        if check_models:
+            from lipbench.models import MODELS
+
+            try:
+                cls = MODELS.resolve(model)
+            except UnknownNameError as exc:
+                raise ConfigError(f"{name_key}: {exc}") from exc
+            _check_model_args(cls, model, args, f"{key}.args")
+        specs.append(ModelSpec(label=str(entry.get("name", model)), model=model, args=dict(args)))
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):
-        raise ConfigError(f"{where}: model names must be unique, got {labels}")
-    if not specs:
-        raise ConfigError(f"{where}: no models listed")
+        raise ConfigError(f"{where}: models: names must be unique, got {labels}")
     return specs
 
 
-def config_from_dict(data: dict, where: str = "<config>") -> BenchmarkConfig:
+def _check_metrics(items, where: str) -> None:
+    from lipbench import metrics
+
+    if not isinstance(items, list) or not items:
+        hint = f"; write [{items}]" if isinstance(items, str) else ""
+        raise ConfigError(f"{where}: metrics: expected a list of metric names, got {items!r}{hint}")
+    for i, item in enumerate(items):
+        try:
+            metrics.resolve_specs([str(item)])
+        except UnknownNameError as exc:  # unknown name or protocol, with the registry's "did you mean"
+            raise ConfigError(f"{where}: metrics[{i}]: {exc}") from exc
+
+
+def _check_data(spec, where: str) -> None:
+    if not isinstance(spec, dict) or len({"manifest", "synthetic"} & set(spec)) != 1 or len(spec) != 1:
+        raise ConfigError(f"{where}: data: needs exactly one of 'manifest: PATH' or 'synthetic: {{...}}', got {spec!r}")
+    if "manifest" in spec:
+        if not isinstance(spec["manifest"], str) or not spec["manifest"]:
+            raise ConfigError(f"{where}: data.manifest: expected a path, got {spec['manifest']!r}")
+        return
+    from dataclasses import fields
+
+    from lipbench.data.synthetic import SynthRecipe
+
+    recipe = spec["synthetic"]
+    if not isinstance(recipe, dict):
+        raise ConfigError(f"{where}: data.synthetic: expected a mapping of recipe fields, got {recipe!r}")
+    known = [f.name for f in fields(SynthRecipe)]
+    for key, value in recipe.items():
+        if key not in known:
+            raise ConfigError(f"{where}: data.synthetic.{key}: unknown; the recipe takes {', '.join(known)}."
+                              f"{_did_you_mean(key, known)}")
+        if key == "fps":
+            _check_positive_number(value, f"{where}: data.synthetic.fps")
+        else:
+            _check_int(value, f"{where}: data.synthetic.{key}", minimum=0 if key == "seed" else 1)
+
+
+def _check_settings(values: dict, where: str) -> None:
+    """The scalar settings, each against what the runner and the report can use."""
+    if "device" in values:
+        check_device(values["device"], f"{where}: device")
+    if "video_format" in values and values["video_format"] not in VIDEO_FORMATS:
+        raise ConfigError(f"{where}: video_format: {values['video_format']!r} is not one of {', '.join(VIDEO_FORMATS)}")
+    if "warmup_clips" in values:
+        _check_int(values["warmup_clips"], f"{where}: warmup_clips", minimum=0)
+    for key in ("bootstrap_resamples", "set_resamples"):
+        if key in values:
+            _check_int(values[key], f"{where}: {key}", minimum=1)
+    if values.get("unit_timeout_s") is not None:
+        _check_positive_number(values["unit_timeout_s"], f"{where}: unit_timeout_s")
+        values["unit_timeout_s"] = float(values["unit_timeout_s"])
+
+
+def config_from_dict(data: dict, where: str = "<config>", check_models: bool = True) -> BenchmarkConfig:
+    """A validated config: every mistake is a ConfigError naming `where` and the key, found
+    before any clip is decoded or model loaded. `check_models=False` skips importing the
+    model adapters (a saved config re-read for a report need not have their code)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: a benchmark config is a YAML mapping")
-    known = {f for f in BenchmarkConfig.__dataclass_fields__} - {"source"}
-    unknown = set(data) - known
+    known = [f for f in BenchmarkConfig.__dataclass_fields__ if f != "source"]
+    unknown = [k for k in data if k not in known]
     if unknown:
-        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
-    data_spec = data.get("data")
-    if not isinstance(data_spec, dict) or not ({"manifest", "synthetic"} & set(data_spec)):
-        raise ConfigError(f"{where}: 'data' needs 'manifest: PATH' or 'synthetic: {{...}}'")
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}."
+                          f"{_did_you_mean(unknown[0], known)}")
+    _check_data(data.get("data"), where)
     values = {k: v for k, v in data.items() if k not in ("models", "data")}
+    _check_settings(values, where)
+    if "metrics" in values:
+        _check_metrics(values["metrics"], where)
     values.setdefault("name", Path(where).stem)
-    return BenchmarkConfig(data=data_spec, models=_parse_models(data.get("models"), where), source=where, **values)
+    models = _parse_models(data.get("models"), where, check_models)
+    return BenchmarkConfig(data=data["data"], models=models, source=where, **values)
 
 
 def shipped_configs() -> list[str]:

@@ -7,6 +7,7 @@ so merging is reading the files, and rank 0 evaluates and reports after a barrie
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 
@@ -43,3 +44,40 @@ def barrier() -> None:
 
 def is_main() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def all_ranks_agree(ok: bool) -> bool:
+    """True on every rank when `ok` is True on every rank (one all-reduce)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return ok
+    import torch
+    import torch.distributed as dist
+
+    _init()
+    flag = torch.tensor([1 if ok else 0])
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
+
+
+@contextlib.contextmanager
+def rank0_lock(run, wait: bool = False):
+    """The run directory's lock, held by rank 0 for the whole job. When rank 0 cannot get
+    it, every rank stops with the reason (instead of waiting forever at a barrier)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        with run.lock(wait):
+            yield
+        return
+    with contextlib.ExitStack() as stack:
+        error = None
+        if is_main():
+            try:
+                stack.enter_context(run.lock(wait))
+            except Exception as exc:
+                error = exc
+        if not all_ranks_agree(error is None):
+            if error is not None:
+                raise error
+            from lipbench.rundir import RunLocked
+
+            raise RunLocked(f"{run.root}: rank 0 could not take the run directory's lock")
+        yield

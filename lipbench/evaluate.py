@@ -14,12 +14,12 @@ import re
 import traceback
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from lipbench import io, metrics
 from lipbench.config import BenchmarkConfig
 from lipbench.data.manifest import VIDEO_SUFFIXES, Manifest
+from lipbench.errors import MissingInputError, UsageError
 from lipbench.metrics.base import ClipContext, SetMetric, Video
 from lipbench.rundir import RunDir
 from lipbench.storage import write_json
@@ -61,44 +61,126 @@ def score_clip(metric_objects, ctx: ClipContext) -> tuple[dict, dict, dict]:
 
 # ------------------------------------------------------------------ run directory
 
+def spec_of(metric) -> str:
+    return f"{metric.name}@{metric.protocol}"
+
+
+def metric_fingerprints(metric_objects, weights_dir=None) -> dict[str, dict]:
+    """What makes each metric's values besides the videos: its protocol and settings and
+    the sha256 of its weight files."""
+    from lipbench.weights import file_sha256, find_weight
+
+    return {spec_of(m): {"settings": m.settings(),
+                         "weights": {name: file_sha256(find_weight(name, m.weights_dir)) for name in m.weight_files()}}
+            for m in metric_objects}
+
+
+def metric_pending_reason(row: dict | None, spec: str, fingerprint: dict) -> str | None:
+    """Why a metric value of a (model, clip) must be (re)computed, or None when it is current."""
+    if row is None:
+        return "not computed yet"
+    if spec in (row.get("errors") or {}):
+        return "failed before"
+    old = (row.get("fingerprints") or {}).get(spec)
+    if old is None:
+        return "metric added"
+    for key, reason in (("video_sha256", "video regenerated"), ("clip_sha256", "clip file changed on disk"),
+                        ("settings", "settings changed")):
+        if old.get(key) != fingerprint.get(key):
+            return reason
+    if old.get("weights") != fingerprint.get("weights"):
+        was, now = old.get("weights") or {}, fingerprint.get("weights") or {}
+        return f"weight file {', '.join(sorted(n for n in set(was) | set(now) if was.get(n) != now.get(n)))} changed"
+    return None
+
+
 def evaluate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress: bool = True) -> dict:
-    """Score every generated video of the run that has no metrics row yet; returns counts."""
+    """Compute every metric value of the run's videos that is not current: new videos,
+    added metrics, values whose video, clip or weight files changed, values that failed
+    before. One line per reason is printed first. Returns counts."""
+    from collections import Counter
+
+    from lipbench.rundir import format_reasons
+
     metric_objects = create_metrics(metrics.resolve_specs(config.metrics), config.device, config.weights_dir)
-    write_json(run.root / "weights.json", weight_hashes(metric_objects, config.weights_dir))
-    counts = {"done": 0, "skipped": 0, "missing": 0}
-    bar = tqdm(total=len(config.models) * len(manifest.clips), desc="evaluating", unit="video", disable=not progress)
+    settings = metric_fingerprints(metric_objects, config.weights_dir)
+    counts = {"done": 0, "skipped": 0, "missing": 0, "failed": 0}
+    work, reasons = [], Counter()  # [(clip, label, unit, row, metrics to compute)]
     for clip in manifest.clips:
-        pending = []
         for spec in config.models:
             unit = run.read_unit(spec.label, clip.id)
             if not unit or unit.get("status") != "ok":
                 counts["missing"] += 1
-            elif run.metrics(spec.label, clip.id).exists():
+                continue
+            row = run.read_metrics(spec.label, clip.id)
+            todo = []
+            for metric in metric_objects:
+                fingerprint = {**settings[spec_of(metric)], "video_sha256": unit.get("video_sha256"),
+                               "clip_sha256": unit.get("clip_sha256")}
+                why = metric_pending_reason(row, spec_of(metric), fingerprint)
+                if why:
+                    todo.append((metric, fingerprint))
+                    reasons[(spec_of(metric), why)] += 1
+            if todo:
+                work.append((clip, spec.label, unit, row, todo))
+            else:
                 counts["skipped"] += 1
-            else:
-                pending.append((spec.label, run.root / unit["video"]))
-        bar.update(len(config.models) - len(pending))
-        if not pending:
+    if progress:
+        for line in format_reasons("evaluate", reasons):
+            print(line)
+    bar = tqdm(total=len(work), desc="evaluating", unit="video", disable=not progress)
+    for clip in manifest.clips:
+        mine = [w for w in work if w[0] is clip]
+        if not mine:
             continue
-        reference = Video(clip.frames(), float(clip.fps), clip.driving_audio(), io.DEFAULT_AUDIO_RATE, clip.video)
-        for label, video in pending:
+        try:
+            reference = Video(clip.frames(), float(clip.fps), clip.driving_audio(), io.DEFAULT_AUDIO_RATE, clip.video)
+        except io.MediaError as exc:
+            reference = exc
+        for _, label, unit, row, todo in mine:
             bar.set_postfix_str(f"{label}/{clip.id}")
-            row = {"model": label, "clip": clip.id, "values": {}, "errors": {}}
-            try:
-                ctx = ClipContext(clip.id, Video.from_file(video), reference)
-            except io.MediaError as exc:
-                row["errors"]["decode"] = str(exc)
-            else:
-                row["values"], row["errors"], features = score_clip(metric_objects, ctx)
-                row.update(n_frames_compared=ctx.n, notes=ctx.notes)
-                for spec, arrays in features.items():
-                    run.save_features(label, clip.id, spec, arrays)
-            write_json(run.metrics(label, clip.id), row)
+            counts["failed"] += _score_unit(run, clip, label, unit, row, todo, reference)
             counts["done"] += 1
             bar.update(1)
         clip.release()
     bar.close()
     return counts
+
+
+def _score_unit(run: RunDir, clip, label: str, unit: dict, row: dict | None, todo, reference) -> int:
+    """Compute `todo` [(metric, fingerprint)] for one video and merge them into its row:
+    the values of every recomputed metric are replaced, the others kept. Returns the
+    number of metrics that failed."""
+    row = row or {"model": label, "clip": clip.id, "values": {}, "errors": {}, "fingerprints": {}}
+    row.setdefault("fingerprints", {})
+    for metric, _ in todo:
+        spec = spec_of(metric)
+        for out in metric.outputs:
+            row["values"].pop(out.key, None)
+        row["errors"].pop(spec, None)
+        row["fingerprints"].pop(spec, None)
+    objects = [m for m, _ in todo]
+    try:
+        if isinstance(reference, Exception):
+            raise reference
+        ctx = ClipContext(clip.id, Video.from_file(run.root / unit["video"]), reference)
+    except io.MediaError as exc:  # every metric asked for fails with the reason
+        values, errors, features = {}, {spec_of(m): str(exc) for m in objects}, {}
+    else:
+        values, errors, features = score_clip(objects, ctx)
+        row.update(n_frames_compared=ctx.n, notes=ctx.notes)
+    row["values"].update(values)
+    row["errors"].update(errors)
+    for metric, fingerprint in todo:
+        spec = spec_of(metric)
+        if spec in errors:
+            run.drop_features(label, clip.id, spec)  # a pooled metric must not use stale features
+        else:
+            row["fingerprints"][spec] = fingerprint
+            if spec in features:
+                run.save_features(label, clip.id, spec, features[spec])
+    write_json(run.metrics(label, clip.id), row)
+    return len(errors)
 
 
 # ------------------------------------------------------------------ files made elsewhere
@@ -112,16 +194,19 @@ def video_files(paths) -> list[Path]:
         elif path.is_file():
             out.append(path)
         else:
-            raise FileNotFoundError(f"{path}: no such file or folder")
+            raise MissingInputError(f"{path}: no such file or folder")
     if not out:
-        raise FileNotFoundError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) in {', '.join(map(str, paths))}")
+        raise MissingInputError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) in {', '.join(map(str, paths))}")
     return out
 
 
 def clip_id(path: Path, pair_regex: str = DEFAULT_PAIR_REGEX) -> str:
-    found = re.match(pair_regex, path.stem)
+    try:
+        found = re.match(pair_regex, path.stem)
+    except re.error as exc:
+        raise UsageError(f"pairing pattern {pair_regex!r} is not a valid regular expression ({exc})") from exc
     if not found:
-        raise ValueError(f"{path}: file name does not match the pairing pattern {pair_regex!r}")
+        raise UsageError(f"{path}: file name does not match the pairing pattern {pair_regex!r}")
     if "id" in found.groupdict():
         return found.group("id")
     return found.group(1) if found.groups() else found.group(0)
@@ -135,73 +220,45 @@ def pair_files(fake, real=None, pair_regex: str = DEFAULT_PAIR_REGEX) -> list[tu
     for path in fakes:
         cid = clip_id(path, pair_regex)
         if cid in seen:
-            raise ValueError(f"{path}: clip id {cid!r} appears twice among the fake videos")
+            raise UsageError(f"{path}: clip id {cid!r} appears twice among the fake videos")
         seen.add(cid)
         pairs.append((cid, path, reals.get(cid)))
     return pairs
 
 
 def evaluate_files(pairs, specs, device: str = "cpu", weights_dir=None, face_crops: bool = False,
-                   set_resamples: int = 200, progress: bool = True) -> dict:
-    """Score (clip id, fake, real) pairs; returns the JSON document of `lipbench eval`."""
+                   set_resamples: int = 200, progress: bool = True, name: str | None = None,
+                   resamples: int = 2000) -> dict:
+    """Score (clip id, fake, real) pairs; returns the results document of `lipbench eval`
+    (lipbench.report.schema, the same as a run's results.json) with the scored set as
+    the one model, named `name` or else after the folder holding the fake videos ('fake'
+    when they come from several folders)."""
     from lipbench.report.results import environment
-    from lipbench.report.stats import bootstrap_mean_ci, bootstrap_set_ci
+    from lipbench.report.schema import ClipRecord, build_results
 
     metric_objects = create_metrics(specs, device, weights_dir)
-    needs_reference = any(m.needs_reference for m in metric_objects)
-    clips, failed, features = {}, {}, {m: [] for m in metric_objects if isinstance(m, SetMetric)}
+    records = []
     for cid, fake, real in tqdm(pairs, desc="evaluating", unit="clip", disable=not progress):
-        if needs_reference and real is None:
-            failed[cid] = f"{fake}: no real video with clip id {cid!r} to compare with"
-            continue
+        record = ClipRecord(cid, scored=True)
+        if real is None:  # metrics that compare with a reference fail; the others still run
+            record.errors = {spec_of(m): f"{fake}: no real video with clip id {cid!r} to compare with"
+                             for m in metric_objects if m.needs_reference}
+        todo = [m for m in metric_objects if spec_of(m) not in record.errors]
         try:
-            generated = Video.from_file(fake)
-            reference = Video.from_file(real) if real is not None else None
-        except io.MediaError as exc:
-            failed[cid] = str(exc)
-            continue
-        for video in filter(None, (generated, reference)):
-            video.is_face_crop = face_crops
-        ctx = ClipContext(cid, generated, reference)
-        values, errors, clip_features = score_clip(metric_objects, ctx)
-        clips[cid] = values
-        if errors:
-            failed[cid] = "; ".join(f"{k}: {v.splitlines()[0]}" for k, v in errors.items())
-        for metric in features:
-            spec = f"{metric.name}@{metric.protocol}"
-            if spec in clip_features:
-                features[metric].append(clip_features[spec])
-
-    aggregate = {}
-    for metric in metric_objects:
-        for out in metric.outputs:
-            if isinstance(metric, SetMetric) and metric in features:
-                items = features[metric]
-                if not items:
-                    continue
-                try:
-                    value = metric.combine(items)[out.key]
-                except ValueError as exc:  # e.g. too few clips for a covariance
-                    aggregate[out.key] = {"value": None, "ci95": None, "n": len(items), "error": str(exc)}
-                    continue
-                ci = bootstrap_set_ci(items, lambda sample, m=metric, k=out.key: m.combine(sample)[k], set_resamples,
-                                      label=out.key)
-                aggregate[out.key] = {"value": value, "ci95": ci, "n": len(items),
-                                      "ci_method": f"bootstrap over clips, {set_resamples} resamples, recomputed"}
-            else:
-                per_clip = [v[out.key] for v in clips.values() if out.key in v and v[out.key] is not None]
-                if not per_clip:
-                    continue
-                aggregate[out.key] = {"value": float(np.nanmean(per_clip)), "ci95": bootstrap_mean_ci(per_clip),
-                                      "n": len(per_clip), "ci_method": "bootstrap of the mean over clips, 2000 resamples"}
-    return {
-        "n_clips": len(pairs),
-        "n_failed": len(failed),
-        "metrics": specs,
-        "aggregate": aggregate,
-        "clips": clips,
-        "failed": failed,
-        "pairs": {cid: {"fake": str(f), "real": str(r) if r else None} for cid, f, r in pairs},
-        "weights": weight_hashes(metric_objects, weights_dir),
-        "env": {**environment(), "device": device},
-    }
+            generated = Video.from_file(fake) if todo else None
+            reference = Video.from_file(real) if todo and real is not None else None
+        except io.MediaError as exc:  # every metric fails with the reason, as in a run
+            record.errors.update({spec_of(m): str(exc) for m in todo})
+            todo = []
+        if todo:
+            for video in filter(None, (generated, reference)):
+                video.is_face_crop = face_crops
+            record.values, errors, record.features = score_clip(todo, ClipContext(cid, generated, reference))
+            record.errors.update(errors)
+        records.append(record)
+    folders = {Path(fake).parent.resolve() for _, fake, _ in pairs}
+    name = name or (folders.pop().name if len(folders) == 1 else "") or "fake"
+    return build_results(
+        "eval", {name: records}, list(specs), resamples, set_resamples, timing_keys=(),
+        pairs={cid: {"fake": str(f), "real": str(r) if r else None} for cid, f, r in pairs},
+        weights=weight_hashes(metric_objects, weights_dir), environment={**environment(), "device": device})

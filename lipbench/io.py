@@ -17,10 +17,12 @@ from pathlib import Path
 import av
 import numpy as np
 
+from lipbench.errors import LipbenchError
+
 DEFAULT_AUDIO_RATE = 16000
 
 
-class MediaError(RuntimeError):
+class MediaError(LipbenchError, RuntimeError):
     """A media file that cannot be used, with the file and the reason in the message."""
 
     def __init__(self, path, reason: str):

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lipbench.errors import UnknownNameError
 from lipbench.storage import atomic_path
 
 
@@ -128,6 +129,6 @@ def write_random_weights(folder, seed: int = 0, names=None) -> dict[str, Path]:
             elif name in makers:
                 torch.save(makers[name](seed), tmp)
             else:
-                raise KeyError(f"no random stand-in for weight file {name!r}")
+                raise UnknownNameError(f"no random stand-in for weight file {name!r}")
         written[name] = target
     return written

@@ -6,6 +6,8 @@ import difflib
 import importlib
 import importlib.metadata
 
+from lipbench.errors import UnknownNameError
+
 
 class Registry:
     """`entry_point_group`: installed packages add entries through that entry-point group
@@ -33,12 +35,12 @@ class Registry:
             close = difflib.get_close_matches(name, self.entries, n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             extra = "; or give 'package.module:Class'" if self.allow_paths else ""
-            raise KeyError(f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(self.names())}{extra}.")
+            raise UnknownNameError(f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(self.names())}{extra}.")
         module_name, _, class_name = target.partition(":")
         try:
             cls = getattr(importlib.import_module(module_name), class_name)
         except (ImportError, AttributeError) as exc:
-            raise KeyError(f"{self.kind} {name!r}: cannot import {target} ({exc})") from exc
+            raise UnknownNameError(f"{self.kind} {name!r}: cannot import {target} ({exc})") from exc
         if not (isinstance(cls, type) and issubclass(cls, self.base)):
-            raise KeyError(f"{self.kind} {name!r}: {target} is not a {self.base.__name__}")
+            raise UnknownNameError(f"{self.kind} {name!r}: {target} is not a {self.base.__name__}")
         return cls

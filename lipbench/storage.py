@@ -1,13 +1,20 @@
-"""Atomic writes: a reader (or a resumed run) sees a whole file or none."""
+"""Atomic writes (a reader, or a resumed run, sees a whole file or none) and file hashes
+cached across processes."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
 import tempfile
 from pathlib import Path
+
+# Temporaries of atomic writes are named `.<stem>.<random>.partial<suffix>`: the suffix
+# stays (writers pick the format by it), and a run directory can find and remove the
+# ones a killed process left behind (`remove_partials`).
+PARTIAL_MARK = ".partial"
 
 
 def _current_umask() -> int:
@@ -24,7 +31,7 @@ def atomic_path(path):
     """Yield a temporary path beside `path` (same suffix); rename it over `path` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=PARTIAL_MARK + path.suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -63,3 +70,50 @@ def read_json(path):
 
 def write_jsonl(path, rows) -> None:
     write_text(path, "".join(json.dumps(_json_safe(r)) + "\n" for r in rows))
+
+
+def remove_partials(root) -> list[Path]:
+    """Delete the temporaries of atomic writes interrupted under `root` (a kill -9 leaves
+    them); only safe while no other process writes there."""
+    found = [p for p in Path(root).rglob(".*") if PARTIAL_MARK in p.name and p.is_file()]
+    for path in found:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return found
+
+
+def sha256_file(path, block: int = 1 << 20) -> str:
+    """sha256 of a file's bytes, read now."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _hash_cache_path() -> Path:
+    from lipbench.config import cache_dir
+
+    return cache_dir() / "sha256_cache.json"
+
+
+_hash_cache: dict[str, list] = {}
+
+
+def file_sha256(path) -> str:
+    """sha256 of a file, cached (in memory and in the user cache, so every process of a
+    sweep shares it) for as long as the file's size and mtime stay the same."""
+    path = Path(path)
+    stat = path.stat()
+    key, stamp = str(path.resolve()), [stat.st_size, stat.st_mtime_ns]
+    if key not in _hash_cache:
+        with contextlib.suppress(OSError, ValueError):
+            _hash_cache.update(read_json(_hash_cache_path()))
+    entry = _hash_cache.get(key)
+    if entry and entry[:2] == stamp:
+        return entry[2]
+    digest = sha256_file(path)
+    _hash_cache[key] = stamp + [digest]
+    with contextlib.suppress(OSError):  # a read-only cache only costs a rehash next time
+        write_json(_hash_cache_path(), _hash_cache)
+    return digest

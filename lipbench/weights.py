@@ -13,7 +13,7 @@ and `lipbench weights verify` says which files are not the published ones.
 from __future__ import annotations
 
 import bz2
-import hashlib
+import difflib
 import os
 import re
 import urllib.request
@@ -22,7 +22,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from lipbench.storage import atomic_path
+from lipbench.errors import LipbenchError, UnknownNameError
+from lipbench.storage import atomic_path, file_sha256  # noqa: F401 (file_sha256: part of this module's API)
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,12 @@ WEIGHTS: dict[str, WeightFile] = {w.name: w for w in (
 )}
 
 
-class MissingWeightError(FileNotFoundError):
-    pass
+class MissingWeightError(LipbenchError, FileNotFoundError):
+    """A weight file not found where lipbench looks, or one with no direct download."""
+
+
+class DownloadError(LipbenchError, ValueError):
+    """`fetch` could not download a file, or got another file than the published one."""
 
 
 def search_dirs(weights_dir=None) -> list[Path]:
@@ -103,7 +108,9 @@ def search_dirs(weights_dir=None) -> list[Path]:
 
 def spec(name: str) -> WeightFile:
     if name not in WEIGHTS:
-        raise KeyError(f"unknown weight file {name!r}; known: {', '.join(sorted(WEIGHTS))}")
+        close = difflib.get_close_matches(name, WEIGHTS, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise UnknownNameError(f"unknown weight file {name!r}.{hint} Known: {', '.join(sorted(WEIGHTS))}")
     return WEIGHTS[name]
 
 
@@ -118,23 +125,6 @@ def find_weight(name: str, weights_dir=None, needed_by: str = "") -> Path:
     raise MissingWeightError(
         f"weight file {name}{who} not found in {', '.join(str(d) for d in dirs)}; "
         f"get it with: {entry.how_to_get()} (or pass --weights-dir / set LIPBENCH_WEIGHTS)")
-
-
-_hash_cache: dict[tuple, str] = {}
-
-
-def file_sha256(path) -> str:
-    """sha256 of a file, cached for as long as its size and mtime stay the same."""
-    path = Path(path)
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _hash_cache:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
-        _hash_cache[key] = h.hexdigest()
-    return _hash_cache[key]
 
 
 def check(name: str, path) -> tuple[bool | None, str]:
@@ -157,14 +147,17 @@ def fetch(name: str, dest_dir=None, progress: bool = True) -> Path:
     # dlib publishes its models bz2-compressed; the hash is the decompressed file's
     decompress = bz2.BZ2Decompressor().decompress if entry.url.endswith(".bz2") else (lambda block: block)
     with atomic_path(target) as tmp:
-        with urllib.request.urlopen(entry.url, timeout=60) as response, open(tmp, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=name, disable=not progress) as bar:
-                while block := response.read(1 << 20):
-                    out.write(decompress(block))
-                    bar.update(len(block))
+        try:
+            with urllib.request.urlopen(entry.url, timeout=60) as response, open(tmp, "wb") as out:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                with tqdm(total=total, unit="B", unit_scale=True, desc=name, disable=not progress) as bar:
+                    while block := response.read(1 << 20):
+                        out.write(decompress(block))
+                        bar.update(len(block))
+        except OSError as exc:  # URLError, a timeout, a full disk: the user's network or machine
+            raise DownloadError(f"{name}: download from {entry.url} failed ({exc})") from exc
         ok, digest = check(name, tmp)
         if ok is False:
-            raise ValueError(f"{name}: downloaded file has sha256 {digest}, which is not the published file; "
+            raise DownloadError(f"{name}: downloaded file has sha256 {digest}, which is not the published file; "
                              f"not saved")
     return target

@@ -1,12 +1,16 @@
 """Models for tests, reachable as 'tests.helpers:Name' like any user's model."""
 
+import os
+import signal
+import time
+
 import numpy as np
 
 from lipbench.models.base import LipSyncModel
 
 
 class Interrupting(LipSyncModel):
-    """Ground truth that raises KeyboardInterrupt (a user's Ctrl-C) on a chosen clip."""
+    """Ground truth during which the user presses Ctrl-C (a real SIGINT) on a chosen clip."""
 
     name = "interrupting"
     interrupt_on: str | None = None
@@ -15,7 +19,41 @@ class Interrupting(LipSyncModel):
     def stream(self, request):
         Interrupting.calls.append(request.clip_id)
         if request.clip_id == Interrupting.interrupt_on:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the signal's handler raises before this ends
+        yield request.frames.copy()
+
+
+class RaisesBase(LipSyncModel):
+    """A plug-in that raises SystemExit or KeyboardInterrupt itself on one clip."""
+
+    name = "raises_base"
+
+    def __init__(self, clip: str = "", exc: str = "SystemExit"):
+        super().__init__()
+        self.clip, self.exc = clip, exc
+
+    def stream(self, request):
+        if request.clip_id == self.clip:
+            raise {"SystemExit": SystemExit, "KeyboardInterrupt": KeyboardInterrupt}[self.exc](3)
+        yield request.frames.copy()
+
+
+class Hangs(LipSyncModel):
+    """Never finishes on one clip (a model stuck in a loop); ground truth elsewhere."""
+
+    name = "hangs"
+
+    def __init__(self, clip: str = ""):
+        super().__init__()
+        self.clip = clip
+
+    def stream(self, request):
+        while request.clip_id == self.clip:
+            try:
+                time.sleep(0.05)
+            except Exception:  # a model that swallows errors must still be stopped
+                pass
         yield request.frames.copy()
 
 
@@ -56,3 +94,15 @@ class Sleeper(LipSyncModel):
             with self.stage("sleep"):
                 time.sleep(self.first_s if start == 0 else self.chunk_s)
             yield request.frames[start:start + self.frames_per_chunk]
+
+
+class FailsToLoad(LipSyncModel):
+    """A model whose weights cannot be read (a corrupt checkpoint)."""
+
+    name = "fails_to_load"
+
+    def load(self, device="cpu"):
+        raise RuntimeError("checkpoint is corrupt")
+
+    def stream(self, request):
+        yield request.frames.copy()

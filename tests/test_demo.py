@@ -14,7 +14,7 @@ def test_demo_end_to_end(tmp_path, capsys):
 
     results = json.loads((out / "results.json").read_text())
     m = {name: agg["metrics"] for name, agg in results["models"].items()}
-    mean = lambda model, key: m[model][key]["mean"]  # noqa: E731
+    mean = lambda model, key: m[model][key]["value"]  # noqa: E731
     for key, higher in (("psnr@full", True), ("ssim@full", True), ("lmd@mediapipe", False)):
         others = [mean(x, key) for x in ("still", "av_shift", "procedural")]
         assert mean("ground_truth", key) == (max(others + [mean("ground_truth", key)]) if higher
@@ -24,7 +24,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert mean("av_shift", "av_lag@mesh_energy") == 3.0
     assert sync["still"] < sync["procedural"] <= sync["ground_truth"]
     assert mean("still", "psnr@full") < mean("procedural", "psnr@full") < mean("ground_truth", "psnr@full")
-    assert results["models"]["procedural"]["timing"]["ttff_s"]["median"] > 0
+    assert results["models"]["procedural"]["timing"]["ttff_s"]["value"] > 0
     assert results["data"]["n_clips"] == 2 and len(results["data"]["input_hash"]) == 64
     assert results["environment"]["packages"]["av"]
 

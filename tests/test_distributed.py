@@ -100,3 +100,33 @@ def test_two_ranks_equal_one_process(synth_set, reference_run, tmp_path):
     assert_same_videos(run, reference_run)
     rows = [json.loads(line) for line in (run.root / "per_clip.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and all(r["status"] == "ok" for r in rows)
+
+
+def test_rerun_behaviour_holds_under_two_ranks(synth_set, tmp_path):
+    """Changed args remake that model only, an added metric is computed for existing videos
+    only, a narrowed rerun keeps the directory whole: with two torchrun ranks."""
+    def config(shift, metrics):
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump({
+            "name": "dist", "data": {"manifest": str(synth_set.path)}, "warmup_clips": 0, "metrics": metrics,
+            "models": ["ground_truth", {"name": "shift", "model": "av_shift", "args": {"shift_frames": shift}}]}))
+        return str(path)
+
+    run = RunDir(tmp_path / "run")
+    run_cli(TORCHRUN + ["run", config(2, ["psnr"]), "--out", str(run.root)], os.getcwd())
+    first = unit_times(run)
+    out = run_cli(TORCHRUN + ["run", config(4, ["psnr", "ssim@full"]), "--out", str(run.root)], os.getcwd())
+    assert "generate shift: 2 units, args changed" in out and "evaluate ssim@full: 4 values, metric added" in out
+    assert "evaluate psnr@full: 2 values, video regenerated" in out
+    now = unit_times(run)
+    assert {k: v for k, v in now.items() if "ground_truth" in str(k)} == \
+        {k: v for k, v in first.items() if "ground_truth" in str(k)}
+    assert all(now[k] != first[k] for k in now if "shift" in str(k))
+    out = run_cli(TORCHRUN + ["run", config(4, ["psnr", "ssim@full"]), "--out", str(run.root),
+                              "--models", "shift"], os.getcwd())
+    assert out.count("generate: 0 made") == 2
+    rows = [json.loads(line) for line in (run.root / "per_clip.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and all(r["status"] == "ok" and "ssim@full" in r for r in rows)
+    fresh = RunDir(tmp_path / "fresh")
+    run_cli(CLI + ["run", config(4, ["psnr", "ssim@full"]), "--out", str(fresh.root)], os.getcwd())
+    assert metric_values(run) == metric_values(fresh)

@@ -13,7 +13,7 @@ from lipbench.evaluate import clip_id, pair_files
 def fake_and_real(synth_set, tmp_path):
     """Real clips named like HDTF's (_cfr25), fakes like generated ones (_synced): the
     fake of synth_001 is a frozen face, and an extra fake has no real counterpart."""
-    real, fake = tmp_path / "real", tmp_path / "fake"
+    real, fake = tmp_path / "real", tmp_path / "generated"
     real.mkdir(), fake.mkdir()
     for clip in synth_set.clips:
         shutil.copy(clip.video, real / f"{clip.id}_cfr25.mkv")
@@ -40,23 +40,56 @@ def test_eval_cli_scores_pairs_and_lists_failures(fake_and_real, tmp_path, capsy
                  "--out", str(out)])
     assert code == 1  # the orphan has nothing to compare with
     result = json.loads(out.read_text())
-    assert result["n_clips"] == 3 and list(result["failed"]) == ["orphan"]
-    assert "no real video with clip id 'orphan'" in result["failed"]["orphan"]
-    clips = result["clips"]
+    assert result["lipbench_results"] == 2 and result["kind"] == "eval"
+    assert list(result["models"]) == ["generated"]  # named after the folder of the fake videos
+    model = result["models"]["generated"]
+    assert model["n_clips"] == 3 and model["n_failed_values"] == 2
+    reason = "no real video with clip id 'orphan'"
+    # psnr and ssim need the real video and fail for the orphan; the sync metric still scores it
+    assert [(v["clip"], v["metric"]) for v in result["failures"]["metric_values"]] == [
+        ("orphan", "psnr@full"), ("orphan", "ssim@full")]
+    assert all(reason in v["error"] for v in result["failures"]["metric_values"])
+    assert result["failures"]["counts"] == {"units": 0, "metric_values": 2, "pending_units": 0}
+    clips = model["clips"]
     assert clips["synth_000"]["psnr@full"] == 100.0  # identical frames (2 fewer, aligned)
     assert clips["synth_001"]["av_ncc@mesh_energy"] < clips["synth_000"]["av_ncc@mesh_energy"]
-    agg = result["aggregate"]["psnr@full"]
-    assert agg["n"] == 2 and agg["value"] == pytest.approx(np.mean([c["psnr@full"] for c in clips.values()]))
+    agg = model["metrics"]["psnr@full"]
+    assert agg["n"] == 2 and agg["value"] == pytest.approx(np.mean([clips[c]["psnr@full"] for c in ("synth_000", "synth_001")]))
     assert agg["ci95"][0] <= agg["value"] <= agg["ci95"][1]
+    assert list(agg["failed"]) == ["orphan"] and reason in agg["failed"]["orphan"]
+    assert model["metrics"]["av_ncc@mesh_energy"]["n"] == 3
     assert result["metrics"] == ["psnr@full", "ssim@full", "avsync@mesh_energy"]
-    assert "psnr@full" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    table = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+             for line in printed.out.splitlines() if line.startswith("| ")}
+    assert table["psnr@full"][2:] == ["2/3", "1"] and table["av_ncc@mesh_energy"][2:] == ["3/3", "0"]
+    assert f"failed values: generated/orphan: psnr@full, ssim@full: {fake / 'orphan_synced.mkv'}: {reason}" in printed.err
+    assert "failures: 0 units, 2 metric values" in printed.err
+
+
+def test_eval_name_and_all_failed_values(fake_and_real, tmp_path, capsys):
+    """--name names the scored set; a video that cannot be decoded fails every metric
+    value of its clip, listed at the end, and the exit code is 1."""
+    fake, real = fake_and_real
+    (fake / "orphan_synced.mkv").unlink()
+    (fake / "synth_001_synced.mkv").write_bytes(b"not a video")
+    out = tmp_path / "eval.json"
+    assert main(["eval", "--fake", str(fake), "--real", str(real), "--metrics", "psnr", "--name", "v2",
+                 "--out", str(out)]) == 1
+    result = json.loads(out.read_text())
+    agg = result["models"]["v2"]["metrics"]["psnr@full"]
+    assert agg["n"] == 1 and list(agg["failed"]) == ["synth_001"] and "synth_001_synced.mkv" in agg["failed"]["synth_001"]
+    assert agg["ci95"] is None and agg["resamples_ok"] == 0  # one clip: no interval
+    assert "failed values: v2/synth_001: psnr@full:" in capsys.readouterr().err
 
 
 def test_sync_only_needs_the_fake_video(fake_and_real, tmp_path):
     fake, _ = fake_and_real
     out = tmp_path / "gt.json"
     assert main(["eval", "--fake", str(fake), "--metrics", "avsync", "--out", str(out)]) == 0
-    assert json.loads(out.read_text())["aggregate"]["av_ncc@mesh_energy"]["n"] == 3
+    result = json.loads(out.read_text())
+    assert result["models"]["generated"]["metrics"]["av_ncc@mesh_energy"]["n"] == 3
+    assert result["failures"]["counts"]["metric_values"] == 0
 
 
 def test_metric_names_keys_and_suites_resolve():

@@ -66,11 +66,12 @@ def test_a_failing_unit_is_recorded_and_the_sweep_goes_on(synth_set, tmp_path, h
 
 
 def test_a_model_that_cannot_load_fails_its_units_only(synth_set, tmp_path):
-    config = make_config(synth_set, [{"name": "broken", "model": "still", "args": {"nonsense": 1}}, "ground_truth"])
+    config = make_config(synth_set, [{"name": "broken", "model": "tests.helpers:FailsToLoad"}, "ground_truth"])
     run = RunDir(tmp_path / "run")
     counts = generate(config, synth_set, run, progress=False)
     assert counts["failed"] == 2 and counts["done"] == 2
-    assert "nonsense" in run.read_unit("broken", "synth_000")["error"]
+    record = run.read_unit("broken", "synth_000")
+    assert record["stage"] == "load" and "checkpoint is corrupt" in record["error"]
 
 
 def test_streaming_model_timing_rows(synth_set, tmp_path):

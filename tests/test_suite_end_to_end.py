@@ -44,13 +44,14 @@ def test_lipforcing_suite_runs_end_to_end(pair, weights, tmp_path, capsys):
     code = main(["eval", "--fake", str(pair / "fake"), "--real", str(pair / "real"), "--suite", "lipforcing",
                  "--weights-dir", str(weights), "--out", str(out)])
     result = json.loads(out.read_text())
-    assert code == 0, result["failed"]
-    assert result["n_clips"] == 2
-    clip = result["clips"]["RD_Radio33_000"]
+    assert code == 0, result["failures"]
+    (model,) = result["models"].values()
+    assert model["n_clips"] == 2
+    clip = model["clips"]["RD_Radio33_000"]
     for key in ("sync_c@latentsync", "sync_d@latentsync", "av_offset@latentsync", "csim@arcface112",
                 "fid@per_video", "ssim@face224"):
         assert key in clip and np.isfinite(clip[key]), key
-    assert np.isfinite(result["aggregate"]["fvd@latentsync"]["value"])
+    assert np.isfinite(model["metrics"]["fvd@latentsync"]["value"])
     assert set(result["weights"]) == set(SUITE_FILES)
     assert all(len(h) == 64 for h in result["weights"].values())
     assert "sync_c@latentsync" in capsys.readouterr().out

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from lipbench import io
 from lipbench.data.manifest import VIDEO_SUFFIXES, Manifest, describe_clip, load_manifest, save_manifest
+from lipbench.errors import LipbenchError
 from lipbench.storage import atomic_path
 
 SUBSETS = ("RD", "WDA", "WRA")
@@ -37,7 +38,7 @@ CLIP_ID = re.compile(r"^(RD|WDA|WRA)_(.+)_(\d{3})$")
 OUTPUT_FPS = 25
 
 
-class HDTFError(RuntimeError):
+class HDTFError(LipbenchError, RuntimeError):
     pass
 
 

@@ -25,15 +25,16 @@ import yaml
 from tqdm import tqdm
 
 from lipbench import io
-from lipbench.storage import write_text
+from lipbench.errors import LipbenchError, UnknownNameError
+from lipbench.storage import sha256_file, write_text
 from lipbench.types import Clip
 
 FORMAT_VERSION = 1
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm")
 
 
-class ManifestError(ValueError):
-    pass
+class ManifestError(LipbenchError, ValueError):
+    """A manifest that cannot be read or used, or a folder that cannot become one."""
 
 
 @dataclass
@@ -48,7 +49,7 @@ class Manifest:
         for clip in self.clips:
             if clip.id == clip_id:
                 return clip
-        raise KeyError(f"manifest {self.name!r} has no clip {clip_id!r}")
+        raise UnknownNameError(f"manifest {self.name!r} has no clip {clip_id!r}")
 
     def input_hash(self) -> str:
         """One hash over every clip's id and content hash: two runs that report the
@@ -57,14 +58,6 @@ class Manifest:
         for clip in sorted(self.clips, key=lambda c: c.id):
             h.update(f"{clip.id}:{clip.sha256}\n".encode())
         return h.hexdigest()
-
-
-def sha256_file(path, block: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_manifest(path) -> Manifest:

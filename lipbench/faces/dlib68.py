@@ -13,6 +13,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from lipbench.errors import MissingDependencyError
+
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 MOUTH = slice(48, 68)
 UPSAMPLE = 1  # eval_ssim_lmd.py: detector(gray, 1)
@@ -22,7 +24,7 @@ def import_dlib():
     try:
         import dlib
     except ImportError as exc:
-        raise ImportError("dlib landmarks need the dlib package: pip install 'lipbench[dlib]' "
+        raise MissingDependencyError("dlib landmarks need the dlib package: pip install 'lipbench[dlib]' "
                           "(the dlib-bin wheels) or a dlib build of your own") from exc
     return dlib
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lipbench.errors import UnknownProtocolError
 from lipbench.metrics.base import Metric, Output
 from lipbench.registry import Registry
 
@@ -68,7 +69,7 @@ def resolve_specs(items) -> list[str]:
                 name = index[name]
             cls = METRICS.resolve(name)
             if protocol and protocol not in cls.protocols:
-                raise ValueError(f"metric {item!r}: {name} has no protocol {protocol!r}; "
+                raise UnknownProtocolError(f"metric {item!r}: {name} has no protocol {protocol!r}; "
                                  f"protocols: {', '.join(cls.protocols)}")
             specs = [f"{name}@{protocol or cls.protocols[0]}"]
         out.extend(s for s in specs if s not in out)

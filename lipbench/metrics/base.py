@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from lipbench import io
+from lipbench.errors import UnknownProtocolError, UsageError
 from lipbench.faces import mesh
 
 
@@ -103,7 +104,7 @@ class ClipContext:
 
     def require_reference(self, metric: str) -> Video:
         if self.reference is None:
-            raise ValueError(f"{self.clip_id}: {metric} compares with a reference video, and none was given")
+            raise UsageError(f"{self.clip_id}: {metric} compares with a reference video, and none was given")
         return self.reference
 
     @cached_property
@@ -163,7 +164,7 @@ class Metric:
     def __init__(self, protocol: str | None = None, device: str = "cpu", weights_dir=None):
         protocol = protocol or self.protocols[0]
         if protocol not in self.protocols:
-            raise ValueError(f"metric {self.name!r} has no protocol {protocol!r}; protocols: {', '.join(self.protocols)}")
+            raise UnknownProtocolError(f"metric {self.name!r} has no protocol {protocol!r}; protocols: {', '.join(self.protocols)}")
         self.protocol, self.device, self.weights_dir = protocol, device, weights_dir
 
     @classmethod
@@ -178,6 +179,12 @@ class Metric:
     def weight_files(self) -> tuple[str, ...]:
         """Names (in lipbench.weights) of the files this metric loads under its protocol."""
         return ()
+
+    def settings(self) -> dict:
+        """What besides the protocol and the weight files decides the values (a subclass
+        with options returns them): part of each value's fingerprint, so a changed
+        setting recomputes the values made under the old one."""
+        return {"protocol": self.protocol}
 
     def check_available(self) -> None:
         """Fail before any clip is decoded when something this metric loads is missing:

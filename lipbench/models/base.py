@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+from pathlib import Path
 from typing import ClassVar, Iterator
 
 import numpy as np
@@ -50,6 +51,17 @@ class LipSyncModel(abc.ABC):
         """`with self.stage("decode"): ...` times a part of a chunk's work when the harness
         is timing this stream (and costs nothing otherwise)."""
         return self.stage_timer(name) if self.stage_timer is not None else contextlib.nullcontext()
+
+    def weight_files(self) -> dict[str, Path]:
+        """{name: path} of every weight file `load` will read, resolved without loading
+        (cheap): their sha256 go into each unit's fingerprint, so a replaced checkpoint
+        regenerates the model's videos. A missing file raises the lookup's error."""
+        return {}
+
+    def clip_files(self, clip_id: str) -> dict[str, Path]:
+        """{name: path} of per-clip inputs besides the clip itself (outputs made elsewhere),
+        fingerprinted like weight files."""
+        return {}
 
     def generate(self, request: Request) -> np.ndarray:
         return np.concatenate(list(self.stream(request)))

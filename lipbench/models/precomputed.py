@@ -43,9 +43,20 @@ class Precomputed(LipSyncModel):
         self.videos = {clip_id(p, self.pair_regex or DEFAULT_PAIR_REGEX): p for p in video_files([self.folder])}
 
     def video_for(self, request: Request) -> Path:
-        if request.clip_id not in self.videos:
-            raise FileNotFoundError(f"{self.folder}: no output video for clip {request.clip_id!r}")
-        return self.videos[request.clip_id]
+        return self._video(request.clip_id)
+
+    def _video(self, clip_id: str) -> Path:
+        if not hasattr(self, "videos"):
+            self.load(self.device)
+        if clip_id not in self.videos:
+            raise FileNotFoundError(f"{self.folder}: no output video for clip {clip_id!r}")
+        return self.videos[clip_id]
+
+    def clip_files(self, clip_id: str) -> dict[str, Path]:
+        """The output video and its timing sidecar: replacing either remakes the unit."""
+        video = self._video(clip_id)
+        sidecar = video.with_suffix(".json")
+        return {"output": video, **({"sidecar": sidecar} if sidecar.exists() else {})}
 
     def stream(self, request: Request) -> Iterator[np.ndarray]:
         frames, _ = io.read_video(self.video_for(request))

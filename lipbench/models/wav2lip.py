@@ -39,6 +39,7 @@ clip and the frame.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Iterator
 
 import cv2
@@ -183,17 +184,21 @@ class Wav2Lip(LipSyncModel):
         # first mel column of each frame, for inspection
         self.last_stream: dict = {}
 
+    def weight_files(self) -> dict[str, Path]:
+        from lipbench.weights import find_weight
+
+        names = [self.checkpoint] + ([DETECTOR_FILE] if self.detector_spec == "s3fd" else [])
+        return {name: find_weight(name, self.weights_dir, needed_by="wav2lip") for name in names}
+
     def load(self, device: str = "cpu") -> None:
-        from lipbench.weights import file_sha256, find_weight
+        from lipbench.weights import file_sha256
 
         super().load(device)
-        path = find_weight(self.checkpoint, self.weights_dir, needed_by="wav2lip")
-        self.generator = load_generator(path, device)
-        self.weight_hashes = {self.checkpoint: file_sha256(path)}
+        paths = self.weight_files()
+        self.generator = load_generator(paths[self.checkpoint], device)
+        self.weight_hashes = {name: file_sha256(path) for name, path in paths.items()}
         if self.detector_spec == "s3fd":
-            s3fd_path = find_weight(DETECTOR_FILE, self.weights_dir, needed_by="wav2lip")
-            self.detector = wav2lip_detect.Wav2LipS3FD(s3fd_path, device, self.face_det_batch_size)
-            self.weight_hashes[DETECTOR_FILE] = file_sha256(s3fd_path)
+            self.detector = wav2lip_detect.Wav2LipS3FD(paths[DETECTOR_FILE], device, self.face_det_batch_size)
         elif self.detector_spec == "mediapipe":
             self.detector = wav2lip_detect.MediaPipeBoxes()
         else:

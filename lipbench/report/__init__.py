@@ -17,6 +17,7 @@ from pathlib import Path
 from lipbench.report import paper as papers
 from lipbench.report import plots, tables
 from lipbench.report.results import write_results
+from lipbench.report.schema import failure_lines
 from lipbench.rundir import RunDir
 from lipbench.storage import write_json, write_text
 
@@ -134,7 +135,10 @@ def _markdown(config, results, table, fronts, figures, comparison, paper) -> str
              "fps and ttff_s: median over clips; ttff_s is seconds from the start of `stream()` to the first "
              "chunk, fps is frames over seconds to the last chunk. Metrics: mean over clips (set-level metrics: "
              "pooled over clips), keyed `metric@protocol`. In brackets: 95% bootstrap CI over clips. "
-             "↑ higher is better, ↓ lower is better; best per column in bold.", "",
+             "↑ higher is better, ↓ lower is better; best per column in bold. "
+             "`[n/N, k failed]`: the value is over the n of N clips that gave one, k failed; "
+             "`failed (k/N)`: no clip gave a value; `failed`: a set-level value that could not be pooled "
+             "(reasons under Failures).", "",
              "## Pareto fronts", "", *_front_lines(fronts), ""]
     for title, path in figures:
         lines += [f"### {title}", "", f"![{title}]({Path(path).name})", ""]
@@ -144,10 +148,20 @@ def _markdown(config, results, table, fronts, figures, comparison, paper) -> str
                            disable_numparse=True), "",
                   "Latency floor on the paper's own TTFF figures (weights read once per pass, "
                   f"{paper.get('device')} bandwidth):", "", *_floor_lines(comparison), ""]
-    failures = [(m, a["n_failed"]) for m, a in results["models"].items() if a["n_failed"]]
-    if failures:
-        lines += ["Failed units (see per_clip.jsonl): " + ", ".join(f"{m}: {n}" for m, n in failures), ""]
+    lines += _failure_section(results)
     return "\n".join(lines)
+
+
+def _failure_section(results) -> list[str]:
+    """Counts per model, then every failure (results.json's `failures`)."""
+    counts = results["failures"]["counts"]
+    if not (counts["units"] or counts["metric_values"]):
+        return []
+    lines = ["## Failures", "", f"{counts['units']} units and {counts['metric_values']} metric values failed "
+             "(per model below; all of them under `failures` in results.json):", ""]
+    lines += [f"- {m}: {a['n_failed']} of {a['n_clips']} units, {a['n_failed_values']} metric values"
+              for m, a in results["models"].items() if a["n_failed"] or a["n_failed_values"]]
+    return lines + ["", "```", *failure_lines(results), "```", ""]
 
 
 def _html_table(headers, rows) -> str:
@@ -165,17 +179,23 @@ def _html(config, results, fronts, figures, comparison, paper) -> str:
         row = [html.escape(model)]
         for col in columns:
             value, ci = tables.cell(results, model, col)
+            if value is None:
+                row.append(html.escape(tables.no_value(results, model, col)))
+                continue
             text = html.escape(tables.fmt(value, col.key))
-            if value is not None and best.get(col.key) == value:
+            if best.get(col.key) == value:
                 text = f"<b>{text}</b>"
-            if value is not None and ci:
+            if ci:
                 text += f"<br><small>{tables.fmt(ci[0], col.key)}–{tables.fmt(ci[1], col.key)}</small>"
+            if note := tables.coverage(results, model, col):
+                text += f"<br><small>[{html.escape(note)}]</small>"
             row.append(text)
         rows.append(row + [f"{agg['n_ok']}/{agg['n_clips']}"])
     parts = [f"<h1>lipbench report: {html.escape(config.name)}</h1>",
              f"<p>{results['data']['n_clips']} clips from <code>{html.escape(results['data']['manifest'])}</code>, "
              f"device <code>{html.escape(config.device)}</code>. Timing: median over clips; metrics: mean over "
-             "clips (set-level: pooled); small print: 95% bootstrap CI.</p>",
+             "clips (set-level: pooled); small print: 95% bootstrap CI, and [n/N, k failed] when only n of N "
+             "clips gave a value.</p>",
              _html_table(["model"] + [c.label + arrows[c.higher_is_better] for c in columns] + ["clips ok"], rows),
              "<h2>Pareto fronts</h2><ul>" + "".join(f"<li>{html.escape(line[2:])}</li>" for line in _front_lines(fronts))
              + "</ul>"]
@@ -186,6 +206,8 @@ def _html(config, results, fronts, figures, comparison, paper) -> str:
         parts.append(f"<h2>Against {html.escape(paper['title'])}</h2>")
         parts.append(_html_table(COMPARISON_HEADERS, [[html.escape(c) for c in r] for r in _comparison_rows(comparison)]))
         parts.append("<ul>" + "".join(f"<li>{html.escape(line[2:])}</li>" for line in _floor_lines(comparison)) + "</ul>")
+    if failure_lines(results):
+        parts.append("<h2>Failures</h2><pre>" + html.escape("\n".join(failure_lines(results))) + "</pre>")
     style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
              "td:first-child,th:first-child{text-align:left}img{max-width:100%}small{color:#666}"

@@ -7,6 +7,7 @@ from importlib import resources
 import yaml
 
 from lipbench import latency
+from lipbench.errors import UnknownNameError
 from lipbench.report.tables import Column, cell, paper_columns
 
 
@@ -17,7 +18,7 @@ def available() -> list[str]:
 
 def load_paper(name: str) -> dict:
     if name not in available():
-        raise KeyError(f"no paper table {name!r}; available: {', '.join(available())}")
+        raise UnknownNameError(f"no paper table {name!r}; available: {', '.join(available())}")
     text = resources.files("lipbench.report").joinpath("paper_tables", f"{name}.yaml").read_text(encoding="utf-8")
     return yaml.safe_load(text)
 

@@ -48,10 +48,13 @@ def bootstrap_mean_ci(values, n_resamples: int = N_RESAMPLES, seed: int = SEED, 
 
 
 def bootstrap_set_ci(items: list, statistic: Callable[[list], float], n_resamples: int = N_RESAMPLES,
-                     seed: int = SEED, level: float = LEVEL, label: str = "") -> list[float] | None:
-    """CI of a set-level statistic (FVD, pooled FID) recomputed on each resample of clips."""
+                     seed: int = SEED, level: float = LEVEL, label: str = "") -> tuple[list[float] | None, int]:
+    """(CI, resamples that gave a value) of a set-level statistic (FVD, pooled FID)
+    recomputed on each resample of clips. A resample the metric cannot score (too few
+    distinct clips: a ValueError) or that gives no finite value is left out and not
+    counted; the CI is None with fewer than two resamples that gave a value."""
     if len(items) < 2 or n_resamples <= 0:
-        return None
+        return None, 0
     rng = np.random.default_rng(seed)
     stats = []
     for _ in _resamples(n_resamples, label):
@@ -60,7 +63,7 @@ def bootstrap_set_ci(items: list, statistic: Callable[[list], float], n_resample
         except ValueError:  # a resample the metric cannot score (too few distinct clips)
             continue
     stats = _finite(stats)
-    return _percentiles(stats, level) if len(stats) > 1 else None
+    return (_percentiles(stats, level) if len(stats) > 1 else None), len(stats)
 
 
 def paired_difference_ci(base, new, n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = LEVEL):

@@ -1,7 +1,10 @@
 """Result tables in markdown (tabulate), CSV and LaTeX, from results.json.
 
 Units are in every header (`ttff_s (s)`), the best value of each directed column is
-marked (bold), and markdown cells carry the 95% CI. The `paper` layout reproduces the
+marked (bold), and markdown cells carry the 95% CI. A value some clips did not give is
+followed by `[n/N, k failed]` (clips that gave it, of all, and how many failed); a value
+no clip gave says `failed (k/N)`, and a set-level value that could not be pooled
+`failed`; `-` only where nothing was computed yet. The `paper` layout reproduces the
 column order of a paper's table (see reports/paper/).
 """
 
@@ -44,12 +47,40 @@ def _finite(v) -> bool:
     return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
 
 
+def summary(results: dict, model: str, col: Column) -> dict:
+    """The aggregate of a column for a model (lipbench.report.schema.Aggregate), {} when absent."""
+    return results["models"][model].get(col.group, {}).get(col.key) or {}
+
+
 def cell(results: dict, model: str, col: Column) -> tuple[float | None, list | None]:
-    """(value, ci95) of a column for a model: medians for timing, means (or the pooled
-    value of a set-level metric) for metrics."""
-    summary = results["models"][model].get(col.group, {}).get(col.key, {})
-    value = summary.get("median" if col.group == "timing" else "mean")
-    return (value if _finite(value) else None), summary.get("ci95")
+    """(value, ci95) of a column for a model: the aggregate's `value` (timing: median over
+    clips; metrics: mean over clips, or the pooled value of a set-level metric)."""
+    agg = summary(results, model, col)
+    value = agg.get("value")
+    return (value if _finite(value) else None), agg.get("ci95")
+
+
+def coverage(results: dict, model: str, col: Column) -> str:
+    """'' when every clip gave a value; else 'n/N' (clips that did, of all), with ', k failed'
+    when k of the others failed ('5/8, 3 failed')."""
+    agg, n_clips = summary(results, model, col), results["models"][model]["n_clips"]
+    n, n_failed = agg.get("n", 0), len(agg.get("failed") or {})
+    if not agg or n >= n_clips:
+        return ""
+    return f"{n}/{n_clips}" + (f", {n_failed} failed" if n_failed else "")
+
+
+def no_value(results: dict, model: str, col: Column) -> str:
+    """What a cell without a value says: 'failed (k/N)' when k clips failed and none gave
+    a value, 'failed' when a set-level metric could not be pooled, '-' when nothing was
+    computed yet."""
+    agg = summary(results, model, col)
+    n_failed = len(agg.get("failed") or {})
+    if agg.get("error"):
+        return "failed"
+    if n_failed:
+        return f"failed ({n_failed}/{results['models'][model]['n_clips']})"
+    return "-"
 
 
 def best_values(results: dict, columns) -> dict[str, float]:
@@ -73,11 +104,16 @@ def to_markdown(results: dict, columns=None, with_ci: bool = True) -> str:
         row = [model]
         for col in columns:
             value, ci = cell(results, model, col)
+            if value is None:
+                row.append(no_value(results, model, col))
+                continue
             text = fmt(value, col.key)
-            if value is not None and best.get(col.key) == value:
+            if best.get(col.key) == value:
                 text = f"**{text}**"
-            if with_ci and value is not None and ci:
+            if with_ci and ci:
                 text += f" ({fmt(ci[0], col.key)}–{fmt(ci[1], col.key)})"
+            if note := coverage(results, model, col):
+                text += f" [{note}]"
             row.append(text)
         row.append(f"{agg['n_ok']}/{agg['n_clips']}")
         body.append(row)
@@ -87,17 +123,20 @@ def to_markdown(results: dict, columns=None, with_ci: bool = True) -> str:
 
 
 def to_csv(results: dict, columns=None) -> str:
-    """One row per model; each column as value, ci95_low, ci95_high (plain numbers)."""
+    """One row per model; each column as value, ci95_low, ci95_high, n (clips that gave a
+    value) and failed (clips that failed), plain numbers; a value that failed is empty."""
     columns = columns or default_columns(results)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["model"] + [f"{c.key}{s}" for c in columns for s in ("", "_ci95_low", "_ci95_high")]
+    writer.writerow(["model"] + [f"{c.key}{s}" for c in columns for s in ("", "_ci95_low", "_ci95_high", "_n", "_failed")]
                     + ["n_ok", "n_clips"])
     for model, agg in results["models"].items():
         row = [model]
         for col in columns:
             value, ci = cell(results, model, col)
-            row += ["" if value is None else repr(value)] + (["", ""] if not ci else [repr(ci[0]), repr(ci[1])])
+            found = summary(results, model, col)
+            row += (["" if value is None else repr(value)] + (["", ""] if not ci else [repr(ci[0]), repr(ci[1])])
+                    + [found.get("n", 0), len(found.get("failed") or {})])
         writer.writerow(row + [agg["n_ok"], agg["n_clips"]])
     return out.getvalue()
 
@@ -121,8 +160,13 @@ def to_latex(results: dict, columns=None) -> str:
         cells = [_latex_escape(model)]
         for col in columns:
             value, _ = cell(results, model, col)
+            if value is None:
+                cells.append(no_value(results, model, col))
+                continue
             text = fmt(value, col.key).replace(",", "{,}")
-            cells.append(rf"\textbf{{{text}}}" if value is not None and best.get(col.key) == value else text)
+            text = rf"\textbf{{{text}}}" if best.get(col.key) == value else text
+            note = coverage(results, model, col)
+            cells.append(f"{text} [{note}]" if note else text)
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", ""]
     return "\n".join(lines)
