@@ -92,6 +92,7 @@ def _report_failures(run, config, manifest, phases) -> int:
     """List what was asked for and not produced (failed units, failed metric values), with
     counts; returns the exit code: 0 all produced, 1 some failed."""
     from lipbench import metrics
+    from lipbench.report.schema import first_line
 
     units, values = [], []
     specs = metrics.resolve_specs(config.metrics) if "evaluate" in phases else []
@@ -105,8 +106,7 @@ def _report_failures(run, config, manifest, phases) -> int:
             for metric in specs:
                 error = (row.get("errors") or {}).get(metric)
                 if error is not None or metric not in (row.get("fingerprints") or {}):
-                    first = (error or "not computed").splitlines()[0]
-                    values.append(f"{metric} {spec.label}/{clip.id}: {first}")
+                    values.append(f"{metric} {spec.label}/{clip.id}: {first_line(error or 'not computed')}")
     if not units and not values:
         return 0
     print(f"failed: {len(units)} of {len(config.models) * len(manifest.clips)} units, {len(values)} metric values",

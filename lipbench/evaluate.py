@@ -105,7 +105,7 @@ def evaluate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress:
     metric_objects = create_metrics(metrics.resolve_specs(config.metrics), config.device, config.weights_dir)
     settings = metric_fingerprints(metric_objects, config.weights_dir)
     counts = {"done": 0, "skipped": 0, "missing": 0, "failed": 0}
-    work, reasons = [], Counter()  # [(clip, label, unit, row, metrics to compute)]
+    work, reasons = {}, Counter()  # clip id -> [(label, unit, row, metrics to compute)]
     for clip in manifest.clips:
         for spec in config.models:
             unit = run.read_unit(spec.label, clip.id)
@@ -122,22 +122,22 @@ def evaluate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress:
                     todo.append((metric, fingerprint))
                     reasons[(spec_of(metric), why)] += 1
             if todo:
-                work.append((clip, spec.label, unit, row, todo))
+                work.setdefault(clip.id, []).append((spec.label, unit, row, todo))
             else:
                 counts["skipped"] += 1
     if progress:
         for line in format_reasons("evaluate", reasons):
             print(line)
-    bar = tqdm(total=len(work), desc="evaluating", unit="video", disable=not progress)
+    bar = tqdm(total=sum(map(len, work.values())), desc="evaluating", unit="video", disable=not progress)
     for clip in manifest.clips:
-        mine = [w for w in work if w[0] is clip]
+        mine = work.get(clip.id)
         if not mine:
             continue
         try:
             reference = Video(clip.frames(), float(clip.fps), clip.driving_audio(), io.DEFAULT_AUDIO_RATE, clip.video)
         except io.MediaError as exc:
             reference = exc
-        for _, label, unit, row, todo in mine:
+        for label, unit, row, todo in mine:
             bar.set_postfix_str(f"{label}/{clip.id}")
             counts["failed"] += _score_unit(run, clip, label, unit, row, todo, reference)
             counts["done"] += 1

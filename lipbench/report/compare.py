@@ -21,12 +21,12 @@ run, nothing scored in both) fail `--fail-on-regression` as a regression does.
 from __future__ import annotations
 
 import argparse
-import math
 
 from lipbench import metrics
 from lipbench.errors import LipbenchError
 from lipbench.metrics.base import SetMetric
 from lipbench.report import stats
+from lipbench.report.schema import is_finite_number
 from lipbench.rundir import RunDir
 
 IMPROVED, REGRESSED, UNCHANGED, CHANGED = "improved", "regressed", "unchanged", "changed"
@@ -53,9 +53,6 @@ def threshold_arg(text: str) -> float:
     return value
 
 
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
 
 class _Run:
     """What the comparison reads from one run directory: scored values per (model, clip)."""
@@ -78,12 +75,12 @@ class _Run:
             errors = row.get("errors") or {}
             values = row.get("values") or {}
             record = self.units[unit]
-            self.scored[unit] = {k: record[k] for k in TIMING if _finite(record.get(k))}
+            self.scored[unit] = {k: record[k] for k in TIMING if is_finite_number(record.get(k))}
             if "decode" in errors:
                 self.scored_sets[unit] = set()
                 continue
             self.scored[unit].update({k: values[k] for k, spec in self.spec_of.items()
-                                      if spec not in errors and _finite(values.get(k))})
+                                      if spec not in errors and is_finite_number(values.get(k))})
             self.scored_sets[unit] = {s for s in self.set_specs
                                       if s not in errors and self.dir.features(*unit, s).exists()}
 
@@ -221,9 +218,9 @@ def clip_seconds(record: dict, key: str) -> float | None:
     chunk behind fps."""
     if key == "ttff_s":
         return record.get("ttff_s")
-    if _finite(record.get("total_s")):
+    if is_finite_number(record.get("total_s")):
         return record["total_s"]
-    return record["n_frames"] / record["fps"] if _finite(record.get("n_frames")) and record.get("fps") else None
+    return record["n_frames"] / record["fps"] if is_finite_number(record.get("n_frames")) and record.get("fps") else None
 
 
 def compare_runs(base_dir, new_dir, force: bool = False, resamples: int = stats.N_RESAMPLES,

@@ -116,7 +116,8 @@ def first_line(text) -> str:
     return (str(text).strip().splitlines() or [""])[0]
 
 
-def _finite(value) -> bool:
+def is_finite_number(value) -> bool:
+    """A real number that is neither NaN nor infinite (None, bools and strings are not)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -148,7 +149,7 @@ def _pooled(metric, key: str, items: dict[str, dict], failed: dict[str, str], re
     except Exception as exc:  # e.g. too few clips for a covariance: the report is still written
         out["error"] = f"{type(exc).__name__}: {first_line(exc)}"
         return out
-    if not _finite(value):
+    if not is_finite_number(value):
         out["error"] = f"pooled value is not a finite number ({value})"
         return out
     out["value"] = float(value)
@@ -173,7 +174,7 @@ def aggregate_model(records: list[ClipRecord], specs: list[str], resamples: int,
     unit_failed = {r.clip: _unit_reason(r) for r in records if r.clip in failed_units}
     timing = {}
     for key in timing_keys:
-        values = {r.clip: r.unit[key] for r in ok if _finite(r.unit.get(key))}
+        values = {r.clip: r.unit[key] for r in ok if is_finite_number(r.unit.get(key))}
         timing[key] = _summary(values, dict(unit_failed), "median", resamples)
 
     scored = [r for r in ok if r.scored]
@@ -191,7 +192,7 @@ def aggregate_model(records: list[ClipRecord], specs: list[str], resamples: int,
                         items[r.clip] = r.features[spec]
                 elif key not in r.values:
                     continue  # not computed yet (a metric added to the config): pending, not failed
-                elif _finite(r.values[key]):
+                elif is_finite_number(r.values[key]):
                     values[r.clip] = float(r.values[key])
                 else:
                     failed[r.clip] = f"not a finite number ({r.values[key]}; NaN is stored as null)"

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from dataclasses import dataclass
 
 from tabulate import tabulate
+
+from lipbench.report.schema import is_finite_number
 
 TIMING = {"fps": ("fps", "frames/s", True), "ttff_s": ("ttff_s", "s", False)}
 DIGITS = {"fps": 2, "ttff_s": 4}
@@ -43,9 +44,6 @@ def paper_columns(paper: dict) -> list[Column]:
             for c in paper["columns"].values() if c.get("key")]
 
 
-def _finite(v) -> bool:
-    return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
-
 
 def summary(results: dict, model: str, col: Column) -> dict:
     """The aggregate of a column for a model (lipbench.report.schema.Aggregate), {} when absent."""
@@ -57,7 +55,7 @@ def cell(results: dict, model: str, col: Column) -> tuple[float | None, list | N
     clips; metrics: mean over clips, or the pooled value of a set-level metric)."""
     agg = summary(results, model, col)
     value = agg.get("value")
-    return (value if _finite(value) else None), agg.get("ci95")
+    return (value if is_finite_number(value) else None), agg.get("ci95")
 
 
 def coverage(results: dict, model: str, col: Column) -> str:
