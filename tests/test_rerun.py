@@ -282,3 +282,10 @@ def test_eval_of_a_run_directory_takes_the_lock_and_reports_failures(clips, tmp_
     code, out, err = run_cli(capsys, "eval", str(run.root))
     assert code == 1 and "evaluate: 2 scored (1 metric values failed)" in out
     assert "failed: 0 of 2 units, 1 metric values" in err and "psnr@full ground_truth/synth_001" in err
+
+
+@pytest.mark.parametrize("flag", ["--clips", "--frames"])
+def test_demo_counts_must_be_positive(flag, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", flag, "0"])
+    assert exc.value.code == 2 and "expected a positive integer, got '0'" in capsys.readouterr().err
