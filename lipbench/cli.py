@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -64,6 +65,8 @@ def _run(config, manifest, out, phases=("generate", "evaluate", "report"), model
         manifest = Manifest(manifest.name, clips or manifest.clips, manifest.path, manifest.description,
                             manifest.extra)
         results = None
+        if "generate" in phases and "evaluate" in phases:
+            _preflight_metrics(config)  # a missing or bad metric weight file stops the run before any clip
         if "generate" in phases:
             from lipbench.runner import generate
 
@@ -80,6 +83,24 @@ def _run(config, manifest, out, phases=("generate", "evaluate", "report"), model
         return _report_failures(run, config, manifest, phases), results
 
 
+def _preflight_metrics(config) -> None:
+    """Before the generate phase: find and load every metric network once, on the CPU,
+    and let them go (the evaluate phase loads them on its device, and they take no device
+    memory while models are timed), so that a missing or bad weight file stops `run`
+    now rather than after the generate phase. Rank 0 checks; every rank stops with it."""
+    from lipbench import distributed
+    from lipbench.evaluate import create_metrics
+
+    error = None
+    if distributed.is_main():
+        try:
+            create_metrics(config.metric_specs(), "cpu", config.weights_dir)
+        except LipbenchError as exc:
+            error = exc
+    if not distributed.all_ranks_agree(error is None):
+        raise error or LipbenchError("rank 0 stopped on a missing or bad metric weight file (see its error)")
+
+
 def _evaluate(config, manifest, run):
     from lipbench.evaluate import evaluate
 
@@ -91,11 +112,10 @@ def _evaluate(config, manifest, run):
 def _report_failures(run, config, manifest, phases) -> int:
     """List what was asked for and not produced (failed units, failed metric values), with
     counts; returns the exit code: 0 all produced, 1 some failed."""
-    from lipbench import metrics
     from lipbench.report.schema import first_line
 
     units, values = [], []
-    specs = metrics.resolve_specs(config.metrics) if "evaluate" in phases else []
+    specs = config.metric_specs() if "evaluate" in phases else []
     for spec in config.models:
         for clip in manifest.clips:
             unit = run.read_unit(spec.label, clip.id) or {"status": "pending", "error": "not generated"}
@@ -131,6 +151,11 @@ def cmd_eval(args):
     if args.run:
         from lipbench.rundir import RunDir
 
+        given = [flag for flag, value in (("--crop", args.crop), ("--min-coverage", args.min_coverage),
+                                          ("--resample-fps", args.resample_fps or None)) if value is not None]
+        if given:
+            raise UsageError(f"lipbench eval DIR: {', '.join(given)} apply to --fake; a run directory takes "
+                             "crop, min_coverage and resample_fps from its config")
         run = RunDir(args.run)
         config = run.load_config()
         config.weights_dir = args.weights_dir or config.weights_dir
@@ -147,18 +172,19 @@ def cmd_eval(args):
 def cmd_eval_files(args):
     from lipbench import metrics
     from lipbench.evaluate import DEFAULT_PAIR_REGEX, evaluate_files, pair_files
-    from lipbench.storage import write_json
+    from lipbench.metrics.base import Alignment
 
     items = ([args.suite] if args.suite else []) + (args.metrics.split(",") if args.metrics else [])
     if not items:
         raise UsageError("lipbench eval --fake: choose metrics with --metrics LIST and/or --suite NAME "
                          f"(suites: {', '.join(metrics.SUITES)}; lipbench ls metrics)")
-    specs = metrics.resolve_specs(items)
+    specs = metrics.resolve_specs(items, args.crop or "auto")
+    out = checked_output(args.out)
     pairs = pair_files(args.fake, args.real, args.pair_regex or DEFAULT_PAIR_REGEX)
+    alignment = Alignment(args.min_coverage if args.min_coverage is not None else Alignment.min_coverage,
+                          args.resample_fps)
     result = evaluate_files(pairs, specs, device=args.device or "cpu", weights_dir=args.weights_dir,
-                            face_crops=args.crop == "none", name=args.name)
-    out = Path(args.out)
-    write_json(out, result)
+                            alignment=alignment, name=args.name, out=out)
     from tabulate import tabulate
 
     from lipbench.report import tables
@@ -202,21 +228,21 @@ def cmd_weights(args):
     from tabulate import tabulate
 
     problems, rows = 0, []
-    for name, entry in weights.WEIGHTS.items():
+    for name in args.names or weights.WEIGHTS:
+        entry = weights.spec(name)
         needed = ", ".join(entry.needed_by)
+        if args.action == "verify":  # ok, unknown hash, wrong hash, truncated, unreadable or missing
+            verdict = weights.verify(name, args.weights_dir)
+            said = f"{verdict.path}: {verdict.detail}" if verdict.path else verdict.detail
+            rows.append([name, verdict.status, needed, f"{said}; {verdict.action}" if verdict.action else said])
+            problems += verdict.problem
+            continue
         try:
             path = weights.find_weight(name, args.weights_dir)
         except weights.MissingWeightError:
             rows.append([name, "missing", needed, f"get it: {entry.how_to_get()}"])
-            problems += args.action == "verify"
             continue
-        if args.action == "list":
-            rows.append([name, "present", needed, str(path)])
-            continue
-        ok, digest = weights.check(name, path)
-        rows.append([name, {True: "verified", False: "DIFFERENT", None: "unchecked"}[ok], needed,
-                     f"sha256 {digest[:16]}  {path}"])
-        problems += ok is False
+        rows.append([name, "present", needed, str(path)])
     print(tabulate(rows, headers=["file", "state", "needed by", "where"], tablefmt="plain"))
     print(f"searched: {', '.join(str(d) for d in weights.search_dirs(args.weights_dir))}")
     return 1 if problems else 0
@@ -345,6 +371,33 @@ def cmd_ls(args):
         print("\n".join(shipped_configs()))
 
 
+def checked_output(path) -> Path:
+    """An output file path that can be written, checked before any work: not a folder,
+    its folder creatable and writable."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"--out {path}: is a folder; give a file name (e.g. {path / 'eval.json'})")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {path}: its folder cannot be created ({exc.strerror or exc})") from exc
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"--out {path}: folder {folder} is not writable")
+    return path
+
+
+def share(text: str) -> float:
+    """argparse type: a share in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share in (0, 1], e.g. 0.9, got {text!r}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (`--limit 0` would silently run nothing)."""
     try:
@@ -397,8 +450,19 @@ def build_parser() -> argparse.ArgumentParser:
                                         "(default: stem less _cfr25/_synced/...)")
     p.add_argument("--metrics", help="comma-separated: keys (sync_c@precropped), names (sync_c: default protocol)")
     p.add_argument("--suite", help="a named metric set, e.g. lipforcing (the paper's exact set)")
-    p.add_argument("--crop", choices=["auto", "none"], default="auto",
-                   help="none: the inputs are already face crops, no face detection")
+    p.add_argument("--crop", choices=["auto", "none"],
+                   help="none: the videos are already face crops: every face-crop metric takes each frame as "
+                        "the crop (resized as its protocol resizes crops) and runs no detector, under its "
+                        "*_precropped protocol (fid@per_video_precropped, ssim@face224_precropped, "
+                        "fvd@latentsync_precropped, lpips@mouth_precropped, syncnet@precropped); "
+                        "auto (default): detect faces")
+    p.add_argument("--min-coverage", type=share, metavar="SHARE",
+                   help="least share of the reference's frames a fake must have to be compared with it "
+                        "(default 0.9); below it the clip's reference metrics fail with both frame counts")
+    p.add_argument("--resample-fps", action="store_true",
+                   help="resample a fake whose frame rate differs from its reference's, or varies, to the "
+                        "reference's rate by frame time (noted per clip); without it such a clip's reference "
+                        "metrics fail")
     p.add_argument("--weights-dir", help="folder with the weight files (also $LIPBENCH_WEIGHTS)")
     p.add_argument("--out", default="eval.json", help="results JSON (default eval.json)")
     p.add_argument("--name", help="name of the scored set in the results (default: the folder of the fake videos)")
@@ -409,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("weights", help="the weight files metrics and models need")
     p.add_argument("action", choices=["list", "fetch", "verify", "random"],
                    help="random: write seeded random stand-ins in the real formats (smoke tests, timing)")
-    p.add_argument("names", nargs="*", help="with fetch: which files (default: all with a download)")
+    p.add_argument("names", nargs="*", help="which files (default: all; fetch: all with a download)")
     p.add_argument("--weights-dir", help="folder to look in / fetch into")
     p.add_argument("--seed", type=int, default=0, help="with random: the seed")
     p.set_defaults(func=cmd_weights)

@@ -50,10 +50,25 @@ class BenchmarkConfig:
     # Seconds one unit (a model on one clip) may run before it is stopped and recorded as
     # timed out, so one hanging model cannot stall a sweep; None: no limit.
     unit_timeout_s: float | None = 3600.0
+    # How generated videos are lined up with their references (lipbench.metrics.base.Alignment)
+    min_coverage: float = 0.9  # share of the reference's frames a generated video must have
+    resample_fps: bool = False  # resample another or a variable frame rate to the reference's (else: fail)
+    crop: str = "auto"  # 'none': videos are already face crops; face-crop metrics use their precropped protocols
     source: str = ""  # where the config came from
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def metric_specs(self) -> list[str]:
+        """The 'family@protocol' specs this config computes (after `crop`)."""
+        from lipbench import metrics
+
+        return metrics.resolve_specs(self.metrics, self.crop)
+
+    def alignment(self):
+        from lipbench.metrics.base import Alignment
+
+        return Alignment(self.min_coverage, self.resample_fps)
 
 
 def check_device(value, where: str) -> str:
@@ -190,6 +205,14 @@ def _check_settings(values: dict, where: str) -> None:
     if values.get("unit_timeout_s") is not None:
         _check_positive_number(values["unit_timeout_s"], f"{where}: unit_timeout_s")
         values["unit_timeout_s"] = float(values["unit_timeout_s"])
+    if "min_coverage" in values:
+        value = values["min_coverage"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise ConfigError(f"{where}: min_coverage: expected a share in (0, 1], got {value!r}")
+    if "resample_fps" in values and not isinstance(values["resample_fps"], bool):
+        raise ConfigError(f"{where}: resample_fps: expected true or false, got {values['resample_fps']!r}")
+    if "crop" in values and values["crop"] not in ("auto", "none"):
+        raise ConfigError(f"{where}: crop: {values['crop']!r} is not one of auto, none")
 
 
 def config_from_dict(data: dict, where: str = "<config>", check_models: bool = True) -> BenchmarkConfig:

@@ -20,7 +20,9 @@ from lipbench import io, metrics
 from lipbench.config import BenchmarkConfig
 from lipbench.data.manifest import VIDEO_SUFFIXES, Manifest
 from lipbench.errors import MissingInputError, UsageError
-from lipbench.metrics.base import ClipContext, SetMetric, Video
+from lipbench.metrics.base import Alignment, ClipContext, SetMetric, Video
+from lipbench.report.schema import first_line as schema_first_line
+from lipbench.report.schema import is_finite_number
 from lipbench.rundir import RunDir
 from lipbench.storage import write_json
 
@@ -28,13 +30,15 @@ from lipbench.storage import write_json
 DEFAULT_PAIR_REGEX = r"^(?P<id>.+?)(?:_cfr25|_synced|_generated|_gen|_fake|_real|_gt)?$"
 
 
-def create_metrics(specs, device: str = "cpu", weights_dir=None) -> list:
+def create_metrics(specs, device: str = "cpu", weights_dir=None, load: bool = True) -> list:
     """Metric objects for 'family@protocol' specs, after checking that every weight file
-    and optional package they need is there (a missing one fails here, before any clip
-    is decoded)."""
+    and optional package they need is there and, with `load`, loading their networks (a
+    missing or bad file fails here, before any clip is decoded)."""
     objects = [metrics.create(spec, device=device, weights_dir=weights_dir) for spec in specs]
     for metric in objects:
         metric.check_available()
+        if load:
+            metric.load()  # its networks, once: a bad weight file stops here (BadWeightError)
     return objects
 
 
@@ -46,14 +50,24 @@ def weight_hashes(metric_objects, weights_dir=None) -> dict[str, str]:
 
 
 def score_clip(metric_objects, ctx: ClipContext) -> tuple[dict, dict, dict]:
-    """(values, errors, set-level features by metric spec) of one clip."""
+    """(values, errors, set-level features by metric spec) of one clip. A metric that
+    compares with the reference fails with `ctx.reference_problem` when the generated
+    video cannot be lined up with it (frame rate, coverage); a value that is not a finite
+    number fails its metric: a number never stands in for "not computable"."""
     values, errors, features = {}, {}, {}
     for metric in metric_objects:
-        spec = f"{metric.name}@{metric.protocol}"
+        spec = spec_of(metric)
+        if metric.needs_reference and ctx.reference is not None and ctx.reference_problem:
+            errors[spec] = ctx.reference_problem
+            continue
         try:
-            values.update(metric.compute(ctx))
+            computed = metric.compute(ctx)
+            bad = {k: v for k, v in computed.items() if not is_finite_number(v)}
+            if bad:
+                raise ValueError(f"{ctx.clip_id}: {spec} gave {bad}: not a finite number")
             if isinstance(metric, SetMetric):
                 features[spec] = metric.features(ctx)
+            values.update(computed)
         except Exception as exc:  # one broken metric must not cost the others
             errors[spec] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
     return values, errors, features
@@ -65,12 +79,16 @@ def spec_of(metric) -> str:
     return f"{metric.name}@{metric.protocol}"
 
 
-def metric_fingerprints(metric_objects, weights_dir=None) -> dict[str, dict]:
-    """What makes each metric's values besides the videos: its protocol and settings and
+def metric_fingerprints(metric_objects, weights_dir=None, alignment: Alignment | None = None) -> dict[str, dict]:
+    """What makes each metric's values besides the videos: its protocol and settings (and
+    how a video is lined up with its reference, for metrics that compare with one) and
     the sha256 of its weight files."""
+    from dataclasses import asdict
+
     from lipbench.weights import file_sha256, find_weight
 
-    return {spec_of(m): {"settings": m.settings(),
+    lining = asdict(alignment or Alignment())
+    return {spec_of(m): {"settings": {**m.settings(), **({"alignment": lining} if m.needs_reference else {})},
                          "weights": {name: file_sha256(find_weight(name, m.weights_dir)) for name in m.weight_files()}}
             for m in metric_objects}
 
@@ -102,8 +120,10 @@ def evaluate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress:
 
     from lipbench.rundir import format_reasons
 
-    metric_objects = create_metrics(metrics.resolve_specs(config.metrics), config.device, config.weights_dir)
-    settings = metric_fingerprints(metric_objects, config.weights_dir)
+    # networks are loaded below, only when some value is to be computed
+    metric_objects = create_metrics(config.metric_specs(), config.device, config.weights_dir, load=False)
+    alignment = config.alignment()
+    settings = metric_fingerprints(metric_objects, config.weights_dir, alignment)
     counts = {"done": 0, "skipped": 0, "missing": 0, "failed": 0}
     work, reasons = {}, Counter()  # clip id -> [(label, unit, row, metrics to compute)]
     for clip in manifest.clips:
@@ -128,6 +148,9 @@ def evaluate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress:
     if progress:
         for line in format_reasons("evaluate", reasons):
             print(line)
+    needed = {spec_of(metric): metric for units in work.values() for *_, todo in units for metric, _ in todo}
+    for metric in needed.values():
+        metric.load()  # once, before any clip: a bad weight file stops here (BadWeightError)
     bar = tqdm(total=sum(map(len, work.values())), desc="evaluating", unit="video", disable=not progress)
     for clip in manifest.clips:
         mine = work.get(clip.id)
@@ -135,11 +158,11 @@ def evaluate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress:
             continue
         try:
             reference = Video(clip.frames(), float(clip.fps), clip.driving_audio(), io.DEFAULT_AUDIO_RATE, clip.video)
-        except io.MediaError as exc:
-            reference = exc
+        except Exception as exc:  # one bad file costs its clip, named
+            reference = file_error(clip.video, exc)
         for label, unit, row, todo in mine:
             bar.set_postfix_str(f"{label}/{clip.id}")
-            counts["failed"] += _score_unit(run, clip, label, unit, row, todo, reference)
+            counts["failed"] += _score_unit(run, clip, label, unit, row, todo, reference, alignment)
             counts["done"] += 1
             bar.update(1)
         clip.release()
@@ -147,7 +170,43 @@ def evaluate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress:
     return counts
 
 
-def _score_unit(run: RunDir, clip, label: str, unit: dict, row: dict | None, todo, reference) -> int:
+def file_error(path, exc: Exception) -> io.MediaError:
+    """Any failure to read a file, as a MediaError naming it (a MediaError as it is)."""
+    if isinstance(exc, io.MediaError):
+        return exc
+    return io.MediaError(path, f"cannot be read ({type(exc).__name__}: {schema_first_line(exc)})")
+
+
+def decode(path) -> Video:
+    try:
+        return Video.from_file(path)
+    except Exception as exc:
+        raise file_error(path, exc) from exc
+
+
+def score_pair(clip_id: str, metric_objects, generated_path, reference: Video | Exception | None,
+               alignment: Alignment) -> tuple[dict, dict, dict, dict]:
+    """(values, errors, features, notes) of one generated file against its reference (a
+    decoded Video, the error that kept it from decoding, or None). A file that cannot be
+    read fails the metrics that need it with the file named; the others still run."""
+    errors = {}
+    if isinstance(reference, Exception):
+        errors = {spec_of(m): str(reference) for m in metric_objects if m.needs_reference}
+        reference = None
+    todo = [m for m in metric_objects if spec_of(m) not in errors]
+    if not todo:
+        return {}, errors, {}, {}
+    try:
+        ctx = ClipContext(clip_id, decode(generated_path), reference, alignment)
+    except io.MediaError as exc:  # every metric asked for fails with the reason
+        return {}, {**errors, **{spec_of(m): str(exc) for m in todo}}, {}, {}
+    values, more_errors, features = score_clip(todo, ctx)
+    notes = {**ctx.notes, "frames_compared": ctx.n}
+    return values, {**errors, **more_errors}, features, notes
+
+
+def _score_unit(run: RunDir, clip, label: str, unit: dict, row: dict | None, todo, reference,
+                alignment: Alignment) -> int:
     """Compute `todo` [(metric, fingerprint)] for one video and merge them into its row:
     the values of every recomputed metric are replaced, the others kept. Returns the
     number of metrics that failed."""
@@ -159,16 +218,9 @@ def _score_unit(run: RunDir, clip, label: str, unit: dict, row: dict | None, tod
             row["values"].pop(out.key, None)
         row["errors"].pop(spec, None)
         row["fingerprints"].pop(spec, None)
-    objects = [m for m, _ in todo]
-    try:
-        if isinstance(reference, Exception):
-            raise reference
-        ctx = ClipContext(clip.id, Video.from_file(run.root / unit["video"]), reference)
-    except io.MediaError as exc:  # every metric asked for fails with the reason
-        values, errors, features = {}, {spec_of(m): str(exc) for m in objects}, {}
-    else:
-        values, errors, features = score_clip(objects, ctx)
-        row.update(n_frames_compared=ctx.n, notes=ctx.notes)
+    values, errors, features, notes = score_pair(clip.id, [m for m, _ in todo], run.root / unit["video"],
+                                                 reference, alignment)
+    row["notes"] = {**row.get("notes", {}), **notes}
     row["values"].update(values)
     row["errors"].update(errors)
     for metric, fingerprint in todo:
@@ -193,6 +245,8 @@ def video_files(paths) -> list[Path]:
             out.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES))
         elif path.is_file():
             out.append(path)
+        elif path.is_symlink():
+            raise MissingInputError(f"{path}: {io.not_a_file(path)}")
         else:
             raise MissingInputError(f"{path}: no such file or folder")
     if not out:
@@ -213,52 +267,64 @@ def clip_id(path: Path, pair_regex: str = DEFAULT_PAIR_REGEX) -> str:
 
 
 def pair_files(fake, real=None, pair_regex: str = DEFAULT_PAIR_REGEX) -> list[tuple[str, Path, Path | None]]:
-    """(clip id, fake file, matching real file or None) for every fake video."""
-    fakes = video_files(fake)
-    reals = {clip_id(p, pair_regex): p for p in video_files([real])} if real else {}
-    pairs, seen = [], set()
-    for path in fakes:
-        cid = clip_id(path, pair_regex)
-        if cid in seen:
-            raise UsageError(f"{path}: clip id {cid!r} appears twice among the fake videos")
-        seen.add(cid)
-        pairs.append((cid, path, reals.get(cid)))
-    return pairs
+    """(clip id, fake file, matching real file or None) for every fake video. Two files
+    with one clip id on either side are an error naming both."""
+    def by_id(files, side):
+        out = {}
+        for path in files:
+            cid = clip_id(path, pair_regex)
+            if cid in out:
+                raise UsageError(f"{out[cid]} and {path}: both have clip id {cid!r} among the {side} videos "
+                                 "(rename one, or set --pair-regex)")
+            out[cid] = path
+        return out
+
+    fakes = by_id(video_files(fake), "fake")
+    reals = by_id(video_files([real]), "real") if real else {}
+    return [(cid, path, reals.get(cid)) for cid, path in fakes.items()]
 
 
-def evaluate_files(pairs, specs, device: str = "cpu", weights_dir=None, face_crops: bool = False,
+def evaluate_files(pairs, specs, device: str = "cpu", weights_dir=None, alignment: Alignment | None = None,
                    set_resamples: int = 200, progress: bool = True, name: str | None = None,
-                   resamples: int = 2000) -> dict:
+                   resamples: int = 2000, out=None) -> dict:
     """Score (clip id, fake, real) pairs; returns the results document of `lipbench eval`
     (lipbench.report.schema, the same as a run's results.json) with the scored set as
     the one model, named `name` or else after the folder holding the fake videos ('fake'
-    when they come from several folders)."""
+    when they come from several folders). With `out`, the document is also written there
+    after every clip (`complete` false, clips not scored yet pending, set-level values
+    pooled only at the end), so an interrupted evaluation keeps what it scored."""
     from lipbench.report.results import environment
     from lipbench.report.schema import ClipRecord, build_results
 
     metric_objects = create_metrics(specs, device, weights_dir)
-    records = []
-    for cid, fake, real in tqdm(pairs, desc="evaluating", unit="clip", disable=not progress):
-        record = ClipRecord(cid, scored=True)
-        if real is None:  # metrics that compare with a reference fail; the others still run
-            record.errors = {spec_of(m): f"{fake}: no real video with clip id {cid!r} to compare with"
-                             for m in metric_objects if m.needs_reference}
-        todo = [m for m in metric_objects if spec_of(m) not in record.errors]
-        try:
-            generated = Video.from_file(fake) if todo else None
-            reference = Video.from_file(real) if todo and real is not None else None
-        except io.MediaError as exc:  # every metric fails with the reason, as in a run
-            record.errors.update({spec_of(m): str(exc) for m in todo})
-            todo = []
-        if todo:
-            for video in filter(None, (generated, reference)):
-                video.is_face_crop = face_crops
-            record.values, errors, record.features = score_clip(todo, ClipContext(cid, generated, reference))
-            record.errors.update(errors)
-        records.append(record)
+    alignment = alignment or Alignment()
     folders = {Path(fake).parent.resolve() for _, fake, _ in pairs}
     name = name or (folders.pop().name if len(folders) == 1 else "") or "fake"
-    return build_results(
-        "eval", {name: records}, list(specs), resamples, set_resamples, timing_keys=(),
-        pairs={cid: {"fake": str(f), "real": str(r) if r else None} for cid, f, r in pairs},
-        weights=weight_hashes(metric_objects, weights_dir), environment={**environment(), "device": device})
+    extra = dict(pairs={cid: {"fake": str(f), "real": str(r) if r else None} for cid, f, r in pairs},
+                 weights=weight_hashes(metric_objects, weights_dir), environment={**environment(), "device": device},
+                 alignment={"min_coverage": alignment.min_coverage, "resample_fps": alignment.resample_fps})
+    records = [ClipRecord(cid, status="pending") for cid, _, _ in pairs]
+
+    def document(complete: bool) -> dict:
+        return build_results("eval", {name: records}, list(specs), resamples if complete else 0,
+                             set_resamples if complete else 0, timing_keys=(), pool=complete, complete=complete,
+                             **extra)
+
+    for i, (cid, fake, real) in enumerate(tqdm(pairs, desc="evaluating", unit="clip", disable=not progress)):
+        record = ClipRecord(cid, scored=True)
+        if real is None:  # metrics that compare with a reference fail; the others still run
+            reference = MissingInputError(f"{fake}: no real video with clip id {cid!r} to compare with")
+        else:
+            try:
+                reference = decode(real)
+            except io.MediaError as exc:
+                reference = exc
+        record.values, record.errors, record.features, record.notes = score_pair(
+            cid, metric_objects, fake, reference, alignment)
+        records[i] = record
+        if out is not None:
+            write_json(out, document(complete=False))
+    result = document(complete=True)
+    if out is not None:
+        write_json(out, result)
+    return result

@@ -42,10 +42,24 @@ class MediaInfo:
     duration_s: float
 
 
+def not_a_file(path) -> str | None:
+    """Why `path` is not a file that can be read (a folder, a broken or looping symlink,
+    nothing there), or None when it is one."""
+    path = Path(path)
+    if path.is_file():
+        return None
+    if path.is_dir():
+        return "is a folder, not a media file"
+    return "is a broken or looping symlink" if path.is_symlink() else "file not found"
+
+
 def _open(path) -> av.container.InputContainer:
     path = Path(path)
-    if not path.is_file():
-        raise MediaError(path, "file not found")
+    problem = not_a_file(path)
+    if problem:
+        raise MediaError(path, problem)
+    if path.stat().st_size == 0:
+        raise MediaError(path, "is empty (0 bytes)")
     try:
         return av.open(str(path))
     except av.error.FFmpegError as exc:
@@ -91,23 +105,54 @@ def audio_rate(path) -> int:
 
 def read_video(path, max_frames: int | None = None) -> tuple[np.ndarray, float]:
     """Decode the first video stream into (frames uint8 RGB (T, H, W, 3), fps)."""
+    frames, fps, _ = read_video_timed(path, max_frames)
+    return frames, fps
+
+
+def read_video_timed(path, max_frames: int | None = None) -> tuple[np.ndarray, float, np.ndarray | None]:
+    """`read_video`, and each frame's presentation time in seconds (None when the
+    container gives no timestamps): what tells a variable frame rate from a constant one.
+
+    Every frame must have the size of the first: a stream whose resolution changes
+    midway is refused, naming the frame (frames of one video are compared and stacked
+    as one array)."""
     with _open(path) as container:
         stream = _video_stream(container, path)
         fps = float(stream.average_rate or stream.guessed_rate or 0)
         if fps <= 0:
             raise MediaError(path, "video stream has no frame rate")
         stream.thread_type = "AUTO"
-        frames = []
+        frames, times = [], []
         try:
             for frame in container.decode(stream):
-                frames.append(frame.to_ndarray(format="rgb24"))
+                image = frame.to_ndarray(format="rgb24")
+                if frames and image.shape != frames[0].shape:
+                    raise MediaError(path, f"frame size changes midway: frame {len(frames)} is "
+                                           f"{image.shape[1]}x{image.shape[0]}, the frames before are "
+                                           f"{frames[0].shape[1]}x{frames[0].shape[0]} (one size per video is needed)")
+                frames.append(image)
+                times.append(frame.time)
                 if max_frames is not None and len(frames) >= max_frames:
                     break
         except av.error.FFmpegError as exc:
             raise MediaError(path, f"video decoding failed after {len(frames)} frames ({exc})") from exc
     if not frames:
         raise MediaError(path, "video stream decodes to no frames")
-    return np.stack(frames), fps
+    known = None if any(t is None for t in times) else np.asarray(times, dtype=np.float64)
+    return np.stack(frames), fps, known
+
+
+def variable_rate(times: np.ndarray | None, fps: float) -> str | None:
+    """Why the frame times are not a constant `fps` (intervals off by more than a quarter
+    of a frame), or None. Timestamps rounded by the container (MKV keeps milliseconds)
+    stay well inside that."""
+    if times is None or len(times) < 2:
+        return None
+    intervals = np.diff(times)
+    if np.abs(intervals - 1 / fps).max() <= 0.25 / fps:
+        return None
+    return (f"variable frame rate: frame intervals from {intervals.min() * 1000:.1f} to "
+            f"{intervals.max() * 1000:.1f} ms, nominal {1000 / fps:.1f} ms ({fps:g} fps)")
 
 
 def read_audio(path, rate: int = DEFAULT_AUDIO_RATE) -> np.ndarray:

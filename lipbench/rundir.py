@@ -33,7 +33,7 @@ import yaml
 from lipbench.config import BenchmarkConfig, config_from_dict
 from lipbench.data.manifest import Manifest, load_manifest, save_manifest
 from lipbench.errors import LipbenchError
-from lipbench.storage import atomic_path, file_sha256, read_json, remove_partials, write_text
+from lipbench.storage import atomic_path, file_sha256, read_json, remove_partials, resolved, write_text
 
 
 class RunLocked(LipbenchError):
@@ -202,8 +202,6 @@ def _protocols(specs) -> dict[str, set[str]]:
 def input_differences(old_config, old_manifest, config, manifest) -> list[str]:
     """What makes a config another run than the one a directory holds: clips it does not
     hold (or from other files), and metric families asked under other protocols."""
-    from lipbench import metrics  # the metric stack only when a run directory is compared
-
     problems = []
     old_clips = {c.id: c for c in old_manifest.clips}
     new_ids = [c.id for c in manifest.clips if c.id not in old_clips]
@@ -211,12 +209,12 @@ def input_differences(old_config, old_manifest, config, manifest) -> list[str]:
         problems.append(f"clips {', '.join(new_ids[:5])}{' ...' if len(new_ids) > 5 else ''} are not in its "
                         f"manifest ({old_manifest.name}, {len(old_clips)} clips)")
     moved = [c.id for c in manifest.clips if c.id in old_clips
-             and Path(c.video).resolve() != Path(old_clips[c.id].video).resolve()]
+             and resolved(c.video) != resolved(old_clips[c.id].video)]
     if moved:
         problems.append(f"clips {', '.join(moved[:5])}{' ...' if len(moved) > 5 else ''} come from other files "
                         f"(e.g. {manifest.clip(moved[0]).video}, was {old_clips[moved[0]].video})")
-    old = _protocols(metrics.resolve_specs(old_config.metrics))
-    for spec in metrics.resolve_specs(config.metrics):
+    old = _protocols(old_config.metric_specs())
+    for spec in config.metric_specs():
         family, _, protocol = spec.partition("@")
         if family in old and protocol not in old[family]:
             problems.append(f"metric {family} under protocol {protocol}; the run has {', '.join(sorted(old[family]))}")
@@ -228,10 +226,11 @@ def merged_inputs(old_config, old_manifest, config, manifest):
 
     models = {m.label: m for m in old_config.models}
     models.update({m.label: m for m in config.models})
-    specs = metrics.resolve_specs(list(old_config.metrics) + list(config.metrics))
+    specs = metrics.resolve_specs(old_config.metric_specs() + config.metric_specs())
     clips = {c.id: c for c in old_manifest.clips}
     clips.update({c.id: c for c in manifest.clips})
-    merged_config = replace(config, models=list(models.values()), metrics=specs)
+    # the specs already carry each config's `crop` (precropped protocols): resolving them again is the identity
+    merged_config = replace(config, models=list(models.values()), metrics=specs, crop="auto")
     merged_manifest = Manifest(manifest.name, list(clips.values()), description=manifest.description,
                                extra=manifest.extra)
     return merged_config, merged_manifest

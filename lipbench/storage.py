@@ -43,6 +43,16 @@ def atomic_path(path):
         raise
 
 
+def resolved(path) -> Path:
+    """`path` made absolute with its symlinks resolved; a symlink loop (on which
+    Path.resolve raises before Python 3.13) stays the link's own absolute path, so the
+    file is still named and fails where it is read."""
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
+
+
 def write_text(path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

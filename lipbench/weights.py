@@ -7,7 +7,11 @@ and the command that gets it (`lipbench weights fetch NAME`).
 
 A file whose hash differs from the known one still loads (tests and ablations use
 other weights on purpose), but every result records the sha256 it was computed with,
-and `lipbench weights verify` says which files are not the published ones.
+and `lipbench weights verify` says which files are not the published ones. A file that
+cannot be used at all (empty, cut short, an HTML page, a pickle of Python objects, the
+weights of another network) is a BadWeightError naming the file, what is wrong with it
+and how to get a good copy; metrics load their networks before the first clip
+(`Metric.load`), so such a file stops a run before any work.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ class WeightFile:
     url: str | None = None  # None: no direct download; `manual` says how to get it
     sha256: str | None = None  # the published file's hash, when known
     manual: str = ""
+    format: str = "torch"  # "torch" (torch.save), "torchscript" (torch.jit.save) or "dlib"
+    loader: str = ""  # "module:function" building lipbench's network from the file (path -> object, on the CPU)
 
     @property
     def hash_prefix(self) -> str | None:
@@ -47,44 +53,57 @@ class WeightFile:
             return f"lipbench weights fetch {self.name}"
         return self.manual or f"download it from {self.source}"
 
+    def fix(self) -> str:
+        """What to do about a bad copy of this file."""
+        return f"get a good copy with: {self.how_to_get()}" if self.url else f"get a good copy: {self.how_to_get()}"
+
 
 WEIGHTS: dict[str, WeightFile] = {w.name: w for w in (
     WeightFile("syncnet_v2.model", "SyncNet audio-visual sync network (state_dict)",
                ("sync_c", "sync_d", "av_offset"), "joonson/syncnet_python download_model.sh",
-               url="http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model"),
+               url="http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",
+               loader="lipbench.metrics.syncnet:load_syncnet"),
     WeightFile("sfd_face.pth", "S3FD face detector for the SyncNet face tracks (state_dict)",
                ("sync_c@syncnet_python", "sync_c@latentsync"), "joonson/syncnet_python download_model.sh",
-               url="http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/sfd_face.pth"),
+               url="http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/sfd_face.pth",
+               loader="lipbench.faces.s3fd:load_s3fd"),
     WeightFile("pt_inception-2015-12-05-6726825d.pth", "FID Inception-v3 port (pytorch-fid)",
                ("fid",), "pip pytorch-fid 0.3.0, pytorch_fid/inception.py FID_WEIGHTS_URL",
                url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
-                   "pt_inception-2015-12-05-6726825d.pth"),
+                   "pt_inception-2015-12-05-6726825d.pth",
+               loader="lipbench.metrics.fid:fid_inception_from_file"),
     WeightFile("i3d_torchscript.pt", "I3D feature extractor for FVD (TorchScript)",
                ("fvd",), "universome/stylegan-v src/metrics/frechet_video_distance.py",
-               url="https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1"),
+               url="https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",
+               format="torchscript", loader="lipbench.checkpoints:read_torchscript"),
     WeightFile("alexnet-owt-7be5be79.pth", "torchvision AlexNet, the LPIPS trunk",
                ("lpips",), "torchvision.models.alexnet (AlexNet_Weights.IMAGENET1K_V1)",
-               url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"),
+               url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+               loader="lipbench.metrics.lpips_metric:build_lpips"),
     WeightFile("wav2lip.pth", "Wav2Lip generator ({'state_dict': ...})", ("wav2lip",),
                "Rudrabha/Wav2Lip README (Google Drive folder 153HLrqlBNxzZcHi17PEvP09kkAfzRshM)",
                manual="no direct link: download wav2lip.pth from the Wav2Lip README's Google Drive link "
                       "(https://drive.google.com/drive/folders/153HLrqlBNxzZcHi17PEvP09kkAfzRshM) into the "
-                      "weights directory"),
+                      "weights directory", loader="lipbench.models.wav2lip:load_generator"),
     WeightFile("wav2lip_gan.pth", "Wav2Lip + GAN generator ({'state_dict': ...})", ("wav2lip",),
                "Rudrabha/Wav2Lip README (Google Drive file 15G3U08c8xsCkOqQxE38Z2XXDnPcOptNk)",
                manual="no direct link: download wav2lip_gan.pth from https://drive.google.com/file/d/"
-                      "15G3U08c8xsCkOqQxE38Z2XXDnPcOptNk into the weights directory"),
+                      "15G3U08c8xsCkOqQxE38Z2XXDnPcOptNk into the weights directory",
+               loader="lipbench.models.wav2lip:load_generator"),
     WeightFile("s3fd.pth", "Wav2Lip's S3FD face detector (face-alignment s3fd-619a316812.pth, state_dict)",
                ("wav2lip",), "Rudrabha/Wav2Lip README -> face_detection/detection/sfd/s3fd.pth",
-               url="https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth"),
+               url="https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth",
+               loader="lipbench.faces.wav2lip_detect:load_s3fd"),
     WeightFile("shape_predictor_68_face_landmarks.dat", "dlib 68-point face landmark predictor (iBUG 300-W)",
                ("lmd@dlib68",), "dlib.net/files (Davis King); eval_metrics eval_ssim_lmd.py --shape_predictor_path",
                url="http://dlib.net/files/shape_predictor_68_face_landmarks.dat.bz2",
-               sha256="fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f"),
+               sha256="fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f",
+               format="dlib", loader="lipbench.faces.dlib68:Dlib68"),
     WeightFile("ms1mv3_arcface_r100_fp16.pth", "ArcFace iresnet100 (MS1MV3) for CSIM (state_dict)",
                ("csim",), "deepinsight/insightface recognition/arcface_torch model zoo",
                manual="no direct link: get ms1mv3_arcface_r100_fp16/backbone.pth from the insightface "
-                      "arcface_torch model zoo and save it under this name in the weights directory"),
+                      "arcface_torch model zoo and save it under this name in the weights directory",
+               loader="lipbench.faces.arcface:load_iresnet100"),
 )}
 
 
@@ -94,6 +113,24 @@ class MissingWeightError(LipbenchError, FileNotFoundError):
 
 class DownloadError(LipbenchError, ValueError):
     """`fetch` could not download a file, or got another file than the published one."""
+
+
+class BadWeightError(LipbenchError, ValueError):
+    """A weight file that is there but cannot be used. `kind`: "empty", "truncated",
+    "unreadable" (not the file format, or damaged), "refused" (a pickle of Python objects
+    other than tensors) or "mismatch" (it reads, but is not the network's weights)."""
+
+    def __init__(self, path, problem: str, kind: str = "unreadable"):
+        self.path, self.problem, self.kind = str(path), problem, kind
+        super().__init__(f"weight file {path}: {problem}; {fix_for(Path(path).name)}")
+
+    def __reduce__(self):
+        return type(self), (self.path, self.problem, self.kind)
+
+
+def fix_for(name: str) -> str:
+    """How to replace a bad copy of the file called `name`."""
+    return WEIGHTS[name].fix() if name in WEIGHTS else "replace it with a good copy"
 
 
 def search_dirs(weights_dir=None) -> list[Path]:
@@ -161,3 +198,66 @@ def fetch(name: str, dest_dir=None, progress: bool = True) -> Path:
             raise DownloadError(f"{name}: downloaded file has sha256 {digest}, which is not the published file; "
                              f"not saved")
     return target
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What `lipbench weights verify` says about one registered file."""
+
+    name: str
+    status: str  # ok | unknown hash | wrong hash | truncated | unreadable | missing
+    detail: str  # what was found
+    action: str = ""  # what to do about it ("" when nothing)
+    path: Path | None = None
+    problem: bool = True  # counts against verify's exit code
+
+
+def load_for_check(name: str, path):
+    """Load the file as lipbench does (its network, on the CPU), or only read it when no
+    network is registered for it; raises BadWeightError when it cannot be used."""
+    import importlib
+
+    from lipbench import checkpoints
+
+    entry = spec(name)
+    if not entry.loader:
+        return checkpoints.read_file(path, entry.format)
+    module, _, function = entry.loader.partition(":")
+    return getattr(importlib.import_module(module), function)(path)
+
+
+def verify(name: str, weights_dir=None) -> Verdict:
+    """Whether the file is there, is the published one (sha256), and loads; with what to
+    do when it is not usable. The published file is not loaded (its hash says enough)."""
+    from lipbench.errors import MissingDependencyError
+
+    entry = spec(name)
+    try:
+        path = find_weight(name, weights_dir)
+    except MissingWeightError:
+        return Verdict(name, "missing", "not found", f"get it: {entry.how_to_get()}")
+    published, digest = check(name, path)
+    if published:
+        return Verdict(name, "ok", f"the published file (sha256 {digest[:16]}...)", path=path, problem=False)
+    loads, why = True, ""
+    try:
+        load_for_check(name, path)
+    except BadWeightError as exc:
+        if exc.kind != "mismatch":
+            status = "truncated" if exc.kind == "truncated" else "unreadable"
+            return Verdict(name, status, exc.problem, entry.fix(), path)
+        loads, why = False, exc.problem
+    except MissingDependencyError as exc:  # dlib not installed: nothing to load it with here
+        loads, why = None, str(exc)
+    if published is False:
+        expected = (entry.sha256 or entry.hash_prefix or "")[:16]
+        said = {True: "it loads, but results made with it are not the published weights' results",
+                False: f"it does not load: {why}", None: f"not loaded ({why})"}[loads]
+        return Verdict(name, "wrong hash", f"sha256 {digest[:16]}..., the published file's is {expected}...; {said}",
+                       f"for the published file: {entry.how_to_get()}", path)
+    if loads is False:
+        return Verdict(name, "unknown hash", f"no published sha256 to compare with (sha256 {digest[:16]}...); "
+                       f"it does not load: {why}", entry.fix(), path)
+    said = "it loads" if loads else f"not loaded ({why})"
+    return Verdict(name, "unknown hash", f"no published sha256 to compare with (sha256 {digest[:16]}...); {said}",
+                   path=path, problem=not loads)

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -9,11 +10,27 @@ HDTF_SAMPLES = REPO.parent / "shared" / "data" / "hdtf_samples"
 SAMPLE_NAMES = ["RD_Radio1_000", "RD_Radio33_000", "RD_Radio34_001", "RD_Radio3_000", "RD_Radio50_000"]
 
 
+def in_ci() -> bool:
+    """CI is set (CI=true, as `.ci/run` runs; most CI services set it too)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_shared(path: Path = HDTF_SAMPLES) -> Path:
+    """The shared sample data (../shared/data beside the checkout), or a skip where it is
+    absent; under CI the data must be there, so its absence fails instead of hiding
+    every test that needs it behind a skip. (Other skips, such as an optional package
+    not installed, stay skips under CI.)"""
+    if not (path / "real").is_dir():
+        message = f"shared HDTF samples not found at {path}"
+        if in_ci():
+            pytest.fail(f"{message}, and CI is set: CI needs the sample data (../shared/data)", pytrace=False)
+        pytest.skip(message)
+    return path
+
+
 @pytest.fixture(scope="session")
 def hdtf_samples() -> Path:
-    if not (HDTF_SAMPLES / "real").is_dir():
-        pytest.skip(f"shared HDTF samples not found at {HDTF_SAMPLES}")
-    return HDTF_SAMPLES
+    return require_shared(HDTF_SAMPLES)
 
 
 @pytest.fixture(scope="session")

@@ -57,6 +57,22 @@ class Hangs(LipSyncModel):
         yield request.frames.copy()
 
 
+class Gated(LipSyncModel):
+    """Ground truth that, on one clip, waits until the file `gate` exists: a sweep held
+    mid-way for as long as a test needs, however fast or busy the machine is."""
+
+    name = "gated"
+
+    def __init__(self, clip: str = "", gate: str = ""):
+        super().__init__()
+        self.clip, self.gate = clip, gate
+
+    def stream(self, request):
+        while request.clip_id == self.clip and not os.path.exists(self.gate):
+            time.sleep(0.05)
+        yield request.frames.copy()
+
+
 class FailsOn(LipSyncModel):
     """Fails on one clip, in one of several ways; ground truth elsewhere."""
 

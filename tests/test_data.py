@@ -56,7 +56,7 @@ def test_verify_passes_then_catches_missing_truncated_and_changed(synth_set, tmp
     first.unlink()
     assert main(["data", "verify", str(manifest_path)]) == 1
     out = capsys.readouterr().out
-    assert "synth_000.mkv: missing" in out and "0/2 clips OK" in out
+    assert "synth_000.mkv: file not found" in out and "0/2 clips OK" in out
 
 
 def test_manifest_of_a_folder_round_trips(hdtf_samples, tmp_path):

@@ -18,12 +18,13 @@ CLI = [sys.executable, "-m", "lipbench.cli"]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "lipbench.cli"]
 
 
-def write_config(path, manifest, seconds_per_chunk=0.05):
+def write_config(path, manifest, slow=None):
+    """Models "slow" (Sleeper: 50 ms per chunk of 7 frames, unless `slow` says another
+    model and args) and "still"."""
+    slow = slow or {"model": "tests.helpers:Sleeper", "args": {"first_s": 0.05, "chunk_s": 0.05, "frames_per_chunk": 7}}
     path.write_text(yaml.safe_dump({
         "name": "dist", "data": {"manifest": str(manifest.path)}, "warmup_clips": 0, "metrics": ["psnr"],
-        "models": [{"name": "slow", "model": "tests.helpers:Sleeper",
-                    "args": {"first_s": seconds_per_chunk, "chunk_s": seconds_per_chunk, "frames_per_chunk": 7}},
-                   "still"]}))
+        "models": [{"name": "slow", **slow}, "still"]}))
     return path
 
 
@@ -35,7 +36,11 @@ def run_cli(args, cwd):
 
 
 def unit_times(run: RunDir) -> dict:
-    return {p.relative_to(run.root): p.stat().st_mtime_ns for p in (run.root / "units").rglob("*.json")}
+    """Per unit record, what changes when it is written again: records are replaced
+    atomically (a new inode), so this holds where two writes share an mtime (a coarse
+    file-system clock, or two writes within one of its ticks)."""
+    return {p.relative_to(run.root): (p.stat().st_ino, p.stat().st_mtime_ns)
+            for p in (run.root / "units").rglob("*.json")}
 
 
 def metric_values(run: RunDir) -> dict:
@@ -59,18 +64,25 @@ def reference_run(synth_set, tmp_path_factory):
 
 
 def test_killed_sweep_resumes_without_recomputing(synth_set, reference_run, tmp_path):
-    config = write_config(tmp_path / "c.yaml", synth_set, seconds_per_chunk=0.4)
+    # "slow" waits on clip synth_001 until the gate file exists: the kill lands mid-sweep
+    # however fast or busy the machine is (no race between a sleep and the poll below)
+    gate = tmp_path / "gate"
+    config = write_config(tmp_path / "c.yaml", synth_set,
+                          slow={"model": "tests.helpers:Gated", "args": {"clip": "synth_001", "gate": str(gate)}})
     run = RunDir(tmp_path / "run")
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     proc = subprocess.Popen(CLI + ["run", str(config), "--out", str(run.root)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(unit_times(run)) < 1:
+    deadline = time.monotonic() + 300
+    while len(unit_times(run)) < 1:
+        assert proc.poll() is None, f"the run ended (exit code {proc.returncode}) before any unit was written"
+        assert time.monotonic() < deadline, "no unit written in 300 s"
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     before = unit_times(run)
     assert 1 <= len(before) < 4, "the kill must land mid-sweep"
+    gate.touch()
     out = run_cli(CLI + ["run", str(config), "--out", str(run.root)], os.getcwd())
     assert f"{len(before)} already done" in out
     assert {k: v for k, v in unit_times(run).items() if k in before} == before

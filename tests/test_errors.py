@@ -12,12 +12,13 @@ from lipbench.data.hdtf import HDTFError
 from lipbench.data.manifest import ManifestError
 from lipbench.errors import (LipbenchError, MissingDependencyError, MissingInputError, UnknownNameError,
                              UnknownProtocolError, UsageError)
-from lipbench.weights import DownloadError, MissingWeightError
+from lipbench.weights import BadWeightError, DownloadError, MissingWeightError
 
 
 @pytest.mark.parametrize("cls, old_base", [
     (ConfigError, ValueError), (ManifestError, ValueError), (io.MediaError, RuntimeError),
-    (MissingWeightError, FileNotFoundError), (DownloadError, ValueError), (UnknownNameError, KeyError),
+    (MissingWeightError, FileNotFoundError), (DownloadError, ValueError), (BadWeightError, ValueError),
+    (UnknownNameError, KeyError),
     (UnknownProtocolError, ValueError), (UsageError, ValueError), (MissingInputError, FileNotFoundError),
     (MissingDependencyError, ImportError), (HDTFError, RuntimeError),
 ])

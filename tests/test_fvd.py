@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lipbench.metrics.base import ClipContext, Video
+from lipbench.metrics.base import Alignment, ClipContext, Video
 from lipbench.metrics.fvd import FVD, I3D_WEIGHTS, feature_stats, fvd_latentsync, fvd_stylegan_v
 from lipbench.weights import MissingWeightError
 from tests.fixtures.fvd.make_fixtures import build_fake_i3d, decode_first, hdtf_pairs, stylegan_v_videos
@@ -110,7 +110,11 @@ def test_few_clips_take_the_exact_low_rank_distance_of_the_references_formula(pr
     else:
         formula = frechet(*feature_stats(fake), *feature_stats(real))
         got = fvd_stylegan_v(real, fake)
-    assert got == pytest.approx(formula, rel=1e-6)
+    # the formula's scipy sqrtm of a singular product is itself off: by 2.4e-7 to 2.7e-7
+    # relative here across OpenBLAS kernels (OPENBLAS_CORETYPE Prescott, Haswell, AVX-512 default),
+    # so 1e-6 left under 4x to another LAPACK; 1e-5 is still far below a formula mistake
+    # (covariance with ddof 0 instead of 1 over these 12 clips moves it by 7 %)
+    assert got == pytest.approx(formula, rel=1e-5)
     # more clips than dims: the formula as written, bit for bit
     many_real = rng.normal(size=(450, 400)).astype(np.float32)
     many_fake = (many_real + rng.normal(size=many_real.shape)).astype(np.float32)
@@ -130,4 +134,4 @@ def test_reference_features_are_computed_once_per_clip(weights_dir):
     second = metric.features(ClipContext("c", Video(frames, 25.0), reference))
     assert first["real"] is second["real"] and not np.array_equal(first["fake"], second["fake"])
     with pytest.raises(ValueError, match="12 frames compared.*needs 16"):  # fewer frames compared: not the cache
-        metric.features(ClipContext("c", Video(frames[:12], 25.0), reference))
+        metric.features(ClipContext("c", Video(frames[:12], 25.0), reference, Alignment(min_coverage=0.5)))

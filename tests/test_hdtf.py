@@ -112,7 +112,7 @@ def test_verify_catches_truncated_changed_and_missing_prepared_clips(raw_and_ann
     path.write_bytes(bytes(changed))
     assert any("content changed" in p or "decoding failed" in p for p in verify(load_manifest(manifest.path)))
     path.unlink()
-    assert verify(load_manifest(manifest.path)) == [f"WRA_Speaker1_001: {path}: missing"]
+    assert verify(load_manifest(manifest.path)) == [f"WRA_Speaker1_001: {path}: file not found"]
 
 
 def test_annotation_errors_name_file_and_line(tmp_path):

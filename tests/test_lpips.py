@@ -3,6 +3,7 @@ torchvision reading the same (seeded random) AlexNet file from its hub cache."""
 
 import warnings
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -123,13 +124,28 @@ def test_mouth_box_and_patches(metric_factory, package_lpips):
     assert abs(value - expected.mean()) <= 1e-5
 
 
-def test_mouth_without_any_face_is_nan(metric_factory):
+def test_mouth_without_any_face_fails_with_the_reason(metric_factory):
+    """Not computable is an error, never a NaN standing in for a value."""
     reference, generated = _frames(3, 2, 64, 64)
     video = Video(reference, 25.0)
     video.shared("mediapipe_mesh", lambda: np.full((2, mesh.N_LANDMARKS, 2), np.nan, np.float32))
     ctx = ClipContext("c", Video(generated, 25.0), video)
-    assert np.isnan(metric_factory("mouth").compute(ctx)["lpips@mouth"])
+    with pytest.raises(ValueError, match="no face mesh in any of the 2 reference frames"):
+        metric_factory("mouth").compute(ctx)
     assert ctx.notes["lpips_mouth_frames_without_face"] == 2
+
+
+def test_mouth_precropped_is_the_fixed_lower_box(metric_factory):
+    """mouth_precropped needs no landmarks: the lower-centre square of each frame."""
+    reference, generated = _frames(3, 2, 64, 48)  # 64 high, 48 wide: a 24 px square at x 12, y 40
+    ctx = ClipContext("c", Video(generated, 25.0), Video(reference, 25.0))
+    metric = metric_factory("mouth_precropped")
+    h, w = reference.shape[1:3]
+    side = min(h, w) // 2
+    y0, x0 = h - side, (w - side) // 2
+    patch = lambda f: np.stack([cv2.resize(x[y0:, x0:x0 + side], (64, 64), interpolation=cv2.INTER_AREA) for x in f])
+    expected = _reference_lpips(metric.net, patch(reference), patch(generated)).mean()
+    assert metric.compute(ctx)["lpips@mouth_precropped"] == pytest.approx(float(expected), abs=1e-6)
 
 
 def test_mouth_on_a_real_face(metric_factory):

@@ -5,7 +5,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from lipbench import audio, metrics
 from lipbench.faces import mesh
-from lipbench.metrics.avsync import AVSync, lagged_correlation, sync_score
+from lipbench.metrics.avsync import MIN_FACE_PX, MIN_OVERLAP_FRAMES, AVSync, lagged_correlation, sync_score
 from lipbench.metrics.base import ClipContext, Video
 from lipbench.metrics.image import PSNR_CAP_DB, psnr_per_frame, ssim_per_frame
 from lipbench.metrics.landmarks import mouth_lmd
@@ -69,7 +69,19 @@ def test_lagged_correlation_is_pearson_at_each_lag():
         expected = np.corrcoef(v[max(lag, 0):60 + min(lag, 0)], a[max(-lag, 0):60 - max(lag, 0)])[0, 1]
         assert r[lag + 6] == pytest.approx(expected, abs=1e-12)
     assert sync_score(v, a, 6)[1] == 4.0
-    assert sync_score(np.full(60, 0.3), a, 6) == (0.0, pytest.approx(np.nan, nan_ok=True))
+
+
+def test_sync_score_raises_instead_of_a_stand_in_number():
+    """A mouth that never moves, or too few frames with a face: no number, a reason."""
+    a = np.random.default_rng(4).normal(size=60)
+    with pytest.raises(ValueError, match="mouth aperture has no variance over the 60 frames with a face"):
+        sync_score(np.full(60, 0.3), a, 6)
+    few = np.full(60, np.nan)
+    few[:MIN_OVERLAP_FRAMES - 1] = np.linspace(0.1, 0.4, MIN_OVERLAP_FRAMES - 1)
+    with pytest.raises(ValueError, match=f"only {MIN_OVERLAP_FRAMES - 1} of 60 frames have a face"):
+        sync_score(few, a, 6)
+    with pytest.raises(ValueError, match="speech loudness has no variance"):
+        sync_score(a, np.full(60, -100.0), 6)
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +102,38 @@ def test_sync_lag_recovers_injected_shift(synth_reference, shift):
     values = AVSync().compute(ClipContext(clip.id, as_video(shifted, reference)))  # no reference needed
     assert values["av_lag@mesh_energy"] == shift
     assert values["av_ncc@mesh_energy"] > 0.8
+
+
+def downscaled(frames, long_side):
+    height, width = frames.shape[1:3]
+    size = (round(width * long_side / max(height, width)), round(height * long_side / max(height, width)))
+    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+
+
+def test_sync_refuses_a_face_below_the_measured_size(synth_reference):
+    """Issue 11: at 96 px the synthetic face is ~27 px between the outer eye corners, where
+    the mesh's lip gap no longer follows the mouth (lags of -10..+10 on correctly synced clips)."""
+    clip, reference = synth_reference
+    small = downscaled(clip.frames()[:5], 96)
+    with pytest.raises(ValueError, match=rf"synth_000: face is 2\d\.\d px \(median distance between the outer eye "
+                                         rf"corners over the 5 frames with a face\); av_ncc/av_lag need >= "
+                                         rf"{MIN_FACE_PX:g} px: .*benchmarks/perf/avsync_face_size.py"):
+        AVSync().compute(ClipContext(clip.id, as_video(small, reference)))
+
+
+def test_sync_without_a_face_raises(synth_reference):
+    clip, reference = synth_reference
+    blank = np.full((12, 64, 64, 3), 128, dtype=np.uint8)
+    with pytest.raises(ValueError, match="synth_000: the face mesh found no face in any of the 12 frames"):
+        AVSync().compute(ClipContext(clip.id, as_video(blank, reference)))
+
+
+def test_sync_of_the_ground_truth_at_a_reliable_size(synth_reference):
+    """160 px: a ~46 px face, above MIN_FACE_PX; the lag is still exactly 0."""
+    clip, reference = synth_reference
+    values = AVSync().compute(ClipContext(clip.id, as_video(downscaled(clip.frames(), 160), reference)))
+    assert values["av_lag@mesh_energy"] == 0.0
+    assert values["av_ncc@mesh_energy"] > 0.5
 
 
 def test_still_face_has_no_sync_and_ground_truth_is_perfect(synth_reference):

@@ -62,9 +62,12 @@ def test_a_run_and_eval_of_the_same_videos_give_the_same_document(synth_set, tmp
         assert evaluated["lipbench_results"] == 2 and evaluated["kind"] == "eval"
         common = {"lipbench_results", "kind", "created", "metrics", "metrics_info", "timing_definition", "models",
                   "failures", "weights", "environment"}
-        assert set(run) == common | {"run", "data", "config"} and set(evaluated) == common | {"pairs"}
+        assert set(run) == common | {"run", "data", "config"}
+        assert set(evaluated) == common | {"pairs", "alignment", "complete"} and evaluated["complete"] is True
         mine, theirs = run["models"][model], evaluated["models"][model]
         assert set(mine) == set(theirs) and mine["clips"] == theirs["clips"]
+        assert mine["clip_notes"] == theirs["clip_notes"] and all(
+            notes["frames_compared"] == 49 for notes in mine["clip_notes"].values())
         for key in ("psnr@full", "ssim@full"):
             assert set(mine["metrics"][key]) == AGGREGATE_FIELDS
             assert mine["metrics"][key] == theirs["metrics"][key], (model, key)

@@ -88,6 +88,10 @@ def test_scores_match_syncnet_python(net, clip):
     bgr224 = np.stack([cv2.resize(f, (224, 224)) for f in frames[..., ::-1]])
     expected = FIXTURE["syncnet_python_evaluate"]
     result = sn.sync_scores(net, bgr224, audio, batch_size=16)
+    # av_offset is an argmin over 31 offsets, compared exactly: that is the same on every
+    # machine only while the runner-up is more than 2 * TOL behind (here by 0.055)
+    best, runner_up = np.sort(expected["mean_dists"])[:2]
+    assert runner_up - best > 2 * TOL
     assert_matches(result, expected)
     np.testing.assert_allclose(result.mean_dists, expected["mean_dists"], atol=TOL, rtol=0)
     np.testing.assert_allclose(result.dists, np.array(expected["dists"]), atol=TOL, rtol=0)

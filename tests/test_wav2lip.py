@@ -188,6 +188,9 @@ def test_end_to_end_matches_upstream_inference(seeded_weights, registered):
     # the detector's boxes, then the padded and smoothed ones, as upstream's. Upstream
     # detected all 8 frames in one batch; here the chunks ask for frames 0-6, then 7,
     # which regroups the candidate rows
+    # exact on another CPU too (measured here): the best score leads the next distinct one
+    # by > 0.019 and every coordinate is > 0.013 px from an integer (int() truncates),
+    # while another CPU's float rounding moves a ~170 px coordinate by ~2e-4 px
     assert model.last_stream["detected"].tolist() == data["raw_boxes"].tolist()
     boxes = model.last_stream["boxes"]
     assert boxes.tolist() == data["boxes"].tolist()

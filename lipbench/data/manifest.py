@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from lipbench import io
 from lipbench.errors import LipbenchError, UnknownNameError
-from lipbench.storage import sha256_file, write_text
+from lipbench.storage import resolved, sha256_file, write_text
 from lipbench.types import Clip
 
 FORMAT_VERSION = 1
@@ -103,7 +103,7 @@ def save_manifest(manifest: Manifest, path) -> None:
     root = path.parent.resolve()
 
     def rel(p):  # relative to the manifest, so a checkout or data folder can move as a whole
-        return Path(os.path.relpath(Path(p).resolve(), root)).as_posix()
+        return Path(os.path.relpath(resolved(p), root)).as_posix()  # a symlink loop keeps its name
 
     entries = []
     for c in manifest.clips:
@@ -153,11 +153,12 @@ def verify(manifest: Manifest, check_hash: bool = True, progress: bool = False) 
     for clip in tqdm(manifest.clips, desc="verifying", unit="clip", disable=not progress):
         missing = [p for p in (clip.video, clip.audio) if p is not None and not Path(p).is_file()]
         if missing:
-            problems.extend(f"{clip.id}: {p}: missing" for p in missing)
+            problems.extend(f"{clip.id}: {p}: {io.not_a_file(p)}" for p in missing)
             continue
         try:
             info = io.probe(clip.video)
             io.read_video(clip.video)  # a truncated file probes fine but fails to decode
+            io.read_audio(clip.audio_source)  # the driving audio: there, and decodable
             audio_rate = io.audio_rate(clip.audio) if clip.audio else info.audio_rate
         except io.MediaError as exc:
             problems.append(f"{clip.id}: {exc}")

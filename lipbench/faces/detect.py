@@ -23,6 +23,10 @@ A frame without a face is never dropped here: it is flagged in `missed` (its cro
 zeros). Each metric then does what its upstream script does with it (FID drops the
 frame, LatentSync's FVD fails on it).
 
+Inputs that are already face crops (`--crop none`, the metrics' `*_precropped`
+protocols) skip all of this: `frames_as_crops` resizes each frame to 224x224 with the
+same INTER_AREA and marks no frame missed.
+
 Detection is per image: MediaPipe's face-detection graph keeps no state between frames
 (the result of a frame does not depend on the frames before it).
 """
@@ -145,7 +149,27 @@ def detect_face_crops(frames: np.ndarray, size: int = CROP_SIZE, min_confidence:
         cropper.close()
 
 
-def video_face_crops(video) -> FaceCrops:
+def frames_as_crops(frames: np.ndarray, size: int = CROP_SIZE) -> FaceCrops:
+    """Frames that are already face crops (`--crop none`, the `*_precropped` protocols):
+    each frame is its own crop, resized to `size` as detected crops are (INTER_AREA; a
+    frame of that size is kept as it is); no detection, no frame missed."""
+    frames = np.asarray(frames)
+    n, height, width = frames.shape[:3]
+    if (height, width) == (size, size):
+        crops = frames.copy()
+    else:
+        crops = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
+    boxes = np.tile(np.array([0, 0, width, height], np.int64), (n, 1))
+    return FaceCrops(crops, np.zeros(n, bool), np.zeros(n, bool), boxes)
+
+
+def cache_key(precropped: bool = False) -> str:
+    return CACHE_KEY + ("_precropped" if precropped else "")
+
+
+def video_face_crops(video, precropped: bool = False) -> FaceCrops:
     """Face crops of all of a `Video`'s own frames (at its own size, as the upstream
-    scripts read each file), detected once per video whichever metric asks first."""
-    return video.shared(CACHE_KEY, lambda: detect_face_crops(video.frames))
+    scripts read each file), made once per video whichever metric asks first: detected,
+    or with `precropped` the frames themselves (`frames_as_crops`)."""
+    make = frames_as_crops if precropped else detect_face_crops
+    return video.shared(cache_key(precropped), lambda: make(video.frames))

@@ -10,6 +10,8 @@ build of dlib 20 from PyPI; a dlib built from source works the same).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -33,12 +35,20 @@ class Dlib68:
     """dlib's frontal face detector and a 68-point shape predictor loaded from `path`."""
 
     def __init__(self, path):
+        from lipbench.checkpoints import describe_other_format, first_line
+        from lipbench.weights import BadWeightError
+
         dlib = import_dlib()
         self.detector = dlib.get_frontal_face_detector()
+        if Path(path).stat().st_size == 0:
+            raise BadWeightError(path, "empty file (0 bytes)", "empty")
         try:
             self.predictor = dlib.shape_predictor(str(path))
-        except RuntimeError as exc:
-            raise ValueError(f"{path}: cannot be loaded as a dlib shape predictor ({exc})") from exc
+        except RuntimeError as exc:  # dlib says which type it failed on, not why: another file, or one cut short
+            other = describe_other_format(path)
+            why = f"it is {other}" if other else "another file, or one cut short"
+            raise BadWeightError(path, f"cannot be loaded as a dlib shape predictor ({why}; "
+                                       f"dlib: {first_line(exc).removeprefix('RuntimeError: ')})") from None
         self.path = path
 
     def landmarks(self, frame_rgb: np.ndarray) -> np.ndarray | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lipbench.errors import UnknownProtocolError
+from lipbench.errors import UnknownProtocolError, UsageError
 from lipbench.metrics.base import Metric, Output
 from lipbench.registry import Registry
 
@@ -52,14 +52,22 @@ def _value_index() -> dict[str, str]:
     return {v.name: name for name in METRICS.names() for v in METRICS.resolve(name).values}
 
 
-def resolve_specs(items) -> list[str]:
+CROP_CHOICES = ("auto", "none")
+
+
+def resolve_specs(items, crop: str = "auto") -> list[str]:
     """Metric families 'family@protocol' for a list of metric keys ('sync_c@precropped'),
     value names ('sync_c': its family's default protocol), family names ('syncnet') or
-    suite names ('lipforcing'), in order and without repeats."""
+    suite names ('lipforcing'), in order and without repeats. With `crop` 'none' (the
+    inputs are already face crops) every face-crop protocol becomes its precropped
+    variant (`fid@per_video` -> `fid@per_video_precropped`, `syncnet@latentsync` ->
+    `syncnet@precropped`); the others are kept."""
+    if crop not in CROP_CHOICES:
+        raise UsageError(f"crop must be one of {', '.join(CROP_CHOICES)}, got {crop!r}")
     index, out = None, []
     for item in items:
         if item in SUITES:
-            specs = resolve_specs(SUITES[item])
+            specs = resolve_specs(SUITES[item], crop)
         else:
             name, protocol = split_name(item)
             if name not in METRICS.entries:
@@ -71,6 +79,9 @@ def resolve_specs(items) -> list[str]:
             if protocol and protocol not in cls.protocols:
                 raise UnknownProtocolError(f"metric {item!r}: {name} has no protocol {protocol!r}; "
                                  f"protocols: {', '.join(cls.protocols)}")
-            specs = [f"{name}@{protocol or cls.protocols[0]}"]
+            protocol = protocol or cls.protocols[0]
+            if crop == "none":
+                protocol = cls.precropped_variants.get(protocol, protocol)
+            specs = [f"{name}@{protocol}"]
         out.extend(s for s in specs if s not in out)
     return out

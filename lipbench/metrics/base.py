@@ -48,19 +48,21 @@ class Video:
     """One decoded video with its own audio track, and analyses of it made at most once."""
 
     def __init__(self, frames: np.ndarray, fps: float, audio: np.ndarray | None = None,
-                 audio_rate: int = io.DEFAULT_AUDIO_RATE, source: Path | None = None):
+                 audio_rate: int = io.DEFAULT_AUDIO_RATE, source: Path | None = None,
+                 times: np.ndarray | None = None, audio_error: Exception | None = None):
         self.frames, self.fps, self.audio, self.audio_rate, self.source = frames, fps, audio, audio_rate, source
-        self.is_face_crop = False  # True: frames are already face crops, detection is skipped
+        self.times = times  # presentation time of each frame (s), None when unknown: a constant rate is assumed
+        self.audio_error = audio_error  # why `audio` is None: no audio stream, or one that cannot be decoded
         self._shared: dict[str, Any] = {}
 
     @classmethod
     def from_file(cls, path, audio_rate: int = io.DEFAULT_AUDIO_RATE) -> "Video":
-        frames, fps = io.read_video(path)
+        frames, fps, times = io.read_video_timed(path)
         try:
-            audio = io.read_audio(path, audio_rate)
-        except io.MediaError:
-            audio = None  # metrics that need audio say so (`require_audio`)
-        return cls(frames, fps, audio, audio_rate, Path(path))
+            audio, error = io.read_audio(path, audio_rate), None
+        except io.MediaError as exc:
+            audio, error = None, exc  # metrics that need audio raise it (`require_audio`)
+        return cls(frames, fps, audio, audio_rate, Path(path), times, error)
 
     def shared(self, key: str, compute: Callable[[], Any]) -> Any:
         """`compute()` the first time `key` is asked for, the cached result after."""
@@ -70,6 +72,8 @@ class Video:
 
     def require_audio(self) -> np.ndarray:
         if self.audio is None:
+            if self.audio_error is not None:
+                raise self.audio_error  # no audio stream, or one that cannot be decoded: its own words
             raise io.MediaError(self.source or "<video>", "has no audio stream (sync metrics need it)")
         return self.audio
 
@@ -77,34 +81,92 @@ class Video:
     def landmarks(self) -> np.ndarray:
         return self.shared("mediapipe_mesh", lambda: mesh.detect_landmarks(self.frames))
 
+    def frame_times(self) -> np.ndarray:
+        """Each frame's time from the first frame (s): the decoded timestamps, else i / fps."""
+        if self.times is None:
+            return np.arange(len(self.frames)) / self.fps
+        return self.times - self.times[0]
+
+    def variable_rate(self) -> str | None:
+        return io.variable_rate(self.times, self.fps)
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """How a generated video must line up with its reference before they are compared
+    (`min_coverage`, `resample_fps`: config keys and `lipbench eval` flags)."""
+
+    min_coverage: float = 0.9  # share of the reference's frames the generated video must have
+    resample_fps: bool = False  # resample another or a variable frame rate to the reference's (else: fail)
+
+    def __post_init__(self):
+        if not 0 < self.min_coverage <= 1:
+            raise UsageError(f"min_coverage must be in (0, 1], got {self.min_coverage!r}")
+
+
+def resample_indices(times: np.ndarray, duration_s: float, fps: float) -> np.ndarray:
+    """For each frame of a constant `fps` over `duration_s`, the index of the source frame
+    shown at that moment (the last one whose time is not after it)."""
+    targets = np.arange(int(np.floor(duration_s * fps + 1e-6))) / fps
+    return np.clip(np.searchsorted(times, targets + 1e-6, side="right") - 1, 0, len(times) - 1)
+
 
 @dataclass
 class ClipContext:
     """A generated video and, when there is one, its reference, aligned: the first n
     frames of each, n the shorter length; generated frames of another size are resized
-    to the reference's (bilinear, as the reference evaluation scripts do). Both facts
-    are kept in `notes`."""
+    to the reference's (bilinear, as the reference evaluation scripts do).
+
+    The generated video must have the reference's frame rate, constant: another rate or
+    a variable one is resampled to the reference's by frame time when
+    `alignment.resample_fps`, else comparing with the reference fails (`reference_problem`).
+    It must also cover `alignment.min_coverage` of the reference's frames. Every trim,
+    resize and resampling is kept in `notes`. Metrics that need no reference (sync) read
+    the generated video as given, or as resampled."""
 
     clip_id: str
     generated: Video
     reference: Video | None = None
+    alignment: Alignment = field(default_factory=Alignment)
     notes: dict = field(default_factory=dict)
+    reference_problem: str | None = None  # why the generated video cannot be compared with the reference
 
     def __post_init__(self):
-        gen = self.generated.frames
-        self.n = len(gen)
+        self.n = len(self.generated.frames)
         if self.reference is None:
             return
-        ref = self.reference.frames
-        self.n = min(len(ref), len(gen))
-        if len(ref) != len(gen):
-            self.notes["frames_trimmed_from"] = {"reference": len(ref), "generated": len(gen)}
-        if gen.shape[1:3] != ref.shape[1:3]:
-            self.notes["generated_resized_from"] = list(gen.shape[1:3])
+        ref, gen = self.reference, self.generated
+        rate_problem = gen.variable_rate()
+        if rate_problem is None and abs(gen.fps - ref.fps) > 1e-3 * ref.fps:
+            rate_problem = f"frame rate {gen.fps:g} fps, the reference's is {ref.fps:g} fps"
+        if rate_problem and not self.alignment.resample_fps:
+            self.reference_problem = (f"{gen.source or 'generated video'}: {rate_problem}; pass --resample-fps "
+                                      "(config: resample_fps: true) to resample it to the reference's rate")
+            return  # nothing is compared with the reference: no trimming or resizing to note
+        if rate_problem:
+            times = gen.frame_times()
+            index = resample_indices(times, float(times[-1]) + 1 / gen.fps, ref.fps)
+            self.notes["generated_resampled"] = {"from_fps": gen.fps, "to_fps": ref.fps, "why": rate_problem,
+                                                 "frames_before": len(gen.frames), "frames_after": len(index)}
+            self.generated = gen = Video(gen.frames[index], ref.fps, gen.audio, gen.audio_rate, gen.source,
+                                         audio_error=gen.audio_error)
+        n_ref, n_gen = len(ref.frames), len(gen.frames)
+        self.n = min(n_ref, n_gen)
+        if n_ref != n_gen:
+            self.notes["frames_trimmed_from"] = {"reference": n_ref, "generated": n_gen}
+        if self.n < self.alignment.min_coverage * n_ref:
+            self.reference_problem = (
+                f"{gen.source or 'generated video'}: {n_gen} frames for the reference's {n_ref} "
+                f"({100 * self.n / n_ref:.0f}% covered, {100 * self.alignment.min_coverage:.0f}% required: "
+                "--min-coverage, config min_coverage)")
+        if gen.frames.shape[1:3] != ref.frames.shape[1:3]:
+            self.notes["generated_resized_from"] = list(gen.frames.shape[1:3])
 
     def require_reference(self, metric: str) -> Video:
         if self.reference is None:
             raise UsageError(f"{self.clip_id}: {metric} compares with a reference video, and none was given")
+        if self.reference_problem:
+            raise ValueError(self.reference_problem)
         return self.reference
 
     @cached_property
@@ -124,19 +186,19 @@ class ClipContext:
     def reference_landmarks(self) -> np.ndarray:
         return self.require_reference("this metric").landmarks[:self.n]
 
-    def face224_crops(self):
-        """(reference, generated) MediaPipe 224x224 face crops (lipbench.faces.detect) of
-        the frames as compared: a resized generated video is cropped after resizing, as
-        eval_metrics' eval_ssim_lmd.py does."""
+    def face224_crops(self, precropped: bool = False):
+        """(reference, generated) 224x224 face crops (lipbench.faces.detect) of the frames
+        as compared: MediaPipe's, a resized generated video cropped after resizing, as
+        eval_metrics' eval_ssim_lmd.py does; or with `precropped` the frames themselves
+        resized to 224 (no detection)."""
         from lipbench.faces import detect  # imports MediaPipe: only when a metric asks
 
-        reference = detect.video_face_crops(self.require_reference("this metric"))
-        if "generated_resized_from" in self.notes:
-            generated = self.generated.shared(detect.CACHE_KEY + "_resized",
-                                              lambda: detect.detect_face_crops(self.generated_frames))
-        else:
-            generated = detect.video_face_crops(self.generated)
-        return reference, generated
+        reference = detect.video_face_crops(self.require_reference("this metric"), precropped)
+        if "generated_resized_from" not in self.notes:
+            return reference, detect.video_face_crops(self.generated, precropped)
+        make = detect.frames_as_crops if precropped else detect.detect_face_crops
+        key = f"{detect.cache_key(precropped)}_resized"
+        return reference, self.generated.shared(key, lambda: make(self.generated_frames))
 
     @property
     def generated_landmarks(self) -> np.ndarray:
@@ -160,6 +222,9 @@ class Metric:
     protocols: ClassVar[tuple[str, ...]]  # the first is the default (the paper's, where it has one)
     values: ClassVar[tuple[Value, ...]]
     needs_reference: ClassVar[bool] = True
+    # protocol -> its variant for inputs that are already face crops (`--crop none`,
+    # config `crop: none`): the frames are the crops, no detector runs
+    precropped_variants: ClassVar[dict[str, str]] = {}
 
     def __init__(self, protocol: str | None = None, device: str = "cpu", weights_dir=None):
         protocol = protocol or self.protocols[0]
@@ -175,6 +240,11 @@ class Metric:
     @property
     def outputs(self) -> tuple[Output, ...]:
         return self.outputs_for(self.protocol)
+
+    @property
+    def precropped(self) -> bool:
+        """Whether this protocol takes the frames as face crops (no detection)."""
+        return self.protocol in self.precropped_variants.values()
 
     def weight_files(self) -> tuple[str, ...]:
         """Names (in lipbench.weights) of the files this metric loads under its protocol."""
@@ -193,6 +263,13 @@ class Metric:
 
         for name in self.weight_files():
             find_weight(name, self.weights_dir, needed_by=f"{self.name}@{self.protocol}")
+
+    def load(self) -> None:
+        """Open and load every network this metric needs, once, before any clip: a file
+        that cannot be used (empty, truncated, not the format, a pickle of Python objects,
+        another network's weights) stops here with lipbench.weights.BadWeightError naming
+        it, what is wrong and how to get a good copy. The object keeps what it loaded, so
+        clips reuse it. A metric with networks overrides this (weight-free: nothing)."""
 
     def compute(self, ctx: ClipContext) -> dict[str, float]:
         raise NotImplementedError

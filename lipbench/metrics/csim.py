@@ -81,14 +81,16 @@ class CSIM(Metric):
             self._net = load_iresnet100(self.weights_path, self.device)
         return self._net
 
+    def load(self) -> None:
+        self.net
+
     def embeddings(self, frames: np.ndarray) -> torch.Tensor:
         return embed(self.net, arcface_input(frames), self.device, self.batch_size)
 
     def compute(self, ctx: ClipContext) -> dict[str, float]:
         reference = ctx.require_reference(self.name)
         if ctx.n == 0:
-            ctx.notes["csim"] = "no frames to compare"
-            return {"csim@arcface112": float("nan")}
+            raise ValueError(f"{ctx.clip_id}: no frames to compare (csim@arcface112)")
         # The reference's embeddings are kept with its decoded video, so every model
         # compared with it on this clip reuses them (eval_csim.py embeds both each time;
         # an embedding does not depend on what else is in the batch, up to rounding).

@@ -22,6 +22,9 @@ Protocols
   distance exactly from the centred activations (lipbench.metrics.frechet).
 - pooled: the same crops, one FID over all clips' real frames against all generated
   frames (the usual set-level FID).
+- per_video_precropped / pooled_precropped (`--crop none`): the same with each frame
+  taken as its own face crop, resized to 224x224 (INTER_AREA) as the detected crops are;
+  no detection, no frame dropped.
 
 Upstream's script decodes each video to PNG files with the ffmpeg CLI and reads them
 back (lossless); lipbench uses its own decoded frames (PyAV), with no PNG round trip.
@@ -44,7 +47,7 @@ from pytorch_fid import inception as fid_inception
 from pytorch_fid.fid_score import calculate_frechet_distance
 from pytorch_fid.inception import InceptionV3
 
-from lipbench.checkpoints import for_inference
+from lipbench.checkpoints import for_inference, load_into, read_state_dict
 from lipbench.faces.detect import video_face_crops
 from lipbench.metrics.base import ClipContext, SetMetric, Value, default_batch_size
 from lipbench.metrics.frechet import frechet_distance_low_rank
@@ -78,13 +81,8 @@ def fid_inception_structure():
 def fid_inception_from_file(path):
     """`fid_inception_structure()` with the FID weights read from a local file (strictly)
     instead of downloaded."""
-    net = fid_inception_structure()
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        net.load_state_dict(state)
-    except Exception as exc:
-        raise ValueError(f"{path}: not a usable FID Inception state_dict ({exc})") from exc
-    return net
+    return load_into(fid_inception_structure(), read_state_dict(path, "FID Inception"), path,
+                     "an FID Inception state_dict (pytorch-fid's FIDInceptionA/C/E key names)", "FID Inception")
 
 
 def build_inception(weights_path, dims: int = DEFAULT_DIMS) -> InceptionV3:
@@ -151,8 +149,10 @@ def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
 
 class FID(SetMetric):
     name = "fid"
-    protocols = ("per_video", "pooled")
-    values = (Value("fid", False, "", "FID (pytorch-fid, Inception pool3) on MediaPipe 224x224 face crops"),)
+    protocols = ("per_video", "pooled", "per_video_precropped", "pooled_precropped")
+    precropped_variants = {"per_video": "per_video_precropped", "pooled": "pooled_precropped"}
+    values = (Value("fid", False, "", "FID (pytorch-fid, Inception pool3) on 224x224 face crops: MediaPipe's, or for "
+                                     "*_precropped the frames themselves"),)
 
     def __init__(self, protocol=None, device="cpu", weights_dir=None, dims: int = DEFAULT_DIMS,
                  batch_size: int | None = None):
@@ -161,9 +161,13 @@ class FID(SetMetric):
             raise ValueError(f"FID dims must be one of {sorted(InceptionV3.BLOCK_INDEX_BY_DIM)}, got {dims}")
         self.dims, self.batch_size = dims, batch_size or default_batch_size(device)
         self.key = f"fid@{self.protocol}"
+        self.per_video = self.protocol.startswith("per_video")
 
     def weight_files(self) -> tuple[str, ...]:
         return (FID_WEIGHTS,)
+
+    def settings(self) -> dict:
+        return {**super().settings(), "dims": self.dims}
 
     @cached_property
     def weights_path(self):
@@ -173,24 +177,28 @@ class FID(SetMetric):
     def model(self) -> InceptionV3:
         return for_inference(build_inception(self.weights_path, self.dims), self.device)
 
+    def load(self) -> None:
+        self.model
+
     def _video_activations(self, video, n: int) -> np.ndarray:
         """Activations of the face crops among a video's first n frames (misses dropped)."""
         def run():
-            faces = video_face_crops(video)
+            faces = video_face_crops(video, self.precropped)
             crops = faces.crops[:n][faces.found[:n]]
             if len(crops) == 0:
                 return np.zeros((0, self.dims), np.float32)
             return activations(self.model, crops, self.device, self.batch_size)
         # keyed by weights too: per_video and pooled FID with the same weights share it
-        return video.shared(f"fid_inception{self.dims}:{self.weights_path}:first{n}", run)
+        return video.shared(f"fid_inception{self.dims}:{self.weights_path}:first{n}:{self.precropped}", run)
 
     def clip_activations(self, ctx: ClipContext) -> tuple[np.ndarray, np.ndarray]:
         """(real, generated) activations of one clip; face-miss counts go to ctx.notes."""
         reference = ctx.require_reference(self.name)
         real = self._video_activations(reference, ctx.n)
         fake = self._video_activations(ctx.generated, ctx.n)
-        ctx.notes["fid_face_crops"] = {"reference": video_face_crops(reference).counts(ctx.n),
-                                "generated": video_face_crops(ctx.generated).counts(ctx.n)}
+        if not self.precropped:
+            ctx.notes["fid_face_crops"] = {"reference": video_face_crops(reference).counts(ctx.n),
+                                           "generated": video_face_crops(ctx.generated).counts(ctx.n)}
         for side, acts in (("reference", real), ("generated", fake)):
             if len(acts) == 0:
                 raise ValueError(f"{ctx.clip_id}: no face found in any of the first {ctx.n} frames of the "
@@ -204,16 +212,16 @@ class FID(SetMetric):
                 return frechet_distance(real, fake)
             except ValueError as exc:
                 raise ValueError(f"{ctx.clip_id}: {exc}") from exc
-        key = f"fid_per_video{self.dims}:{self.weights_path}:first{ctx.n}:ref{id(ctx.reference)}"
+        key = f"fid_per_video{self.dims}:{self.weights_path}:first{ctx.n}:ref{id(ctx.reference)}:{self.precropped}"
         return ctx.generated.shared(key, run)
 
     def compute(self, ctx: ClipContext) -> dict[str, float]:
-        if self.protocol == "per_video":
+        if self.per_video:
             return {self.key: self._per_video(ctx)}
         return {}
 
     def features(self, ctx: ClipContext) -> dict[str, np.ndarray]:
-        if self.protocol == "per_video":
+        if self.per_video:
             # the clip's own FID: the set value is their mean (and its bootstrap CI)
             return {"fid": np.array([self._per_video(ctx)])}
         real, fake = self.clip_activations(ctx)
@@ -222,7 +230,7 @@ class FID(SetMetric):
     def combine(self, features: list[dict[str, np.ndarray]]) -> dict[str, float]:
         if not features:
             raise ValueError(f"{self.key}: no clips to combine")
-        if self.protocol == "per_video":
+        if self.per_video:
             return {self.key: float(np.mean([f["fid"][0] for f in features]))}
         real = np.concatenate([f["real"] for f in features])
         fake = np.concatenate([f["fake"] for f in features])

@@ -19,6 +19,9 @@ through jinhyukj/eval_metrics eval/eval_fvd.py, whose fvd.py is the same file)
   |mu1 - mu2|^2 + tr(S1 + S2 - 2 sqrtm(S1 S2)), real part; no eps retry. The
   paper's script passes the real videos as the first set, so S1 is the real one.
 
+latentsync_precropped (`--crop none`): the same with each frame taken as its own face
+crop, resized to 224x224 (INTER_AREA) as the detected crops are; no detection.
+
 stylegan_v (universome/stylegan-v src/metrics/frechet_video_distance.py, metric_utils)
 - one clip per video: 16 consecutive frames of the video as compared (the generated
   one resized to the reference's size, lipbench.metrics.base.ClipContext), full frames.
@@ -48,6 +51,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
+from lipbench.checkpoints import read_torchscript
 from lipbench.faces.detect import video_face_crops
 from lipbench.metrics.base import ClipContext, SetMetric, Value
 from lipbench.metrics.frechet import frechet_distance_low_rank
@@ -107,7 +111,8 @@ def fvd_stylegan_v(real: np.ndarray, fake: np.ndarray) -> float:
 
 class FVD(SetMetric):
     name = "fvd"
-    protocols = ("latentsync", "stylegan_v")
+    protocols = ("latentsync", "stylegan_v", "latentsync_precropped")
+    precropped_variants = {"latentsync": "latentsync_precropped"}
     values = (Value("fvd", False, "", "Frechet video distance of I3D features of 16-frame clips"),)
 
     def __init__(self, protocol=None, device="cpu", weights_dir=None):
@@ -123,13 +128,10 @@ class FVD(SetMetric):
 
     @cached_property
     def i3d(self) -> torch.jit.ScriptModule:
-        path = self.weights_path
-        try:
-            with warnings.catch_warnings():  # torch 2.10+ calls TorchScript deprecated; the file is TorchScript
-                warnings.simplefilter("ignore", FutureWarning)
-                return torch.jit.load(str(path), map_location=self.device).eval()
-        except Exception as exc:
-            raise ValueError(f"{path}: cannot be loaded as a TorchScript I3D ({exc})") from exc
+        return read_torchscript(self.weights_path, self.device)
+
+    def load(self) -> None:
+        self.i3d
 
     @torch.no_grad()
     def _features(self, clip: torch.Tensor, rescale: bool, resize: bool) -> np.ndarray:
@@ -141,7 +143,7 @@ class FVD(SetMetric):
         if len(video.frames) < end:
             raise ValueError(f"{ctx.clip_id}: the {side} video has {len(video.frames)} frames; "
                              f"FVD@latentsync reads frames [{first}:{end}]")
-        faces = video_face_crops(video)
+        faces = video_face_crops(video, self.precropped)
         missed = np.flatnonzero(faces.missed_at_min_confidence[first:end]) + first
         if len(missed):
             raise ValueError(f"{ctx.clip_id}: no face at confidence 0.5 in frame(s) {missed.tolist()} of the "
@@ -161,7 +163,7 @@ class FVD(SetMetric):
         # the reference's clip features are kept with its decoded video: every model
         # compared with it on this clip reuses them
         key = f"{self.key}:{self.weights_path}"
-        if self.protocol == "latentsync":
+        if self.protocol != "stylegan_v":
             return {"real": reference.shared(key, lambda: self._latentsync_clip(ctx, reference, "reference")),
                     "fake": self._latentsync_clip(ctx, ctx.generated, "generated")}
         key += f":first{min(ctx.n, CLIP_FRAMES)}"  # the frames compared (fewer than 16: an error)
@@ -173,6 +175,6 @@ class FVD(SetMetric):
             raise ValueError(f"{self.key}: needs at least 2 clips, got {len(features)}")
         real = np.concatenate([f["real"] for f in features])
         fake = np.concatenate([f["fake"] for f in features])
-        if self.protocol == "latentsync":
+        if self.protocol != "stylegan_v":
             return {self.key: fvd_latentsync(real, fake)}
         return {self.key: fvd_stylegan_v(real, fake)}

@@ -31,6 +31,9 @@ class PSNR(Metric):
         return {"psnr@full": float(psnr_per_frame(ctx.reference_frames, ctx.generated_frames).mean())}
 
 
+SSIM_WINDOW = 7  # skimage's default win_size
+
+
 def ssim_per_frame(reference: np.ndarray, generated: np.ndarray) -> np.ndarray:
     """skimage's structural_similarity with its defaults (7x7 uniform window, sample
     covariance, data range 255) on grayscale frames: the call the paper's evaluation
@@ -42,19 +45,29 @@ def ssim_per_frame(reference: np.ndarray, generated: np.ndarray) -> np.ndarray:
 class SSIM(Metric):
     """`face224` (the paper's, eval_metrics eval_ssim_lmd.py): generated frames resized
     to the reference's size, both cut to their MediaPipe 224x224 face crops, frames where
-    either has no face skipped (counted in notes). `full`: whole frames."""
+    either has no face skipped (counted in notes). `face224_precropped` (`--crop none`):
+    the frames as compared, each resized to 224x224 as a crop is, no detection. `full`:
+    whole frames."""
 
     name = "ssim"
-    protocols = ("face224", "full")
+    protocols = ("face224", "full", "face224_precropped")
+    precropped_variants = {"face224": "face224_precropped"}
     values = (Value("ssim", True, "", "SSIM (skimage defaults) on grayscale frames or face crops, mean"),)
 
     def compute(self, ctx: ClipContext) -> dict[str, float]:
         if self.protocol == "full":
-            return {"ssim@full": float(ssim_per_frame(ctx.reference_frames, ctx.generated_frames).mean())}
-        reference, generated = ctx.face224_crops()
+            reference = ctx.reference_frames
+            height, width = reference.shape[1:3]
+            if min(height, width) < SSIM_WINDOW:
+                raise ValueError(f"{ctx.clip_id}: frames are {width}x{height}; SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} "
+                                 f"window needs at least {SSIM_WINDOW}x{SSIM_WINDOW} (ssim@full)")
+            return {"ssim@full": float(ssim_per_frame(reference, ctx.generated_frames).mean())}
+        key = f"ssim@{self.protocol}"
+        reference, generated = ctx.face224_crops(self.precropped)
         both = reference.found[:ctx.n] & generated.found[:ctx.n]
-        ctx.notes["ssim_face224_frames_skipped"] = int(ctx.n - both.sum())
+        if not self.precropped:
+            ctx.notes["ssim_face224_frames_skipped"] = int(ctx.n - both.sum())
         if not both.any():
-            raise ValueError(f"{ctx.clip_id}: no frame with a face in both videos (ssim@face224)")
+            raise ValueError(f"{ctx.clip_id}: no frame with a face in both videos ({key})")
         values = ssim_per_frame(reference.crops[:ctx.n][both], generated.crops[:ctx.n][both])
-        return {"ssim@face224": float(values.mean())}
+        return {key: float(values.mean())}

@@ -55,13 +55,20 @@ class LMD(Metric):
     def dlib68(self) -> Dlib68:
         return Dlib68(find_weight(PREDICTOR_FILE, self.weights_dir, needed_by="lmd@dlib68"))
 
+    def load(self) -> None:
+        if self.protocol == "dlib68":
+            self.dlib68
+
     def compute(self, ctx: ClipContext) -> dict[str, float]:
         if self.protocol == "dlib68":
             return self._dlib68(ctx)
         per_frame = mouth_lmd(ctx.reference_landmarks[:, mesh.LIPS], ctx.generated_landmarks[:, mesh.LIPS])
         valid = np.isfinite(per_frame)
         ctx.notes["lmd_frames_with_faces"] = int(valid.sum())
-        return {"lmd@mediapipe": float(per_frame[valid].mean()) if valid.any() else float("nan")}
+        if not valid.any():
+            raise ValueError(f"{ctx.clip_id}: no frame where the face mesh finds a face in both videos "
+                             f"(of {len(per_frame)} compared; lmd@mediapipe)")
+        return {"lmd@mediapipe": float(per_frame[valid].mean())}
 
     def _dlib68(self, ctx: ClipContext) -> dict[str, float]:
         reference, generated = ctx.face224_crops()

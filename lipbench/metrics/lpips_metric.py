@@ -21,6 +21,10 @@ Protocols:
          Frames where the reference has no face have no box and are skipped (their
          count is in ctx.notes); the generated frame's own landmarks are not needed,
          a generated frame without a mouth simply scores badly. Mean over frames.
+  mouth_precropped  (`--crop none`: frames that are already face crops, no face mesh)
+         one fixed square per clip, where the mouth of a face crop is: side half the
+         shorter frame side, centred horizontally, touching the bottom edge; resized
+         as above.
 """
 
 from __future__ import annotations
@@ -31,9 +35,10 @@ import cv2
 import numpy as np
 import torch
 
+from lipbench.checkpoints import read_state_dict
 from lipbench.faces import mesh
 from lipbench.metrics.base import ClipContext, Metric, Value, default_batch_size
-from lipbench.weights import find_weight
+from lipbench.weights import BadWeightError, find_weight
 
 TRUNK_FILE = "alexnet-owt-7be5be79.pth"
 # 1.5 x the lip extent keeps the lips, their corners and some chin and cheek.
@@ -46,12 +51,7 @@ def load_trunk(net, path) -> None:
     """Copy torchvision AlexNet weights (keys `features.N.weight/bias`; `classifier.*`
     is not used) into the trunk of an lpips.LPIPS(net="alex"), whose slices hold the
     same torchvision layers under their original indices N."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path}: cannot be read as a torch state_dict ({exc})") from exc
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a torchvision AlexNet state_dict, found {type(state).__name__}")
+    state = read_state_dict(path, "a torchvision AlexNet state_dict")
     params = {}
     for part in (net.net.slice1, net.net.slice2, net.net.slice3, net.net.slice4, net.net.slice5):
         params.update(part.named_parameters())  # names like "3.weight", as in features.3.weight
@@ -61,7 +61,7 @@ def load_trunk(net, path) -> None:
     problems = ([f"missing {', '.join(missing)}"] if missing else []) + \
                ([f"wrong shapes: {', '.join(wrong)}"] if wrong else [])
     if problems:
-        raise ValueError(f"{path}: not a torchvision AlexNet state_dict: {'; '.join(problems)}")
+        raise BadWeightError(path, f"not a torchvision AlexNet state_dict: {'; '.join(problems)}", "mismatch")
     with torch.no_grad():
         for key, param in params.items():
             param.copy_(state[f"features.{key}"])
@@ -118,6 +118,12 @@ def mouth_boxes(landmarks: np.ndarray, height: int, width: int) -> np.ndarray:
     return boxes
 
 
+def precropped_mouth_box(height: int, width: int) -> np.ndarray:
+    """(x0, y0, side) of the mouth_precropped protocol's fixed box (module docstring)."""
+    side = max(2, min(height, width) // 2)
+    return np.array([(width - side) // 2, height - side, side], dtype=np.int64)
+
+
 def crop_patches(frames: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """The box of each frame, resized to MOUTH_CROP_SIZE square (boxes all valid)."""
     size = (MOUTH_CROP_SIZE, MOUTH_CROP_SIZE)
@@ -127,7 +133,8 @@ def crop_patches(frames: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 class LPIPS(Metric):
     name = "lpips"
-    protocols = ("full", "mouth")
+    protocols = ("full", "mouth", "mouth_precropped")
+    precropped_variants = {"mouth": "mouth_precropped"}
     values = (Value("lpips", False, "", "LPIPS (AlexNet, v0.1) of generated against reference frames, mean "
                                         "over frames; full: whole frames, mouth: a 64x64 lip patch"),)
 
@@ -145,17 +152,22 @@ class LPIPS(Metric):
             self._net = build_lpips(find_weight(TRUNK_FILE, self.weights_dir, needed_by="lpips"), self.device)
         return self._net
 
+    def load(self) -> None:
+        self.net
+
     def compute(self, ctx: ClipContext) -> dict[str, float]:
         key = f"lpips@{self.protocol}"
         reference, generated = ctx.reference_frames, ctx.generated_frames
-        if self.protocol == "mouth":
+        if self.protocol == "mouth_precropped":
+            boxes = np.tile(precropped_mouth_box(*reference.shape[1:3]), (len(reference), 1))
+            reference, generated = crop_patches(reference, boxes), crop_patches(generated, boxes)
+        elif self.protocol == "mouth":
             boxes = mouth_boxes(ctx.reference_landmarks, *reference.shape[1:3])
             found = boxes[:, 2] > 0
             ctx.notes["lpips_mouth_frames_without_face"] = int((~found).sum())
             if not found.any():
-                return {key: float("nan")}
+                raise ValueError(f"{ctx.clip_id}: no face mesh in any of the {len(found)} reference frames, "
+                                 f"so no mouth patch ({key})")
             reference = crop_patches(reference[found], boxes[found])
             generated = crop_patches(generated[found], boxes[found])
-        if len(reference) == 0:
-            return {key: float("nan")}
         return {key: float(lpips_per_frame(self.net, reference, generated, self.device, self.batch_size).mean())}

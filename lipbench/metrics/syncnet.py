@@ -281,6 +281,7 @@ class FaceTrackCrops:
 class SyncNetMetric(Metric):
     name = "syncnet"
     protocols = ("latentsync", "syncnet_python", "precropped")
+    precropped_variants = {"latentsync": "precropped", "syncnet_python": "precropped"}
     values = (
         Value("sync_c", True, "", "SyncNet confidence (LSE-C): median minus minimum of the mean "
                                   "audio-video feature distance over +-15 frame shifts"),
@@ -297,6 +298,11 @@ class SyncNetMetric(Metric):
 
     def weight_files(self) -> tuple[str, ...]:
         return (SYNCNET_WEIGHTS,) if self.protocol == "precropped" else (SYNCNET_WEIGHTS, S3FD_WEIGHTS)
+
+    def load(self) -> None:
+        self.net
+        if self.protocol != "precropped":
+            self.detector
 
     @property
     def net(self) -> SyncNet:

@@ -52,6 +52,7 @@ from lipbench.checkpoints import load_into, read_state_dict
 from lipbench.faces import wav2lip_detect
 from lipbench.models.base import LipSyncModel, chunk_bounds
 from lipbench.types import Request
+from lipbench.weights import BadWeightError
 
 IMG_SIZE = 96
 CHECKPOINTS = ("wav2lip.pth", "wav2lip_gan.pth")
@@ -141,7 +142,8 @@ def load_generator(path, device: str = "cpu") -> Wav2LipGenerator:
     checkpoint = read_state_dict(path, "a Wav2Lip checkpoint")
     state = checkpoint.get("state_dict")
     if not isinstance(state, dict):
-        raise ValueError(f"{path}: a Wav2Lip checkpoint holds {{'state_dict': ...}}; found {sorted(checkpoint)[:5]}")
+        raise BadWeightError(path, f"a Wav2Lip checkpoint holds {{'state_dict': ...}}; found {sorted(checkpoint)[:5]}",
+                             "mismatch")
     state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DataParallel
     net = load_into(Wav2LipGenerator(), state, path,
                     "a Wav2Lip generator state_dict (upstream models/wav2lip.py Wav2Lip)", "Wav2Lip")

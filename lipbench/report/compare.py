@@ -60,7 +60,7 @@ class _Run:
     def __init__(self, root, which: str):
         self.which, self.dir = which, RunDir(root, read_only=True)  # someone else's run: never move its files
         self.config, self.manifest = self.dir.load_config(), self.dir.load_manifest()
-        self.specs = metrics.resolve_specs(self.config.metrics)
+        self.specs = self.config.metric_specs()
         self.models = [m.label for m in self.config.models]
         self.clips = [c.id for c in self.manifest.clips]
         self.set_specs = [s for s in self.specs

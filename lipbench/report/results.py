@@ -22,7 +22,7 @@ UNIT_COLUMNS = TIMING_COLUMNS + ("n_frames", "n_chunks", "chunk_frames", "chunk_
 def clip_records(run: RunDir, config, manifest, with_features: bool = True) -> dict[str, list[ClipRecord]]:
     """Model name -> one record per clip of the manifest, from the unit and metrics files;
     with the set-level features of scored clips when `with_features`."""
-    specs = metrics.resolve_specs(config.metrics)
+    specs = config.metric_specs()
     set_specs = [s for s in specs if isinstance(metrics.create(s), SetMetric)] if with_features else []
     out = {}
     for spec in config.models:
@@ -37,6 +37,7 @@ def clip_records(run: RunDir, config, manifest, with_features: bool = True) -> d
             scored = run.read_metrics(spec.label, clip.id) if record.status == "ok" else None
             if scored:
                 record.scored, record.values, record.errors = True, scored.get("values", {}), scored.get("errors", {})
+                record.notes = scored.get("notes") or {}
                 record.features = {s: f for s in set_specs
                                    if (f := run.load_features(spec.label, clip.id, s)) is not None}
             records.append(record)
@@ -53,6 +54,8 @@ def _row(model: str, record: ClipRecord) -> dict:
     row.update(record.values)
     if record.errors:
         row["metric_errors"] = {k: first_line(v) for k, v in record.errors.items()}
+    if record.notes:
+        row["notes"] = record.notes
     return row
 
 
@@ -98,7 +101,7 @@ def write_results(run: RunDir, config, manifest) -> dict:
     records = clip_records(run, config, manifest)
     write_jsonl(run.root / "per_clip.jsonl", [_row(m, r) for m, recs in records.items() for r in recs])
     results = build_results(
-        "run", records, metrics.resolve_specs(config.metrics), config.bootstrap_resamples, config.set_resamples,
+        "run", records, config.metric_specs(), config.bootstrap_resamples, config.set_resamples,
         model_info={m.label: {"model": m.model, "args": m.args} for m in config.models},
         run=str(run.root),
         data={"manifest": manifest.name, "n_clips": len(manifest.clips), "input_hash": manifest.input_hash()},

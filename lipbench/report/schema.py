@@ -60,6 +60,8 @@ class ModelResults(TypedDict):
     timing: dict[str, Aggregate]
     metrics: dict[str, Aggregate]
     clips: dict[str, dict[str, float | None]]  # clip id -> per-clip metric values as recorded
+    clip_notes: dict[str, dict]  # clip id -> how its video was lined up with the reference (trimmed,
+    #                              resized, resampled), face-crop counts, frames compared
 
 
 class UnitFailure(TypedDict):
@@ -94,7 +96,8 @@ class Results(TypedDict, total=False):
     weights: dict[str, str]  # weight file -> sha256
     environment: dict
     # a run also has: run (its directory), data (manifest, n_clips, input_hash), config;
-    # `lipbench eval --fake`: pairs (clip id -> fake and real file)
+    # `lipbench eval --fake`: pairs (clip id -> fake and real file), alignment (min_coverage,
+    # resample_fps) and complete (false while clips are still being scored)
 
 
 @dataclass
@@ -110,6 +113,7 @@ class ClipRecord:
     values: dict = field(default_factory=dict)  # metric key -> value
     errors: dict = field(default_factory=dict)  # 'family@protocol' (or 'decode') -> error text
     features: dict = field(default_factory=dict)  # 'family@protocol' -> set-level features
+    notes: dict = field(default_factory=dict)  # how the video was lined up with its reference, crop counts, ...
 
 
 def first_line(text) -> str:
@@ -129,7 +133,7 @@ def _summary(values: dict[str, float], failed: dict[str, str], statistic: str, r
     """Median or mean over the clips' values, with a bootstrap CI of that statistic."""
     arr = np.array(list(values.values()), dtype=np.float64)
     function = np.median if statistic == "median" else np.mean
-    ci = stats.bootstrap_ci(arr, function, resamples)
+    ci = stats.bootstrap_ci(arr, function, resamples) if resamples else None
     return Aggregate(value=float(function(arr)) if len(arr) else None, statistic=f"{statistic} over clips",
                      std=float(arr.std(ddof=1)) if len(arr) > 1 else None, ci95=ci,
                      ci_method=f"bootstrap over clips, {resamples} resamples, percentile",
@@ -137,12 +141,14 @@ def _summary(values: dict[str, float], failed: dict[str, str], statistic: str, r
 
 
 def _pooled(metric, key: str, items: dict[str, dict], failed: dict[str, str], resamples: int,
-            label: str) -> Aggregate:
-    """A set-level value pooled over the clips' features, its CI recomputed on resamples of clips."""
+            label: str, pool: bool = True) -> Aggregate:
+    """A set-level value pooled over the clips' features, its CI recomputed on resamples
+    of clips; without `pool` (a document written while clips are still being scored) the
+    value is left null, without an error."""
     out = Aggregate(value=None, statistic="pooled over clips", std=None, ci95=None,
                     ci_method=f"bootstrap over clips, {resamples} resamples, recomputed on each",
                     resamples_ok=0, n=len(items), failed=failed, error=None)
-    if not items:
+    if not items or not pool:
         return out
     try:
         value = metric.combine(list(items.values()))[key]
@@ -153,6 +159,8 @@ def _pooled(metric, key: str, items: dict[str, dict], failed: dict[str, str], re
         out["error"] = f"pooled value is not a finite number ({value})"
         return out
     out["value"] = float(value)
+    if not resamples:
+        return out
     out["ci95"], out["resamples_ok"] = stats.bootstrap_set_ci(
         list(items.values()), lambda sample: metric.combine(sample)[key], resamples, label=label)
     return out
@@ -165,7 +173,7 @@ def _value_failure(record: ClipRecord, spec: str) -> str | None:
 
 
 def aggregate_model(records: list[ClipRecord], specs: list[str], resamples: int, set_resamples: int,
-                    timing_keys=TIMING_KEYS, label: str = "") -> dict:
+                    timing_keys=TIMING_KEYS, label: str = "", pool: bool = True) -> dict:
     """Timing and metric aggregates of one model's clip records, and its counts."""
     from lipbench.metrics.base import SetMetric
 
@@ -197,7 +205,7 @@ def aggregate_model(records: list[ClipRecord], specs: list[str], resamples: int,
                 else:
                     failed[r.clip] = f"not a finite number ({r.values[key]}; NaN is stored as null)"
             failed = {r.clip: failed[r.clip] for r in records if r.clip in failed}  # in clip order
-            out_metrics[key] = (_pooled(metric, key, items, failed, set_resamples, f"{label} {key}")
+            out_metrics[key] = (_pooled(metric, key, items, failed, set_resamples, f"{label} {key}", pool)
                                 if isinstance(metric, SetMetric) else _summary(values, failed, "mean", resamples))
     return {
         "n_clips": len(records), "n_ok": len(ok), "n_failed": len(failed_units),
@@ -205,6 +213,7 @@ def aggregate_model(records: list[ClipRecord], specs: list[str], resamples: int,
         "failed_units": failed_units, "n_failed_values": 0,  # set by collect_failures
         "timing": timing, "metrics": out_metrics,
         "clips": {r.clip: dict(r.values) for r in scored},
+        "clip_notes": {r.clip: dict(r.notes) for r in scored if r.notes},
     }
 
 
@@ -242,15 +251,17 @@ def collect_failures(models: dict[str, dict], records: dict[str, list[ClipRecord
 
 def build_results(kind: str, records: dict[str, list[ClipRecord]], specs: list[str], resamples: int,
                   set_resamples: int, timing_keys=TIMING_KEYS, model_info: dict[str, dict] | None = None,
-                  **extra) -> Results:
+                  pool: bool = True, **extra) -> Results:
     """The results document of a run (kind 'run') or of `lipbench eval --fake` (kind 'eval').
     `records`: model name -> its clip records; `model_info`: model name -> registry name and
-    args; `extra`: further top-level keys (run, data, config, pairs, weights, environment)."""
+    args; `pool` False leaves set-level values null (a document written mid-way); `extra`:
+    further top-level keys (run, data, config, pairs, weights, environment, complete)."""
     models = {}
     for name, recs in records.items():
         info = (model_info or {}).get(name, {})
         models[name] = {"model": info.get("model"), "args": info.get("args", {}),
-                        **aggregate_model(recs, specs, resamples, set_resamples, timing_keys, label=name)}
+                        **aggregate_model(recs, specs, resamples, set_resamples, timing_keys, label=name,
+                                          pool=pool)}
     failures = collect_failures(models, records)
     return Results(lipbench_results=SCHEMA_VERSION, kind=kind,
                    created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
