@@ -155,3 +155,34 @@ def test_a_run_with_crop_none_computes_the_precropped_protocols(synth_set, tmp_p
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["metrics"] == ["ssim@face224_precropped"]
     assert results["models"]["ground_truth"]["metrics"]["ssim@face224_precropped"]["value"] == 1.0
+
+
+def test_a_run_config_sets_min_coverage_and_a_change_recomputes(synth_set, tmp_path, capsys):
+    """Outputs made elsewhere 40 frames long against 49-frame clips (82%): failed under the
+    default 90%, scored once the config asks for 80%, and only the reference metrics redone."""
+    fakes = tmp_path / "fakes"
+    fakes.mkdir()
+    for clip in synth_set.clips:
+        io.write_video(fakes / f"{clip.id}.mkv", clip.frames()[:40], clip.fps, clip.driving_audio())
+
+    def run(**settings):
+        config = tmp_path / "c.yaml"
+        config.write_text(yaml.safe_dump({
+            "name": "cover", "data": {"manifest": str(synth_set.path)}, "warmup_clips": 0,
+            "models": [{"name": "elsewhere", "model": "precomputed", "args": {"folder": str(fakes)}}],
+            "metrics": ["psnr"], **settings}))
+        code = main(["run", str(config), "--out", str(tmp_path / "run")])
+        return code, json.loads((tmp_path / "run" / "results.json").read_text())["models"]["elsewhere"]
+
+    code, model = run()
+    assert code == 1 and model["metrics"]["psnr@full"]["n"] == 0
+    assert all("40 frames for the reference's 49 (82% covered, 90% required" in reason
+               for reason in model["metrics"]["psnr@full"]["failed"].values())
+    capsys.readouterr()
+    code, model = run(min_coverage=0.8)
+    assert code == 0 and model["metrics"]["psnr@full"]["value"] == 100.0
+    assert "evaluate psnr@full: 2 values, failed before" in capsys.readouterr().out
+    assert all(notes["frames_trimmed_from"] == {"reference": 49, "generated": 40}
+               for notes in model["clip_notes"].values())
+    code, model = run(min_coverage=0.81)  # still met: the values are recomputed under the new setting
+    assert code == 0 and "evaluate psnr@full: 2 values, settings changed" in capsys.readouterr().out
