@@ -122,3 +122,16 @@ class FailsToLoad(LipSyncModel):
 
     def stream(self, request):
         yield request.frames.copy()
+
+
+class Instant(LipSyncModel):
+    """Chunks that already exist: what remains is the harness's own cost."""
+
+    name = "instant"
+
+    def __init__(self, chunks):
+        super().__init__()
+        self.chunks = chunks
+
+    def stream(self, request):
+        yield from self.chunks

@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 
 from lipbench import latency, timing
-from lipbench.models.base import LipSyncModel
 from lipbench.timing import time_stream
 from lipbench.types import Request
-from tests.helpers import Sleeper
+from tests.helpers import Instant, Sleeper
 
 
 def request(n_frames=24):
@@ -64,19 +63,6 @@ def test_real_sleeps_are_measured_in_seconds_and_never_short():
     assert row["ttff_s"] >= 0.049 and min(row["chunk_s"][1:]) >= 0.019
     assert 0.089 <= row["stages_s"]["sleep"] <= row["total_s"] < 60
     assert row["total_s"] == pytest.approx(sum(row["chunk_s"]), rel=1e-9)
-
-
-class Instant(LipSyncModel):
-    """Chunks that already exist: what remains is the harness's own cost."""
-
-    name = "instant"
-
-    def __init__(self, chunks):
-        super().__init__()
-        self.chunks = chunks
-
-    def stream(self, request):
-        yield from self.chunks
 
 
 class Chunk:

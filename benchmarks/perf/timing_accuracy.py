@@ -24,25 +24,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from lipbench.models.base import LipSyncModel  # noqa: E402
 from lipbench.timing import time_stream  # noqa: E402
 from lipbench.types import Request  # noqa: E402
-from tests.helpers import Sleeper  # noqa: E402
+from tests.helpers import Instant, Sleeper  # noqa: E402
 
 
 def request(n_frames: int) -> Request:
     return Request("c", np.zeros((n_frames, 8, 8, 3), np.uint8), np.zeros(n_frames * 640, np.float32), 16000, 25.0)
-
-
-class Instant(LipSyncModel):
-    name = "instant"
-
-    def __init__(self, chunks):
-        super().__init__()
-        self.chunks = chunks
-
-    def stream(self, request):
-        yield from self.chunks
 
 
 def known_delays() -> dict[str, tuple[float, float]]:
