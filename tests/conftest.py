@@ -28,6 +28,16 @@ def require_shared(path: Path = HDTF_SAMPLES) -> Path:
     return path
 
 
+def require_module(name: str, reason: str):
+    """`pytest.importorskip(name)`, except under CI, where the test extras install it: a
+    missing module there is an error, not a skip that hides the tests needing it."""
+    if in_ci():
+        import importlib
+
+        return importlib.import_module(name)
+    return pytest.importorskip(name, reason=reason)
+
+
 @pytest.fixture(scope="session")
 def hdtf_samples() -> Path:
     return require_shared(HDTF_SAMPLES)

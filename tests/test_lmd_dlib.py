@@ -12,8 +12,9 @@ import pytest
 from lipbench import io, metrics
 from lipbench.metrics.base import ClipContext, Video
 from lipbench.weights import MissingWeightError
+from tests.conftest import require_module
 
-dlib = pytest.importorskip("dlib", reason="lmd@dlib68 needs dlib (pip install 'lipbench[dlib]')")
+dlib = require_module("dlib", reason="lmd@dlib68 needs dlib (pip install 'lipbench[dlib]')")
 
 from lipbench.faces.dlib68 import PREDICTOR_FILE, Dlib68, train_stand_in  # noqa: E402
 

@@ -21,6 +21,7 @@ from lipbench.cli import main
 from lipbench.errors import LipbenchError
 from lipbench.random_weights import write_random_weights
 from lipbench.weights import BadWeightError, WeightFile
+from tests.conftest import require_module
 from tests.test_errors import error_line
 
 
@@ -195,7 +196,7 @@ def test_verify_knows_the_published_file_and_says_when_a_registered_hash_differs
 
 
 def test_verify_calls_a_stand_in_for_a_published_file_wrong(weights_dir, capsys):
-    pytest.importorskip("dlib")
+    require_module("dlib", reason="the dlib stand-in needs dlib (pip install 'lipbench[dlib]')")
     name = "shape_predictor_68_face_landmarks.dat"  # a registered sha256
     assert main(["weights", "random", name, "--weights-dir", str(weights_dir)]) == 0
     capsys.readouterr()
