@@ -64,9 +64,10 @@ def _run(config, manifest, out, phases=("generate", "evaluate", "report"), model
         config = replace(config, models=models or config.models, metrics=saved.metrics)
         manifest = Manifest(manifest.name, clips or manifest.clips, manifest.path, manifest.description,
                             manifest.extra)
-        results = None
+        results, metric_objects = None, None
         if "generate" in phases and "evaluate" in phases:
-            _preflight_metrics(config)  # a missing or bad metric weight file stops the run before any clip
+            # a missing or bad metric weight file stops the run before any clip
+            metric_objects = _preflight_metrics(config)
         if "generate" in phases:
             from lipbench.runner import generate
 
@@ -75,7 +76,7 @@ def _run(config, manifest, out, phases=("generate", "evaluate", "report"), model
         if not distributed.is_main():
             return 0, None  # the other ranks' units are on disk; rank 0 evaluates and reports
         if "evaluate" in phases:
-            results = _evaluate(config, manifest, run)
+            results = _evaluate(config, manifest, run, metric_objects)
         if "report" in phases:
             from lipbench.report import write_report
 
@@ -83,28 +84,31 @@ def _run(config, manifest, out, phases=("generate", "evaluate", "report"), model
         return _report_failures(run, config, manifest, phases), results
 
 
-def _preflight_metrics(config) -> None:
+def _preflight_metrics(config) -> list | None:
     """Before the generate phase: find and load every metric network once, on the CPU,
-    and let them go (the evaluate phase loads them on its device, and they take no device
-    memory while models are timed), so that a missing or bad weight file stops `run`
-    now rather than after the generate phase. Rank 0 checks; every rank stops with it."""
+    so that a missing or bad weight file stops `run` now rather than after the generate
+    phase. Rank 0 checks; every rank stops with it. Returns the loaded metrics for the
+    evaluate phase when it runs on the CPU too; on a GPU they are let go (the evaluate
+    phase loads them on its device, so they take no device memory while models are
+    timed)."""
     from lipbench import distributed
     from lipbench.evaluate import create_metrics
 
-    error = None
+    error, objects = None, None
     if distributed.is_main():
         try:
-            create_metrics(config.metric_specs(), "cpu", config.weights_dir)
+            objects = create_metrics(config.metric_specs(), "cpu", config.weights_dir)
         except LipbenchError as exc:
             error = exc
     if not distributed.all_ranks_agree(error is None):
         raise error or LipbenchError("rank 0 stopped on a missing or bad metric weight file (see its error)")
+    return objects if config.device == "cpu" else None
 
 
-def _evaluate(config, manifest, run):
+def _evaluate(config, manifest, run, metric_objects=None):
     from lipbench.evaluate import evaluate
 
-    counts = evaluate(config, manifest, run)
+    counts = evaluate(config, manifest, run, metric_objects=metric_objects)
     print(f"evaluate: {counts['done']} scored ({counts['failed']} metric values failed), "
           f"{counts['skipped']} already scored, {counts['missing']} without a generated video")
 

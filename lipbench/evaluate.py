@@ -112,16 +112,19 @@ def metric_pending_reason(row: dict | None, spec: str, fingerprint: dict) -> str
     return None
 
 
-def evaluate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress: bool = True) -> dict:
+def evaluate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress: bool = True,
+             metric_objects: list | None = None) -> dict:
     """Compute every metric value of the run's videos that is not current: new videos,
     added metrics, values whose video, clip or weight files changed, values that failed
-    before. One line per reason is printed first. Returns counts."""
+    before. One line per reason is printed first. Returns counts. `metric_objects`: the
+    config's metrics already made (and loaded) on its device, e.g. by `run`'s check."""
     from collections import Counter
 
     from lipbench.rundir import format_reasons
 
     # networks are loaded below, only when some value is to be computed
-    metric_objects = create_metrics(config.metric_specs(), config.device, config.weights_dir, load=False)
+    metric_objects = metric_objects or create_metrics(config.metric_specs(), config.device, config.weights_dir,
+                                                      load=False)
     alignment = config.alignment()
     settings = metric_fingerprints(metric_objects, config.weights_dir, alignment)
     counts = {"done": 0, "skipped": 0, "missing": 0, "failed": 0}

@@ -107,7 +107,7 @@ def score(frames: np.ndarray, fps: float, audio: np.ndarray) -> tuple[dict, np.n
     row = {"long_side": int(max(frames.shape[1:3])), "frames": len(frames),
            "with_face": int(np.isfinite(mesh.face_scale(landmarks)).sum())}
     try:
-        row["face_px"] = face_size_px(landmarks)
+        row["face_px"], _ = face_size_px(landmarks)
         level = audio_features.frame_energy_db(audio, AUDIO_RATE, fps, len(frames))
         row["ncc"], row["lag"] = sync_score(aperture, level, MAX_LAG_FRAMES)
     except ValueError as exc:  # no face, too few frames with one, or a still mouth

@@ -74,15 +74,15 @@ def _why_not_scored(aperture: np.ndarray, level_db: np.ndarray, max_lag: int) ->
             f"mouth aperture and speech loudness ({k} frames with a face)")
 
 
-def face_size_px(landmarks: np.ndarray) -> float:
+def face_size_px(landmarks: np.ndarray) -> tuple[float, int]:
     """The face's size as this metric measures it, on any input: the median over frames
-    with a face of `mesh.face_scale` (distance between the outer eye corners, pixels).
-    Raises ValueError when no frame has a face."""
+    with a face of `mesh.face_scale` (distance between the outer eye corners, pixels),
+    and the number of those frames. Raises ValueError when no frame has a face."""
     scale = mesh.face_scale(np.asarray(landmarks, dtype=np.float64))
     found = np.isfinite(scale)
     if not found.any():
         raise ValueError(f"the face mesh found no face in any of the {len(scale)} frames")
-    return float(np.median(scale[found]))
+    return float(np.median(scale[found])), int(found.sum())
 
 
 class AVSync(Metric):
@@ -105,11 +105,10 @@ class AVSync(Metric):
         video = ctx.generated
         landmarks = ctx.generated_landmarks.astype(np.float64)
         try:
-            size = face_size_px(landmarks)
+            size, n_faces = face_size_px(landmarks)
         except ValueError as exc:
             raise ValueError(f"{ctx.clip_id}: {exc}") from None
         if size < MIN_FACE_PX:
-            n_faces = int(np.isfinite(mesh.face_scale(landmarks)).sum())
             raise ValueError(
                 f"{ctx.clip_id}: face is {size:.1f} px (median distance between the outer eye corners over the "
                 f"{n_faces} frames with a face); av_ncc/av_lag need >= {MIN_FACE_PX} px: below that the face "
