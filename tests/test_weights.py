@@ -85,6 +85,8 @@ def test_list_and_verify_say_what_is_where_and_what_needs_it(published, tmp_path
     assert "missing" in rows["changed.bin"] and "lipbench weights fetch changed.bin" in rows["changed.bin"]
     assert main(["weights", "verify", "plain.bin", "--weights-dir", str(folder)]) == 0  # only the files named
     assert list(table(capsys.readouterr().out)) == ["file", "plain.bin", "searched:"]
+    assert main(["weights", "list", "changed.bin", "--weights-dir", str(folder)]) == 0  # list takes names too
+    assert list(table(capsys.readouterr().out)) == ["file", "changed.bin", "searched:"]
 
 
 # ------------------------------------------------------------ bad files, in words
