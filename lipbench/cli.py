@@ -291,6 +291,29 @@ def cmd_compare(args):
     return code
 
 
+def cmd_check_adapter(args):
+    import yaml
+
+    from lipbench import check_adapter
+
+    extra = {}
+    for item in args.arg or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--arg expects KEY=VALUE, got {item!r}")
+        extra[key] = yaml.safe_load(value)
+    label, model = check_adapter.model_from(args.name, args.config, extra)
+    request = check_adapter.clip_request(args.clip) if args.clip else check_adapter.synthetic_request()
+    device = args.device or "cpu"
+    start = time.perf_counter()
+    model.load(device)
+    print(f"loaded {label} in {time.perf_counter() - start:.1f} s; streaming {request.clip_id} "
+          f"({request.n_frames} frames, {request.frames.shape[2]}x{request.frames.shape[1]}) twice")
+    checks, timing = check_adapter.run_checks(model, request, device)
+    print(check_adapter.summary(label, model, checks, timing))
+    return 0 if all(c.ok for c in checks) else 1
+
+
 def cmd_demo(args):
     from lipbench.config import load_config, resolve_data
 
@@ -445,6 +468,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--weights-dir", help="folder with the weight files (also $LIPBENCH_WEIGHTS)")
         add_run_dir_flags(p)
         p.set_defaults(func=lambda a, ph=phases: cmd_run(a, ph))
+
+    p = sub.add_parser("check-adapter", help="conformance check of one model: loads it, streams a clip twice, "
+                                             "checks frames, chunks, determinism; prints its timing")
+    p.add_argument("name", help="a model name (lipbench ls models), package.module:Class, or with --config "
+                                "the name of one of the config's models")
+    p.add_argument("--config", help="benchmark config whose model entry (and args) to check")
+    p.add_argument("--clip", help="video to stream, with its own audio (default: a synthetic 33-frame clip)")
+    p.add_argument("--arg", action="append", metavar="KEY=VALUE",
+                   help="an adapter argument (YAML value), e.g. --arg random_weights=true; repeatable")
+    p.add_argument("--device", help="cpu (default), cuda, cuda:1")
+    p.set_defaults(func=cmd_check_adapter)
 
     p = sub.add_parser("eval", help="score a run directory, or videos made elsewhere (--fake)")
     p.add_argument("run", nargs="?", help="a run directory (omit when using --fake)")

@@ -83,6 +83,11 @@ def _sfd_finding_one_face(seed: int) -> dict:
     return state
 
 
+def _text_embedding(seed: int) -> torch.Tensor:
+    """A prompt embedding's shape (1, 512, 4096), values N(0, 1): the real one is UMT5's output."""
+    return torch.from_numpy(np.random.default_rng(seed).standard_normal((1, 512, 4096)).astype(np.float32))
+
+
 def _structures() -> dict:
     """File name -> function returning (the real network's state_dict, how to save it)."""
     from torchvision.models import alexnet
@@ -92,6 +97,7 @@ def _structures() -> dict:
     from lipbench.metrics import syncnet
     from lipbench.metrics.fid import fid_inception_structure
     from lipbench.models import wav2lip
+    from lipbench.models.lipforcing import taehv, wan_vae
 
     return {
         "syncnet_v2.model": lambda seed: syncnet.random_state_dict(seed),
@@ -101,6 +107,10 @@ def _structures() -> dict:
         "wav2lip_gan.pth": lambda seed: {"state_dict": wav2lip.random_state_dict(seed + 1)},
         "pt_inception-2015-12-05-6726825d.pth": lambda seed: randomized(fid_inception_structure().state_dict(), seed),
         "alexnet-owt-7be5be79.pth": lambda seed: randomized(alexnet(weights=None).state_dict(), seed),
+        "taew2_1.pth": lambda seed: taehv.random_state_dict(seed),
+        "Wan2.1_VAE.pth": lambda seed: wan_vae.random_state_dict(seed),
+        "lipforcing_text_emb.pt": lambda seed: _text_embedding(seed),
+        "omniavatar_negative_text_emb.pt": lambda seed: _text_embedding(seed + 1),
         "ms1mv3_arcface_r100_fp16.pth": lambda seed: {k: v.half() if torch.is_floating_point(v) else v
                                                       for k, v in randomized(iresnet100().state_dict(), seed, gain=0.25).items()},
     }
@@ -114,11 +124,16 @@ def write_random_weights(folder, seed: int = 0, names=None) -> dict[str, Path]:
     from lipbench.faces import dlib68
 
     folder = Path(folder)
-    makers = _structures()
+    makers, writers = _structures(), _writers()
+    special = {dlib68.PREDICTOR_FILE, "i3d_torchscript.pt"}
+    names = default_stand_ins() if names is None else names
+    for name in names:
+        if name not in makers and name not in writers and name not in special:
+            why = (": build the model with `random_weights: true` instead (the same architecture, seeded, "
+                   "no file)" if name in WEIGHTS and WEIGHTS[name].large else "")
+            raise UnknownNameError(f"no random stand-in for weight file {name!r}{why}")
     written = {}
-    for name in names or list(WEIGHTS):
-        if name == dlib68.PREDICTOR_FILE and names is None and importlib.util.find_spec("dlib") is None:
-            continue  # optional (lmd@dlib68): made only where dlib is installed, or when asked for
+    for name in names:
         target = folder / name
         with atomic_path(target) as tmp:
             if name == dlib68.PREDICTOR_FILE:
@@ -126,9 +141,35 @@ def write_random_weights(folder, seed: int = 0, names=None) -> dict[str, Path]:
             elif name == "i3d_torchscript.pt":
                 weight = torch.from_numpy(np.random.default_rng(seed).normal(0, 0.05, (400, 3 * 4 * 8 * 8))).float()
                 torch.jit.save(torch.jit.script(I3DStandIn(weight)), str(tmp))
-            elif name in makers:
-                torch.save(makers[name](seed), tmp)
+            elif name in writers:
+                writers[name](tmp, seed)
             else:
-                raise UnknownNameError(f"no random stand-in for weight file {name!r}")
+                torch.save(makers[name](seed), tmp)
         written[name] = target
     return written
+
+
+def default_stand_ins() -> list[str]:
+    """What `lipbench weights random` writes without names: every file with a stand-in,
+    except the large ones (named only) and the dlib predictor where dlib is missing
+    (optional, lmd@dlib68)."""
+    from lipbench.faces import dlib68
+    from lipbench.weights import WEIGHTS
+
+    have = set(_structures()) | set(_writers()) | {dlib68.PREDICTOR_FILE, "i3d_torchscript.pt"}
+    names = [n for n, w in WEIGHTS.items() if n in have and not w.large]
+    if importlib.util.find_spec("dlib") is None:
+        names.remove(dlib68.PREDICTOR_FILE)
+    return names
+
+
+def _writers() -> dict:
+    """File name -> function(path, seed) writing a stand-in that is not a torch.save'd dict."""
+    from lipbench.models.lipforcing import audio_features, faces
+
+    return {
+        "wav2vec2-base-960h/config.json": lambda path, seed: audio_features.write_config(path),
+        "wav2vec2-base-960h/preprocessor_config.json": lambda path, seed: audio_features.write_preprocessor(path),
+        "wav2vec2-base-960h/model.safetensors": lambda path, seed: audio_features.write_random_weights(path, seed),
+        "latentsync_mask.png": lambda path, seed: faces.write_mask(path),
+    }

@@ -84,6 +84,13 @@ class StageTimer:
             out[name] = out.get(name, 0.0) + self.watch.between(start, end)
         return out
 
+    def offsets(self) -> list[list]:
+        """[stage, start_s, end_s] of every span, in seconds from the stopwatch's start
+        (so spans defined by other harnesses can be rebuilt from them)."""
+        origin = self.watch._start
+        return [[name, self.watch.between(origin, start), self.watch.between(origin, end)]
+                for name, start, end in self.spans]
+
 
 def _to_host(chunk) -> np.ndarray:
     if hasattr(chunk, "detach"):  # a torch tensor on any device
@@ -128,6 +135,7 @@ def time_stream(model, request, device: str = "cpu") -> tuple[np.ndarray, dict]:
         "chunk_s": [float(s) for s in chunk_s],
         **latency_summary(chunk_s),
         "stages_s": stages.totals(),
+        "stage_spans_s": stages.offsets(),
         "timer": watch.timer,
         "device": watch.device,
         **watch.peak_memory_bytes(),

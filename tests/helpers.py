@@ -135,3 +135,30 @@ class Instant(LipSyncModel):
 
     def stream(self, request):
         yield from self.chunks
+
+
+class Jittery(LipSyncModel):
+    """Ground truth plus fresh noise on every stream: not deterministic under a fixed seed."""
+
+    name = "jittery"
+    causal = True
+    chunk_frames = (9, 12)
+
+    def stream(self, request):
+        noise = np.random.default_rng().integers(0, 2, request.frames.shape, dtype=np.uint8)
+        out = request.frames ^ noise
+        yield out[:9]
+        for start in range(9, len(out), 12):
+            yield out[start:start + 12]
+
+
+class MisChunked(LipSyncModel):
+    """Declares chunks of 9 then 12 frames but yields chunks of 10."""
+
+    name = "mischunked"
+    causal = True
+    chunk_frames = (9, 12)
+
+    def stream(self, request):
+        for start in range(0, request.n_frames, 10):
+            yield request.frames[start:start + 10].copy()

@@ -13,6 +13,9 @@ MODELS = Registry("model", LipSyncModel, {
     "procedural": "lipbench.models.procedural:Procedural",
     "precomputed": "lipbench.models.precomputed:Precomputed",
     "wav2lip": "lipbench.models.wav2lip:Wav2Lip",
+    "lipforcing": "lipbench.models.lipforcing.adapters:LipForcing",
+    "self_forcing": "lipbench.models.lipforcing.adapters:SelfForcing",
+    "omniavatar_ls": "lipbench.models.lipforcing.adapters:OmniAvatarLS",
 }, entry_point_group="lipbench.models")
 
 

@@ -63,6 +63,11 @@ class LipSyncModel(abc.ABC):
         fingerprinted like weight files."""
         return {}
 
+    def derived_timing(self, timing: dict) -> dict:
+        """Figures another harness reports for this model, rebuilt from one timed stream's
+        row (its `stage_spans_s`), stored in the unit beside lipbench's own; {} if none."""
+        return {}
+
     def generate(self, request: Request) -> np.ndarray:
         return np.concatenate(list(self.stream(request)))
 
