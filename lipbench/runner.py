@@ -51,7 +51,7 @@ def device_name(device: str) -> str:
 
 
 TIMED_KEYS = ("ttff_s", "total_s", "fps", "rtf", "chunk_s", "chunk_p50_s", "chunk_p90_s", "chunk_p99_s",
-              "chunk_max_s", "stages_s", "stage_spans_s")
+              "chunk_max_s", "stages_s", "stage_spans_s", "derived_timing")
 
 
 def check_output(frames: np.ndarray, request: Request, exact: bool = True) -> None:
@@ -210,7 +210,9 @@ def _run_unit(model, spec, clip, fingerprint, config, run: RunDir, name: str, in
             timing.update({k: None for k in TIMED_KEYS}, timer="sidecar" if external else "absent")
             timing.update(external or {})
         else:
-            timing.update(model.derived_timing(timing))
+            derived = model.derived_timing(timing)
+            if derived:
+                timing["derived_timing"] = derived
         timing.update(latency.check_ttff(timing["ttff_s"], model.parameters, model.dtype,
                                          model.forward_passes_first_chunk, timing.get("device_name") or name))
         with atomic_path(video) as tmp:

@@ -162,3 +162,16 @@ class MisChunked(LipSyncModel):
     def stream(self, request):
         for start in range(0, request.n_frames, 10):
             yield request.frames[start:start + 10].copy()
+
+
+def fixture_maker(name: str):
+    """(tests/fixtures/<name>, its make_fixtures.py as a module): a parity test rebuilds its
+    inputs with the same functions that made the fixture from upstream's code."""
+    import importlib.util
+    from pathlib import Path
+
+    folder = Path(__file__).parent / "fixtures" / name
+    spec = importlib.util.spec_from_file_location(f"{name}_make_fixtures", folder / "make_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return folder, module

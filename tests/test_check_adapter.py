@@ -73,6 +73,14 @@ def test_the_tiny_config_runs_all_five_rows_on_the_cpu(tmp_path, monkeypatch, ca
         expected = set(pipeline.STAGES) - (set() if label in students else {"kv_update"})
         assert set(unit["stages_s"]) == expected
         assert unit["chunk_frames"] == ([9, 12, 12] if label in students else [33])
-        assert unit["fastgen"]["streaming_total"] > 0
+        assert unit["derived_timing"]["fastgen"]["streaming_total"] > 0
     results = json.loads((out / "results.json").read_text())
     assert set(results["models"]) >= students
+    assert results["models"]["lip_forcing_14b"]["derived_timing"]["fastgen"]["ff_full_pipeline"] > 0
+    report = (out / "report.md").read_text()
+    assert "## Timing by other harnesses' definitions" in report and "### fastgen" in report
+    table = report.split("### fastgen")[1]
+    assert "ff_full_pipeline" in table and "streaming_total" in table
+    assert all(f"| {label} " in table for label in students)
+    page = (out / "report.html").read_text()
+    assert "<h3>fastgen</h3>" in page and "<th>ff_full_pipeline</th>" in page

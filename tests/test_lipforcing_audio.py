@@ -6,11 +6,9 @@ encode_audio, under transformers 4.52.3) from the same seeded weights and audio
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,11 +16,9 @@ import torch
 
 from lipbench.models.lipforcing import audio_features
 from lipbench.models.lipforcing.audio_features import AudioEncoder
+from tests.helpers import fixture_maker
 
-FIXTURES = Path(__file__).parent / "fixtures" / "lipforcing_audio"
-_spec = importlib.util.spec_from_file_location("lipforcing_audio_make_fixtures", FIXTURES / "make_fixtures.py")
-make = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make)
+FIXTURES, make = fixture_maker("lipforcing_audio")
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,9 @@ The fixtures were made by upstream's own code from the same seeded weights and i
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,11 +17,9 @@ import torch
 
 from lipbench.models.lipforcing import causal_dit, dit
 from lipbench.weights import BadWeightError
+from tests.helpers import fixture_maker
 
-FIXTURES = Path(__file__).parent / "fixtures" / "lipforcing_dit"
-_spec = importlib.util.spec_from_file_location("lipforcing_dit_make_fixtures", FIXTURES / "make_fixtures.py")
-make = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make)
+FIXTURES, make = fixture_maker("lipforcing_dit")
 
 PARAMETERS = {"1.3B": 1_421_383_840, "14B": 14_294_081_696}
 

@@ -5,10 +5,8 @@ truncate to uint8 (upstream: kornia; here: torch grid_sample with the same grid)
 values that land within float noise of an integer may truncate either way.
 """
 
-import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,13 +14,9 @@ import pytest
 
 from lipbench.models.lipforcing import faces as F
 from tests.conftest import require_module, require_shared
+from tests.helpers import fixture_maker
 
-FIXTURES = Path(__file__).parent / "fixtures" / "lipforcing_faces"
-_spec = importlib.util.spec_from_file_location("lipforcing_faces_make_fixtures", FIXTURES / "make_fixtures.py")
-mf = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(mf)
-
-pytest.importorskip("torch")
+FIXTURES, mf = fixture_maker("lipforcing_faces")
 
 
 @pytest.fixture(scope="module")

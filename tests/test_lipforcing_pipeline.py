@@ -131,7 +131,7 @@ def test_paper_sizes_declare_their_floor_figures():
     ({"size": "tiny", "random_weights": True, "decoder": "vae"}, "decoder must be 'taehv' or 'wan_vae'"),
     ({"size": "tiny", "random_weights": True, "composite": "lips"}, "composite must be 'mouth' or 'full'"),
     ({"size": "tiny", "random_weights": True, "faces": "dlib"}, "faces must be"),
-    ({"size": "tiny", "random_weights": True, "t_list": [0.999, 0.5]}, "t_list must run from at most 1 down to 0"),
+    ({"size": "tiny", "random_weights": True, "t_list": [0.999, 0.5]}, "t_list must run from at most 0.999 down to 0"),
     ({"size": "1.3B"}, "no published student checkpoint; give checkpoint: FILE"),
 ])
 def test_bad_adapter_arguments_say_what_is_wrong(args, message):

@@ -8,19 +8,15 @@ lipbench.models.lipforcing.sampler with the same toy networks and inputs."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from lipbench.models.lipforcing import sampler
+from tests.helpers import fixture_maker
 
-FIXTURES = Path(__file__).parent / "fixtures" / "lipforcing_sampler"
-_spec = importlib.util.spec_from_file_location("lipforcing_sampler_make_fixtures", FIXTURES / "make_fixtures.py")
-make = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make)
+FIXTURES, make = fixture_maker("lipforcing_sampler")
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +164,8 @@ def test_student_t_list_constants():
     [0.999, 0.5],  # not ending at 0
     [0.999, 0.5, 1e-9],  # not ending at exactly 0
     [1.5, 0.5, 0.0],  # above 1
+    [1.0, 0.5, 0.0],  # above upstream's max_t 0.999
+    [float("nan"), 0.5, 0.0],
     [0.0],  # no step
     [],
 ])
@@ -177,7 +175,7 @@ def test_check_t_list_rejects(t_list):
 
 
 def test_check_t_list_accepts_and_converts():
-    assert sampler.check_t_list([1, 0.5, 0]) == (1.0, 0.5, 0.0)
+    assert sampler.check_t_list([0.9, 0.5, 0]) == (0.9, 0.5, 0.0)
     assert sampler.check_t_list(torch.tensor([0.999, 0.0], dtype=torch.float64)) == (0.999, 0.0)
 
 

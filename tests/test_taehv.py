@@ -5,9 +5,7 @@ The fixtures were made by upstream's own code from the same seeded weights and i
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,11 +14,9 @@ from torch import nn
 
 from lipbench.models.lipforcing import taehv
 from lipbench.weights import BadWeightError
+from tests.helpers import fixture_maker
 
-FIXTURES = Path(__file__).parent / "fixtures" / "taehv"
-_spec = importlib.util.spec_from_file_location("taehv_make_fixtures", FIXTURES / "make_fixtures.py")
-make = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make)
+FIXTURES, make = fixture_maker("taehv")
 
 
 @pytest.fixture(scope="module")

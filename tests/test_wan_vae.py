@@ -6,7 +6,6 @@ layout is checked on the meta device, so no test builds the 127M-parameter netwo
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -18,11 +17,9 @@ import torch
 
 from lipbench.models.lipforcing import taehv, wan_vae
 from lipbench.weights import BadWeightError
+from tests.helpers import fixture_maker
 
-FIXTURES = Path(__file__).parent / "fixtures" / "wan_vae"
-_spec = importlib.util.spec_from_file_location("wan_vae_make_fixtures", FIXTURES / "make_fixtures.py")
-make = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make)
+FIXTURES, make = fixture_maker("wan_vae")
 
 
 @pytest.fixture(scope="module")

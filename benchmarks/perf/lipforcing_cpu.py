@@ -3,7 +3,8 @@ hand: where a stream's time goes, what the harness adds per chunk, and the in-pr
 causal DiT against upstream T-64/LipForcing's on the same seeded weights. Random
 weights, so only the times mean anything. Run on a machine as quiet as you can get.
 
-    python benchmarks/perf/lipforcing_cpu.py [--repeats 3] [--upstream /tmp/lf_up]
+    python benchmarks/perf/lipforcing_cpu.py [--repeats 3] [--upstream /tmp/lf_up] [--dit-repeats 10]
+        [--threads N] [--skip-streams]
 
 With --upstream, upstream's files must be laid out as tests/fixtures/lipforcing_dit/
 README.md describes (and einops importable: PYTHONPATH=/tmp/lf_deps).
@@ -25,15 +26,15 @@ Figures (one line each; medians over --repeats timed runs after one warm-up run)
   window (7 latent frames, sink 1, dynamic RoPE), run by make_fixtures.streaming_loop
   over 21 latent frames: 7 blocks of 3, each 2 denoising forwards + 1 cache update,
   the cache rolling from block 3 on; at latents 4 x 4 (32 px faces, the tiny adapter's)
-  and 8 x 8 (64 px). Median ms per block for each and the ratio lipbench / upstream,
-  and the largest relative difference of their outputs (a check that both did the
+  and 8 x 8 (64 px), the two alternating, --dit-repeats runs each after a warm-up.
+  Median (and fastest) ms per block for each and the ratio lipbench / upstream, and
+  the largest relative difference of their outputs (a check that both did the
   same work).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
 import sys
@@ -53,7 +54,6 @@ from lipbench.timing import time_stream  # noqa: E402
 from lipbench.types import Request  # noqa: E402
 from tests.helpers import Instant  # noqa: E402
 
-FIXTURES = ROOT / "tests" / "fixtures" / "lipforcing_dit"
 CLIP_FRAMES, CLIP_SIZE = 81, 128
 LATENT_SIZES = (4, 8)  # the tiny adapter's 32 px faces, and 64 px
 DIT_FRAMES = 21  # latent frames of an 81-frame clip: 7 blocks of 3
@@ -86,7 +86,7 @@ def timed_streams(model, request, repeats: int) -> list[dict]:
     rows = []
     for _ in range(repeats):
         _, row = time_stream(model, request)
-        row["fastgen"] = model.derived_timing(row)["fastgen"]
+        row["fastgen"] = model.derived_timing(row).get("fastgen", {})
         rows.append(row)
     return rows
 
@@ -162,10 +162,9 @@ def harness(repeats: int, n_chunks: int = 1000) -> None:
 # --- the causal DiT against upstream's ---------------------------------------------------
 
 def load_make_fixtures():
-    spec = importlib.util.spec_from_file_location("lipforcing_dit_make_fixtures", FIXTURES / "make_fixtures.py")
-    make = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make)
-    return make
+    from tests.helpers import fixture_maker
+
+    return fixture_maker("lipforcing_dit")[1]
 
 
 def upstream_causal(upstream: str, make):
@@ -245,11 +244,13 @@ def dit_versus_upstream(upstream: str, repeats: int) -> None:
                 times[name].extend(block_times(model, condition, noise, eps, make)[0])
         diff = max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(outputs["lipbench"], outputs["upstream"]))
         ms = {name: median(t) * 1e3 for name, t in times.items()}
+        best = {name: min(t) * 1e3 for name, t in times.items()}
         label = f"dit tiny latents {size}x{size} ({size * 8} px faces)"
         for name in models_:
             print(f"{label}: {name} {ms[name]:.2f} ms per block (median of {len(times[name])} blocks: "
-                  f"2 denoise forwards + 1 cache update)")
-        print(f"{label}: lipbench / upstream {ms['lipbench'] / ms['upstream']:.3f}; outputs differ by "
+                  f"2 denoise forwards + 1 cache update; fastest {best[name]:.2f})")
+        print(f"{label}: lipbench / upstream {ms['lipbench'] / ms['upstream']:.3f} "
+              f"(fastest blocks {best['lipbench'] / best['upstream']:.3f}); outputs differ by "
               f"{diff:.2e} relative (largest over the 21 outputs)")
 
 
@@ -257,8 +258,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--upstream", help="folder with upstream's `lipforcing` package (the parity fixtures' layout)")
+    parser.add_argument("--dit-repeats", type=int, default=10,
+                        help="timed runs of each DiT for the comparison (each is 7 blocks; cheap)")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's own)")
     parser.add_argument("--skip-streams", action="store_true", help="only the harness and the DiT comparison")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if not args.skip_streams:
@@ -268,7 +274,7 @@ def main(argv=None) -> int:
         teacher("omniavatar_ls tiny (50 steps)", request, args.repeats, steps=50)
     harness(args.repeats)
     if args.upstream:
-        dit_versus_upstream(args.upstream, args.repeats)
+        dit_versus_upstream(args.upstream, args.dit_repeats)
     else:
         print("dit vs upstream: skipped (no --upstream DIR: a folder with upstream's `lipforcing` package, "
               "laid out as tests/fixtures/lipforcing_dit/README.md describes)")

@@ -142,6 +142,7 @@ def _markdown(config, results, table, fronts, figures, comparison, paper) -> str
              "## Pareto fronts", "", *_front_lines(fronts), ""]
     for title, path in figures:
         lines += [f"### {title}", "", f"![{title}]({Path(path).name})", ""]
+    lines += _derived_timing_section(results)
     if comparison:
         lines += [f"## Against {paper['title']}", "",
                   tabulate(_comparison_rows(comparison), headers=COMPARISON_HEADERS, tablefmt="github",
@@ -150,6 +151,41 @@ def _markdown(config, results, table, fronts, figures, comparison, paper) -> str
                   f"{paper.get('device')} bandwidth):", "", *_floor_lines(comparison), ""]
     lines += _failure_section(results)
     return "\n".join(lines)
+
+
+DERIVED_TIMING_NOTE = ("Rebuilt from each unit's stage spans (stage_spans_s), median over clips, beside lipbench's "
+                       "own; spans in seconds, fps_* frames over that span. FastGen aligns faces before its clock "
+                       "starts, so alignment is left out of its spans (README, the Lip Forcing family).")
+
+
+def _derived_timing_tables(results) -> list[tuple[str, list[str], list[list]]]:
+    """Other harnesses' spans rebuilt from the units' stages (the Lip Forcing family: the
+    authors' FastGen spans), beside lipbench's TTFF and FPS, medians over clips:
+    (harness, headers, rows) per harness."""
+    grouped: dict[str, list] = {}
+    for model, agg in results["models"].items():
+        for harness, figures in agg.get("derived_timing", {}).items():
+            own = [agg["timing"].get(k, {}).get("value") for k in ("ttff_s", "fps")]
+            grouped.setdefault(harness, []).append((model, own, figures))
+    out = []
+    for harness, rows in grouped.items():
+        keys = list(dict.fromkeys(k for _, _, figures in rows for k in figures))
+        out.append((harness, ["model", "ttff_s (s)", "fps (frames/s)", *keys],
+                    [[model, *own, *(figures.get(k) for k in keys)] for model, own, figures in rows]))
+    return out
+
+
+def _derived_timing_section(results) -> list[str]:
+    from tabulate import tabulate
+
+    tables_ = _derived_timing_tables(results)
+    if not tables_:
+        return []
+    lines = ["## Timing by other harnesses' definitions", "", DERIVED_TIMING_NOTE, ""]
+    for harness, headers, rows in tables_:
+        lines += [f"### {harness}", "", tabulate(rows, headers=headers, tablefmt="github", floatfmt=".4g",
+                                                 missingval="-"), ""]
+    return lines
 
 
 def _failure_section(results) -> list[str]:
@@ -202,6 +238,13 @@ def _html(config, results, fronts, figures, comparison, paper) -> str:
     for title, path in figures:
         data = base64.b64encode(Path(path).read_bytes()).decode()
         parts.append(f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>")
+    derived = _derived_timing_tables(results)
+    if derived:
+        parts.append(f"<h2>Timing by other harnesses' definitions</h2><p>{html.escape(DERIVED_TIMING_NOTE)}</p>")
+    for harness, headers, rows in derived:
+        cells = [[html.escape(str(c)) if isinstance(c, str) else ("-" if c is None else f"{c:.4g}") for c in r]
+                 for r in rows]
+        parts.append(f"<h3>{html.escape(harness)}</h3>" + _html_table(headers, cells))
     if comparison:
         parts.append(f"<h2>Against {html.escape(paper['title'])}</h2>")
         parts.append(_html_table(COMPARISON_HEADERS, [[html.escape(c) for c in r] for r in _comparison_rows(comparison)]))

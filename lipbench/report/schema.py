@@ -185,6 +185,14 @@ def aggregate_model(records: list[ClipRecord], specs: list[str], resamples: int,
         values = {r.clip: r.unit[key] for r in ok if is_finite_number(r.unit.get(key))}
         timing[key] = _summary(values, dict(unit_failed), "median", resamples)
 
+    derived: dict[str, dict] = {}  # other harnesses' spans (Lip Forcing: FastGen's): median over clips
+    for r in ok:
+        for harness, figures in (r.unit.get("derived_timing") or {}).items():
+            for key, value in figures.items():
+                if is_finite_number(value):
+                    derived.setdefault(harness, {}).setdefault(key, []).append(float(value))
+    derived = {h: {k: float(np.median(v)) for k, v in figures.items()} for h, figures in derived.items()}
+
     scored = [r for r in ok if r.scored]
     out_metrics = {}
     for spec in specs:
@@ -211,7 +219,7 @@ def aggregate_model(records: list[ClipRecord], specs: list[str], resamples: int,
         "n_clips": len(records), "n_ok": len(ok), "n_failed": len(failed_units),
         "n_pending": sum(r.status == "pending" or (r.status == "ok" and not r.scored) for r in records),
         "failed_units": failed_units, "n_failed_values": 0,  # set by collect_failures
-        "timing": timing, "metrics": out_metrics,
+        "timing": timing, "derived_timing": derived, "metrics": out_metrics,
         "clips": {r.clip: dict(r.values) for r in scored},
         "clip_notes": {r.clip: dict(r.notes) for r in scored if r.notes},
     }

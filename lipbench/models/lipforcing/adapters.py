@@ -55,14 +55,12 @@ SIZES = {
 
 
 def _torch_dtype(name: str, device: str):
+    """auto: bf16 on CUDA (the authors' setting), float32 elsewhere."""
     import torch
 
     if name == "auto":
-        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-    table = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-    if name not in table:
-        raise ValueError(f"dtype must be auto, bf16, fp16 or fp32, got {name!r}")
-    return table[name]
+        name = "bf16" if str(device).startswith("cuda") else "fp32"
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
 
 
 class _Family(LipSyncModel):
@@ -94,7 +92,6 @@ class _Family(LipSyncModel):
             raise ValueError(f"{self.name} {size}: no published {self.role} checkpoint; give checkpoint: FILE "
                              f"(a registered name or a path) or set random_weights: true")
         self.parts = None
-        self.face_protocol = None
         self.parameters = self._parameter_count()
 
     # -- description -----------------------------------------------------
@@ -158,14 +155,12 @@ class _Family(LipSyncModel):
         files = self.weight_files()
         self.parts = build.parts(self, SIZES[self.size], files, device, dtype)
 
-    def _request_seed(self) -> int:
-        return self.seed
-
     def derived_timing(self, timing: dict) -> dict:
         """The authors' FastGen spans (ff_full_pipeline, audio_to_decode, streaming_total, ...)."""
         from lipbench.models.lipforcing import pipeline
 
-        return {"fastgen": pipeline.fastgen_spans(timing.get("stage_spans_s") or [], timing["n_frames"])}
+        spans = pipeline.fastgen_spans(timing.get("stage_spans_s") or [], timing["n_frames"])
+        return {"fastgen": spans} if spans else {}
 
     def _check_loaded(self) -> None:
         if self.parts is None:

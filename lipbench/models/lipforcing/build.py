@@ -126,12 +126,13 @@ def parts(adapter, size, files: dict[str, Path], device: str, dtype: torch.dtype
         vae = wan_vae.load_wan_vae(files[VAE_FILE], device, dtype, **vae_config)
     decoder = None
     if adapter.decoder == "taehv":
+        taehv_dtype = torch.float16 if str(device).startswith("cuda") else dtype  # upstream decodes TAEHV in fp16
         if random_weights:
             decoder = taehv.TAEHV()
             decoder.load_state_dict(taehv.random_state_dict(WEIGHT_SEED), strict=True)
-            decoder = decoder.to(device=device, dtype=dtype).eval()
+            decoder = decoder.to(device=device, dtype=taehv_dtype).eval()
         else:
-            decoder = taehv.load_taehv(files[TAEHV_FILE], device, dtype)
+            decoder = taehv.load_taehv(files[TAEHV_FILE], device, taehv_dtype)
 
     if random_weights:
         text = random_text(size.text_len, config.text_dim, WEIGHT_SEED + 1, device, dtype)

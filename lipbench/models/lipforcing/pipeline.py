@@ -125,7 +125,7 @@ class _Decoder:
         return ((video[0].permute(1, 0, 2, 3).float() + 1) / 2).clamp(0, 1)
 
 
-def _condition(parts: Parts, audio_emb, text, mask_latent, ref_seq, masked) -> dict:
+def _condition(audio_emb, text, mask_latent, ref_seq, masked) -> dict:
     return {"text_embeds": text, "audio_emb": audio_emb, "ref_latent": ref_seq[:, :, :1].contiguous(),
             "mask": mask_latent, "masked_video": masked, "ref_sequence": ref_seq}
 
@@ -138,10 +138,6 @@ def _align(parts: Parts, frames: np.ndarray, indices) -> tuple[list, list, torch
     aligned = [parts.faces.align(frame) for frame in originals]
     pixels = faces_to_tensor(aligned)
     return originals, aligned, pixels, parts.faces.apply_mask(pixels)
-
-
-def _composite(parts: Parts, decoded: torch.Tensor, originals, aligned, mouth_only: bool) -> np.ndarray:
-    return parts.faces.composite(decoded.cpu(), originals, aligned, mouth_only=mouth_only)
 
 
 @torch.no_grad()
@@ -190,7 +186,7 @@ def stream_student(parts: Parts, frames: np.ndarray, audio: np.ndarray, audio_ra
                 new_masked = masked_encoder.push(masked_pixels.to(device=device, dtype=vae_dtype)).to(dtype)
                 ref_seq = new if ref_seq is None else torch.cat([ref_seq, new], dim=2)
                 masked_seq = new_masked if masked_seq is None else torch.cat([masked_seq, new_masked], dim=2)
-                condition = _condition(parts, audio_emb, text, mask_latent, ref_seq, masked_seq)
+                condition = _condition(audio_emb, text, mask_latent, ref_seq, masked_seq)
             with stage("denoise"):
                 def predict_x0(x, t):
                     t_batch = torch.full((1,), t, device=device, dtype=torch.float64)
@@ -200,7 +196,7 @@ def stream_student(parts: Parts, frames: np.ndarray, audio: np.ndarray, audio_ra
             with stage("decode"):
                 decoded = decode.push(x0)
             with stage("composite"):
-                out = _composite(parts, decoded, originals, aligned, mouth_only)
+                out = parts.faces.composite(decoded.cpu(), originals, aligned, mouth_only=mouth_only)
             keep = out[:max(0, n_ref - produced)]
             produced += len(keep)
             if len(keep):
@@ -247,9 +243,9 @@ def generate_teacher(parts: Parts, frames: np.ndarray, audio: np.ndarray, audio_
         vae_dtype = next(parts.vae.parameters()).dtype
         ref_seq = wan_vae.StreamingEncoder(parts.vae).push(pixels.to(device=device, dtype=vae_dtype)).to(dtype)
         masked_seq = wan_vae.StreamingEncoder(parts.vae).push(masked_pixels.to(device=device, dtype=vae_dtype)).to(dtype)
-    positive = _condition(parts, audio_emb, parts.text.to(device=device, dtype=dtype), mask_latent, ref_seq, masked_seq)
+    positive = _condition(audio_emb, parts.text.to(device=device, dtype=dtype), mask_latent, ref_seq, masked_seq)
     negative_text = parts.negative_text if parts.negative_text is not None else parts.text
-    negative = _condition(parts, torch.zeros_like(audio_emb), negative_text.to(device=device, dtype=dtype),
+    negative = _condition(torch.zeros_like(audio_emb), negative_text.to(device=device, dtype=dtype),
                           mask_latent, ref_seq, masked_seq)
     generator = torch.Generator(device=device).manual_seed(int(seed))
     noise = torch.randn((1, LATENT_CHANNELS, n_latent, latent_size, latent_size), generator=generator,
@@ -262,7 +258,7 @@ def generate_teacher(parts: Parts, frames: np.ndarray, audio: np.ndarray, audio_
     with stage("decode"):
         decoded = _Decoder(parts, decoder).push(x0)
     with stage("composite"):
-        out = _composite(parts, decoded, originals, aligned, mouth_only)
+        out = parts.faces.composite(decoded.cpu(), originals, aligned, mouth_only=mouth_only)
     return out[:n_ref]
 
 

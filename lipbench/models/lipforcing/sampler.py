@@ -41,10 +41,11 @@ TEACHER_CFG = 4.5
 
 
 def check_t_list(t_list: Sequence[float]) -> tuple[float, ...]:
-    """A student schedule: strictly decreasing from <= 1 to exactly 0, at least one step."""
+    """A student schedule: strictly decreasing from at most upstream's max_t (0.999, the
+    noise schedule's limit: the network is never asked about t = 1) to exactly 0."""
     values = tuple(float(t) for t in t_list)
-    if len(values) < 2 or values[-1] != 0.0 or values[0] > 1.0:
-        raise ValueError(f"t_list must run from at most 1 down to 0 in at least one step, got {list(t_list)}")
+    if len(values) < 2 or values[-1] != 0.0 or not values[0] <= RF_MAX_T:
+        raise ValueError(f"t_list must run from at most {RF_MAX_T} down to 0 in at least one step, got {list(t_list)}")
     if any(b >= a for a, b in zip(values, values[1:])):
         raise ValueError(f"t_list must be strictly decreasing, got {list(t_list)}")
     return values
