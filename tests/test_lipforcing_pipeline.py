@@ -122,6 +122,7 @@ def test_paper_sizes_declare_their_floor_figures():
     assert create("lipforcing", size="1.3B", random_weights=True).t_list == (0.999, 0.833, 0.0)
     assert create("self_forcing", random_weights=True).parameters == 1_421_383_840
     assert create("omniavatar_ls", random_weights=True).forward_passes_first_chunk == 100
+    assert create("lipforcing", size="tiny", random_weights=True).parameters == 293_920  # counted per instance
     assert create("lipforcing", size="14B", dtype="bf16").dtype == "bf16"
 
 
@@ -215,3 +216,23 @@ def test_faces_auto_uses_the_papers_protocol_when_its_files_are_there(tmp_path, 
     assert isinstance(model.parts.faces, faces.LatentSyncFaces)
     forced = create("lipforcing", size="tiny", random_weights=True, weights_dir=str(weights), faces="mediapipe")
     assert forced.describe()["face_protocol"] == "mediapipe" and forced.weight_files() == {}
+
+
+def test_the_gpu_path_imports_without_mediapipe_transformers_onnxruntime_or_the_metric_stack():
+    """The family, the runner and check-adapter load with only torch, numpy and the media
+    packages (what `pip install --no-deps -e .` and a few wheels give a GPU machine); the
+    optional pieces are imported when used (wav2vec2, the face protocols, flash-attn)."""
+    import subprocess
+    import sys
+
+    absent = ("mediapipe", "transformers", "onnxruntime", "flash_attn", "lpips", "pytorch_fid", "torchmetrics",
+              "skimage", "librosa", "matplotlib", "pandas", "tabulate")
+    code = (f"import sys; sys.modules.update(dict.fromkeys({absent!r}))\n"  # None: any import of them fails
+            "from lipbench.models.lipforcing import (adapters, audio_features, build, causal_dit, dit, faces,\n"
+            "    pipeline, sampler, taehv, wan_vae)\n"
+            "import lipbench.check_adapter, lipbench.runner, lipbench.timing\n"
+            "from lipbench.models import create\n"
+            "print(create('lipforcing', size='14B', random_weights=True).parameters)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "14294081696"

@@ -47,6 +47,11 @@ class Size:
     text_len: int  # prompt embedding length (UMT5: 512)
 
 
+# learned parameters of the DiT at the paper's sizes (upstream's MODEL_CONFIGS; the
+# tests count them on the meta device): class-level figures for `lipbench ls models`,
+# each instance counts its own size
+PAPER_PARAMETERS = {"1.3B": 1_421_383_840, "14B": 14_294_081_696}
+
 SIZES = {
     "14B": Size("14B", 96, "base", 512, 512),
     "1.3B": Size("1.3B", 96, "base", 512, 512),
@@ -173,6 +178,7 @@ class LipForcing(_Family):
     name = "lipforcing"
     causal = True
     chunk_frames = (9, 12)
+    parameters = PAPER_PARAMETERS["14B"]
 
     def __init__(self, size: str = "14B", t_list=None, decoder: str = "taehv", composite: str = "mouth",
                  faces: str = "auto", seed: int = 42, random_weights: bool = False, weights_dir=None,
@@ -204,11 +210,13 @@ class LipForcing(_Family):
 
 
 class SelfForcing(LipForcing):
-    """Self Forcing 1.3B, the paper's lip-sync baseline: the student's architecture and
-    loop with 4 denoising steps (upstream's evenly spaced schedule). Its weights are not
-    published: give `checkpoint:` or set `random_weights: true`."""
+    """Self Forcing 1.3B (the paper's baseline): the students' network and loop, 4 steps.
+
+    Upstream's evenly spaced 4-step schedule. Its weights are not published: give
+    `checkpoint:` or set `random_weights: true`."""
 
     name = "self_forcing"
+    parameters = PAPER_PARAMETERS["1.3B"]
 
     def __init__(self, size: str = "1.3B", t_list=None, decoder: str = "taehv", composite: str = "mouth",
                  faces: str = "auto", seed: int = 42, random_weights: bool = False, weights_dir=None,
@@ -222,12 +230,14 @@ class SelfForcing(LipForcing):
 
 
 class OmniAvatarLS(_Family):
-    """The OmniAvatar-LS teachers: bidirectional, the whole clip at once, flow-matching
-    sampler (shift 5) with guidance 4.5 and a negative pass (negative prompt, zeroed
-    audio); one output at the end."""
+    """The OmniAvatar-LS teachers (bidirectional): the whole clip at once, one output.
+
+    Flow-matching sampler (shift 5) with guidance 4.5 and a negative pass (negative
+    prompt, zeroed audio)."""
 
     name = "omniavatar_ls"
     causal = False
+    parameters = PAPER_PARAMETERS["14B"]
     role = "teacher"
     default_decoder = "wan_vae"
 
