@@ -175,3 +175,15 @@ def fixture_maker(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return folder, module
+
+
+class ClaimsTrillion(LipSyncModel):
+    """Ground truth that declares a trillion fp32 parameters: on any GPU its TTFF is far
+    below the latency floor, which says its declared figures are wrong."""
+
+    name = "claims_trillion"
+    parameters = 10**12
+    dtype = "fp32"
+
+    def stream(self, request):
+        yield request.frames.copy()

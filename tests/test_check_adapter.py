@@ -29,7 +29,7 @@ def test_a_clip_file_and_adapter_arguments(tmp_path, capsys):
     request = synthetic_request(frames=21, size=96)
     path = tmp_path / "talk.mkv"
     io.write_video(path, request.frames, request.fps, request.audio, request.audio_rate)
-    assert main(["check-adapter", "lipforcing", "--clip", str(path), "--arg", "size=tiny",
+    assert main(["check-adapter", "lipforcing", "--clip", str(path), "--device", "cpu", "--arg", "size=tiny",
                  "--arg", "random_weights=true", "--arg", "decoder=wan_vae"]) == 0
     out = capsys.readouterr().out
     assert "streaming talk (21 frames, 96x96) twice" in out
@@ -42,6 +42,15 @@ def test_a_broken_model_fails_the_check_it_breaks(model, failed, capsys):
     assert main(["check-adapter", model]) == 1
     out = capsys.readouterr().out
     assert f"FAIL {failed}:" in out and f"1 check(s) failed: {failed}" in out
+
+
+def test_a_ttff_below_the_latency_floor_fails(monkeypatch, capsys):
+    """On an H100 a trillion fp32 parameters take 1.2 s to read once: a model claiming them
+    that answers at once has wrong declared figures."""
+    monkeypatch.setattr("lipbench.runner.device_name", lambda device: "NVIDIA H100 80GB HBM3")
+    assert main(["check-adapter", "tests.helpers:ClaimsTrillion"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL TTFF above the latency floor:" in out and "latency floor: 1.1940 s on H100" in out
 
 
 def test_usage_errors_are_one_line(capsys):

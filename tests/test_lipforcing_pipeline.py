@@ -236,3 +236,20 @@ def test_the_gpu_path_imports_without_mediapipe_transformers_onnxruntime_or_the_
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "14294081696"
+
+
+def test_context_noise_and_dtype_reach_the_loop(student):
+    """context_noise noises the clean block before the cache update, so it changes the
+    blocks after the first and not the first; dtype builds the networks in that dtype."""
+    import torch
+
+    clip = synthetic_request(frames=21, size=96)
+    noisy = create("lipforcing", size="tiny", random_weights=True, context_noise=0.1, faces="mediapipe")
+    noisy.load("cpu")
+    plain, noised = list(student.stream(clip)), list(noisy.stream(clip))
+    assert np.array_equal(plain[0], noised[0]) and not np.array_equal(plain[1], noised[1])
+    assert noisy.describe()["context_noise"] == 0.1
+    half = create("lipforcing", size="tiny", random_weights=True, dtype="bf16", faces="mediapipe")
+    half.load("cpu")
+    assert next(half.parts.dit.parameters()).dtype == torch.bfloat16 and half.dtype == "bf16"
+    assert [len(c) for c in half.stream(clip)] == [9, 12]
