@@ -16,6 +16,10 @@ from lipbench.types import Request
 from lipbench.weights import MissingWeightError
 
 
+def level_difference(a: np.ndarray, b: np.ndarray) -> int:
+    return int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
+
+
 @pytest.fixture(scope="module")
 def clip():
     return synthetic_request(frames=33, size=128)
@@ -191,7 +195,9 @@ def test_files_in_the_published_formats_load_and_match_the_seeded_build(student,
                                          "wav2vec2-base-960h/model.safetensors"}
     model.load("cpu")
     assert model.describe()["random_weights"] is False
-    assert np.array_equal(np.concatenate(list(model.stream(clip))), np.concatenate(list(student.stream(clip))))
+    # two builds of the same weights: at most a rounding level apart (buffers differ in
+    # memory, and a CPU's kernels may sum in another order for another alignment)
+    assert level_difference(np.concatenate(list(model.stream(clip))), np.concatenate(list(student.stream(clip)))) <= 1
 
 
 def test_faces_auto_uses_the_papers_protocol_when_its_files_are_there(tmp_path, monkeypatch):
@@ -247,7 +253,7 @@ def test_context_noise_and_dtype_reach_the_loop(student):
     noisy = create("lipforcing", size="tiny", random_weights=True, context_noise=0.1, faces="mediapipe")
     noisy.load("cpu")
     plain, noised = list(student.stream(clip)), list(noisy.stream(clip))
-    assert np.array_equal(plain[0], noised[0]) and not np.array_equal(plain[1], noised[1])
+    assert level_difference(plain[0], noised[0]) <= 1 < level_difference(plain[1], noised[1])
     assert noisy.describe()["context_noise"] == 0.1
     half = create("lipforcing", size="tiny", random_weights=True, dtype="bf16", faces="mediapipe")
     half.load("cpu")
