@@ -108,8 +108,9 @@ class _Family(LipSyncModel):
 
     @property
     def dtype(self) -> str:  # for the latency floor: the weights' dtype on the device
-        return {"bf16": "bf16", "fp16": "fp16", "fp32": "fp32"}.get(self.dtype_name, "bf16" if str(
-            self.device).startswith("cuda") else "fp32")
+        if self.dtype_name != "auto":
+            return self.dtype_name
+        return "bf16" if str(self.device).startswith("cuda") else "fp32"
 
     def describe(self) -> dict:
         return {**super().describe(), "size": self.size, "decoder": self.decoder, "composite": self.composite,

@@ -125,6 +125,12 @@ class _Decoder:
         return ((video[0].permute(1, 0, 2, 3).float() + 1) / 2).clamp(0, 1)
 
 
+def _audio_embedding(parts: Parts, audio, audio_rate: int, n_video: int, fps: float) -> torch.Tensor:
+    """(1, n_video, features) of the whole clip's audio, on the parts' device and dtype."""
+    features = parts.audio.features(padded_audio(audio, audio_rate, n_video, fps), n_video, fps=fps)
+    return features.to(device=parts.device, dtype=parts.dtype).unsqueeze(0)
+
+
 def _condition(audio_emb, text, mask_latent, ref_seq, masked) -> dict:
     return {"text_embeds": text, "audio_emb": audio_emb, "ref_latent": ref_seq[:, :, :1].contiguous(),
             "mask": mask_latent, "masked_video": masked, "ref_sequence": ref_seq}
@@ -157,8 +163,7 @@ def stream_student(parts: Parts, frames: np.ndarray, audio: np.ndarray, audio_ra
     parts.last = {"n_latent": n_latent, "n_video": n_video, "blocks": n_latent // chunk_latents}
 
     with stage("audio_encode"):
-        audio_emb = parts.audio.features(padded_audio(audio, audio_rate, n_video, fps), n_video, fps=fps)
-        audio_emb = audio_emb.to(device=device, dtype=dtype).unsqueeze(0)
+        audio_emb = _audio_embedding(parts, audio, audio_rate, n_video, fps)
     latent_size = parts.resolution // SPACE_STRIDE
     mask_latent = torch.from_numpy(parts.faces.latent_mask(latent_size)).to(device=device, dtype=dtype)
     text = parts.text.to(device=device, dtype=dtype)
@@ -173,6 +178,7 @@ def stream_student(parts: Parts, frames: np.ndarray, audio: np.ndarray, audio_ra
     decode = _Decoder(parts, decoder)
     ref_seq = masked_seq = None
     produced, start = 0, 0
+    vae_dtype = next(parts.vae.parameters()).dtype
     try:
         for block in range(n_latent // chunk_latents):
             first = block * chunk_latents
@@ -181,7 +187,6 @@ def stream_student(parts: Parts, frames: np.ndarray, audio: np.ndarray, audio_ra
                 originals, aligned, pixels, masked_pixels = _align(parts, frames, source[start:start + count])
             start += count
             with stage("encode"):
-                vae_dtype = next(parts.vae.parameters()).dtype
                 new = unmasked_encoder.push(pixels.to(device=device, dtype=vae_dtype)).to(dtype)
                 new_masked = masked_encoder.push(masked_pixels.to(device=device, dtype=vae_dtype)).to(dtype)
                 ref_seq = new if ref_seq is None else torch.cat([ref_seq, new], dim=2)
@@ -214,8 +219,7 @@ def stream_student(parts: Parts, frames: np.ndarray, audio: np.ndarray, audio_ra
 
 def teacher_length(n_frames: int) -> tuple[int, int]:
     """A bidirectional model takes any 1 + 4k frames: the fewest covering the reference."""
-    latents = 1 + (max(n_frames, 1) - 1 + TIME_STRIDE - 1) // TIME_STRIDE
-    return latents, 1 + TIME_STRIDE * (latents - 1)
+    return generation_length(n_frames, 1)
 
 
 @torch.no_grad()
@@ -232,8 +236,7 @@ def generate_teacher(parts: Parts, frames: np.ndarray, audio: np.ndarray, audio_
     device, dtype, dit = parts.device, parts.dtype, parts.dit
     parts.last = {"n_latent": n_latent, "n_video": n_video, "blocks": 1}
     with stage("audio_encode"):
-        audio_emb = parts.audio.features(padded_audio(audio, audio_rate, n_video, fps), n_video, fps=fps)
-        audio_emb = audio_emb.to(device=device, dtype=dtype).unsqueeze(0)
+        audio_emb = _audio_embedding(parts, audio, audio_rate, n_video, fps)
     latent_size = parts.resolution // SPACE_STRIDE
     mask_latent = torch.from_numpy(parts.faces.latent_mask(latent_size)).to(device=device, dtype=dtype)
     parts.faces.reset()
