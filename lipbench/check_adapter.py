@@ -62,11 +62,10 @@ def clip_request(path):
 def run_checks(model, request, device: str = "cpu") -> tuple[list[Check], dict]:
     from lipbench import latency
     from lipbench.models.base import chunk_bounds
-    from lipbench.runner import device_name
-    from lipbench.timing import time_stream
+    from lipbench.runner import device_name, run_stream
 
     checks = []
-    frames, timing = time_stream(model, request, device)  # the first stream also warms up
+    frames, timing = run_stream(model, request, device)  # the first stream also warms up
     expected = request.frames.shape
     checks.append(Check("dtype", frames.dtype == np.uint8, f"{frames.dtype} (uint8 RGB expected)"))
     checks.append(Check("frame size", frames.shape[1:] == expected[1:],
@@ -84,13 +83,12 @@ def run_checks(model, request, device: str = "cpu") -> tuple[list[Check], dict]:
     checks.append(Check("chunk sizes", timing["chunk_frames"] == declared,
                         f"{timing['chunk_frames']} against the declared {declared}"
                         + ("" if model.causal else " (not causal: one chunk)")))
-    again, timing = time_stream(model, request, device)
+    again, timing = run_stream(model, request, device)
     same = again.shape == frames.shape and np.array_equal(again, frames)
     diff = int(np.abs(again.astype(np.int16) - frames.astype(np.int16)).max()) if again.shape == frames.shape else None
     checks.append(Check("deterministic", same, "the same frames from a second stream" if same
                         else f"a second stream differs (max difference {diff} levels)"))
-    derived = model.derived_timing(timing)
-    timing["derived"] = derived
+    timing["derived"] = timing.pop("derived_timing", None) or {}
     name = timing.get("device_name") or device_name(device)
     timing.update(latency.check_ttff(timing["ttff_s"], model.parameters, model.dtype,
                                      model.forward_passes_first_chunk, name))
@@ -109,6 +107,9 @@ def summary(label: str, model, checks: list[Check], timing: dict) -> str:
                  f"{timing['fps']:.2f} FPS, {timing['n_chunks']} chunks")
     for stage, seconds in timing.get("stages_s", {}).items():
         lines.append(f"  stage {stage}: {seconds:.3f} s")
+    if timing.get("transfer_s"):
+        lines.append(f"  worker transfer: {timing['transfer_total_s'] / len(timing['transfer_s']):.4f} s per chunk "
+                     f"(outside TTFF and FPS); on lipbench's clock TTFF {timing['harness_ttff_s']:.3f} s")
     for harness, figures in timing.get("derived", {}).items():
         lines.append(f"  {harness}: " + ", ".join(f"{k} {v:.3f}" for k, v in figures.items()))
     floor = timing.get("ttff_floor_s")

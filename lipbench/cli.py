@@ -17,11 +17,13 @@ def _load_run_inputs(args):
     """(the config and clips as given, the models and clips to run now). `--models`,
     `--clips` and `--limit` narrow only what runs now: the run directory keeps
     recording the whole config."""
-    from lipbench.config import check_device, load_config, resolve_data
+    from lipbench.config import check_device, check_dtype, load_config, resolve_data
 
     config = load_config(args.config)
     if getattr(args, "device", None):
         config.device = check_device(args.device, "--device")
+    if getattr(args, "dtype", None):
+        config.dtype = check_dtype(args.dtype, "--dtype")
     if getattr(args, "weights_dir", None):
         config.weights_dir = args.weights_dir
     manifest = resolve_data(config)
@@ -306,10 +308,13 @@ def cmd_check_adapter(args):
     request = check_adapter.clip_request(args.clip) if args.clip else check_adapter.synthetic_request()
     device = args.device or "cpu"
     start = time.perf_counter()
-    model.load(device)
-    print(f"loaded {label} in {time.perf_counter() - start:.1f} s; streaming {request.clip_id} "
-          f"({request.n_frames} frames, {request.frames.shape[2]}x{request.frames.shape[1]}) twice")
-    checks, timing = check_adapter.run_checks(model, request, device)
+    try:
+        model.load(device)
+        print(f"loaded {label} in {time.perf_counter() - start:.1f} s; streaming {request.clip_id} "
+              f"({request.n_frames} frames, {request.frames.shape[2]}x{request.frames.shape[1]}) twice")
+        checks, timing = check_adapter.run_checks(model, request, device)
+    finally:
+        model.close()
     print(check_adapter.summary(label, model, checks, timing))
     return 0 if all(c.ok for c in checks) else 1
 
@@ -465,7 +470,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--models", help="comma-separated model names from the config")
         p.add_argument("--clips", help="comma-separated clip ids")
         p.add_argument("--limit", type=positive_int, help="only the first N clips")
-        p.add_argument("--weights-dir", help="folder with the weight files (also $LIPBENCH_WEIGHTS)")
+        p.add_argument("--weights-dir", help="folder with the weight files (also $LIPBENCH_WEIGHTS); "
+                                             "given to every model and metric")
+        p.add_argument("--dtype", choices=("auto", "fp32", "fp16", "bf16"),
+                       help="run-wide dtype for models that offer one (a model's own args win)")
         add_run_dir_flags(p)
         p.set_defaults(func=lambda a, ph=phases: cmd_run(a, ph))
 

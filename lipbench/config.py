@@ -20,6 +20,7 @@ from lipbench.data.manifest import Manifest, load_manifest
 from lipbench.errors import LipbenchError, UnknownNameError
 
 VIDEO_FORMATS = ("mkv", "mp4")
+DTYPES = ("auto", "fp32", "fp16", "bf16")
 MODEL_ENTRY_KEYS = ("name", "model", "args")
 
 
@@ -42,6 +43,7 @@ class BenchmarkConfig:
     metrics: list[str] = field(default_factory=lambda: ["weight_free"])
     device: str = "cpu"
     weights_dir: str | None = None  # folder with weight files (else $LIPBENCH_WEIGHTS, the user cache)
+    dtype: str = "auto"  # run-wide dtype for adapters that offer one (LipSyncModel.configure)
     warmup_clips: int = 1  # clips run once per model before timing, their results discarded
     video_format: str = "mkv"  # lossless, so metrics see exactly what the model produced
     bootstrap_resamples: int = 2000  # for CIs of per-clip means and medians
@@ -76,6 +78,12 @@ def check_device(value, where: str) -> str:
     ConfigError that starts with `where` (a config file and key, or a flag)."""
     if not isinstance(value, str) or not re.fullmatch(r"cpu|cuda(:[0-9]+)?", value):
         raise ConfigError(f"{where}: {value!r} is not a device; use cpu, cuda or cuda:N")
+    return value
+
+
+def check_dtype(value, where: str) -> str:
+    if value not in DTYPES:
+        raise ConfigError(f"{where}: {value!r} is not a dtype; use {', '.join(DTYPES)}")
     return value
 
 
@@ -195,6 +203,8 @@ def _check_settings(values: dict, where: str) -> None:
     """The scalar settings, each against what the runner and the report can use."""
     if "device" in values:
         check_device(values["device"], f"{where}: device")
+    if "dtype" in values:
+        check_dtype(values["dtype"], f"{where}: dtype")
     if "video_format" in values and values["video_format"] not in VIDEO_FORMATS:
         raise ConfigError(f"{where}: video_format: {values['video_format']!r} is not one of {', '.join(VIDEO_FORMATS)}")
     if "warmup_clips" in values:

@@ -12,6 +12,7 @@ every machine and torch version.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from pathlib import Path
 
@@ -92,11 +93,10 @@ def _structures() -> dict:
     """File name -> function returning (the real network's state_dict, how to save it)."""
     from torchvision.models import alexnet
 
-    from lipbench.faces import wav2lip_detect
+    from lipbench.models.wav2lip import adapter as wav2lip, detect as wav2lip_detect
     from lipbench.faces.arcface import iresnet100
     from lipbench.metrics import syncnet
     from lipbench.metrics.fid import fid_inception_structure
-    from lipbench.models import wav2lip
     from lipbench.models.lipforcing import taehv, wan_vae
 
     return {
@@ -149,6 +149,15 @@ def write_random_weights(folder, seed: int = 0, names=None) -> dict[str, Path]:
     return written
 
 
+def _import(target: str):
+    """The function behind 'module:function', imported when it is called."""
+    def call(path, seed):
+        module, _, function = target.partition(":")
+        return getattr(importlib.import_module(module), function)(path, seed)
+
+    return call
+
+
 def default_stand_ins() -> list[str]:
     """What `lipbench weights random` writes without names: every file with a stand-in,
     except the large ones (named only) and the dlib predictor where dlib is missing
@@ -164,10 +173,13 @@ def default_stand_ins() -> list[str]:
 
 
 def _writers() -> dict:
-    """File name -> function(path, seed) writing a stand-in that is not a torch.save'd dict."""
+    """File name -> function(path, seed) writing a stand-in that is not a torch.save'd dict,
+    or one a model package declares (WeightFile.stand_in)."""
     from lipbench.models.lipforcing import audio_features, faces
+    from lipbench.weights import WEIGHTS
 
-    return {
+    declared = {name: _import(entry.stand_in) for name, entry in WEIGHTS.items() if entry.stand_in}
+    return {**declared,
         "wav2vec2-base-960h/config.json": lambda path, seed: audio_features.write_config(path),
         "wav2vec2-base-960h/preprocessor_config.json": lambda path, seed: audio_features.write_preprocessor(path),
         "wav2vec2-base-960h/model.safetensors": lambda path, seed: audio_features.write_random_weights(path, seed),

@@ -11,6 +11,7 @@ loses at most the unit in flight.
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import threading
 import time
@@ -27,7 +28,7 @@ from lipbench.config import BenchmarkConfig
 from lipbench.data.manifest import Manifest
 from lipbench.rundir import RunDir, clip_hash, dumps, format_reasons
 from lipbench.storage import atomic_path, file_sha256, write_json
-from lipbench.timing import time_stream
+from lipbench.timing import time_prepare, time_stream
 from lipbench.types import Request
 
 
@@ -70,6 +71,24 @@ def check_output(frames: np.ndarray, request: Request, exact: bool = True) -> No
         raise OutputError(f"{len(frames)} frames, expected {expected[0]}")
 
 
+def run_stream(model, request: Request, device: str) -> tuple[np.ndarray, dict]:
+    """One clip through a model as a unit runs it: the untimed `prepare` (its seconds as
+    `prepare_s`), the timed stream, and the model's own figures where it measures
+    elsewhere (a worker process, a sidecar), which replace the harness's clock."""
+    prepare_s = time_prepare(model, request, device)
+    frames, timing = time_stream(model, request, device)
+    timing["prepare_s"] = prepare_s
+    external = model.timing(request)
+    if external is not None:
+        timing.update({k: None for k in TIMED_KEYS})
+        timing.update(external)
+    else:
+        derived = model.derived_timing(timing)
+        if derived:
+            timing["derived_timing"] = derived
+    return frames, timing
+
+
 # ------------------------------------------------------------------ fingerprints
 
 class Candidate:
@@ -80,6 +99,7 @@ class Candidate:
         self.model, self.weights = None, {}
         try:
             self.model = models.create(spec.model, **spec.args)
+            self.model.configure(weights_dir=config.weights_dir, dtype=config.dtype)
             self.weights = {name: file_sha256(path) for name, path in self.model.weight_files().items()}
         except Exception as exc:  # fails every unit of this model at its start, with this error
             self.error = exc
@@ -88,6 +108,8 @@ class Candidate:
                      "class": f"{cls.__module__}:{cls.__qualname__}" if cls else None,
                      "weights": self.weights, "video_format": config.video_format,
                      "lipbench": lipbench.__version__}
+        if self.model is not None and config.dtype in self.model.dtypes and "dtype" not in spec.args:
+            self.base["run_dtype"] = config.dtype  # only where it applies (older units have no such key)
 
     def fingerprint(self, clip) -> dict:
         files = {}
@@ -100,8 +122,8 @@ class Candidate:
 
 
 _FIELD_REASONS = {"model": "registry name changed", "class": "adapter class changed",
-                  "video_format": "video format changed", "lipbench": "lipbench version changed",
-                  "clip_sha256": "clip file changed on disk"}
+                  "run_dtype": "run-wide dtype changed", "video_format": "video format changed",
+                  "lipbench": "lipbench version changed", "clip_sha256": "clip file changed on disk"}
 
 
 def pending_reason(record: dict | None, fingerprint: dict, run: RunDir) -> str | None:
@@ -113,6 +135,8 @@ def pending_reason(record: dict | None, fingerprint: dict, run: RunDir) -> str |
     old = record.get("fingerprint")
     if not isinstance(old, dict):
         return "made without a fingerprint (older lipbench)"
+    if "run_dtype" in old and "run_dtype" not in fingerprint:  # back to each model's own dtype
+        return _FIELD_REASONS["run_dtype"]
     for key, new in fingerprint.items():
         if dumps(old.get(key)) == dumps(new):
             continue
@@ -177,20 +201,24 @@ def generate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress:
             if not units:
                 continue
             bar.set_postfix_str(spec.label)
+            model = units[0][0].model
             try:
-                model = start_model(units[0][0], config, manifest, run, name)
-            except Exception as exc:  # a model that cannot start fails all its units, the sweep goes on
+                try:
+                    start_model(units[0][0], config, manifest, run, name)
+                except Exception as exc:  # a model that cannot start fails all its units, the sweep goes on
+                    for _, clip, fingerprint in units:
+                        _record_failure(run, spec.label, clip.id, exc, "load", fingerprint)
+                    counts["failed"] += len(units)
+                    bar.update(len(units))
+                    continue
+                _release_memory(config.device)
                 for _, clip, fingerprint in units:
-                    _record_failure(run, spec.label, clip.id, exc, "load", fingerprint)
-                counts["failed"] += len(units)
-                bar.update(len(units))
-                continue
-            _release_memory(config.device)
-            for _, clip, fingerprint in units:
-                ok = _run_unit(model, spec, clip, fingerprint, config, run, name, interrupts)
-                counts["done" if ok else "failed"] += 1
-                clip.release()  # one clip in memory at a time
-                bar.update(1)
+                    ok = _run_unit(model, spec, clip, fingerprint, config, run, name, interrupts)
+                    counts["done" if ok else "failed"] += 1
+                    clip.release()  # one clip in memory at a time
+                    bar.update(1)
+            finally:
+                close_model(model, run, spec.label)
             del model
             _release_memory(config.device)
     bar.close()
@@ -203,16 +231,8 @@ def _run_unit(model, spec, clip, fingerprint, config, run: RunDir, name: str, in
     try:
         request = clip.request()
         with time_limit(config.unit_timeout_s):
-            frames, timing = time_stream(model, request, config.device)
+            frames, timing = run_stream(model, request, config.device)
             check_output(frames, request, exact=model.exact_length)
-        if model.external_timing:  # the harness timed a file read: replace by the sidecar's
-            external = model.timing(request)
-            timing.update({k: None for k in TIMED_KEYS}, timer="sidecar" if external else "absent")
-            timing.update(external or {})
-        else:
-            derived = model.derived_timing(timing)
-            if derived:
-                timing["derived_timing"] = derived
         timing.update(latency.check_ttff(timing["ttff_s"], model.parameters, model.dtype,
                                          model.forward_passes_first_chunk, timing.get("device_name") or name))
         with atomic_path(video) as tmp:
@@ -275,6 +295,23 @@ def time_limit(seconds: float | None):
         signal.signal(signal.SIGALRM, previous)
 
 
+def close_model(model, run: RunDir, label: str) -> None:
+    """`model.close()`, whatever happened before; an error there is noted in the model's
+    record, never raised over the sweep's own outcome."""
+    if model is None:
+        return
+    try:
+        model.close()
+    except Exception as exc:
+        path = run.root / "models" / f"{label}.json"
+        try:
+            record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"model": label}
+        except ValueError:
+            record = {"model": label}
+        record["close_error"] = f"{type(exc).__name__}: {exc}"
+        write_json(path, record)
+
+
 def _release_memory(device: str) -> None:
     if str(device).startswith("cuda"):
         import torch
@@ -304,7 +341,7 @@ def start_model(candidate: Candidate, config: BenchmarkConfig, manifest: Manifes
             continue
         try:
             with time_limit(config.unit_timeout_s):
-                _, cold = time_stream(model, request, config.device)  # caches, kernels, lazy init
+                _, cold = run_stream(model, request, config.device)  # caches, kernels, lazy init
             record["warmup"].append({"clip": clip.id, **cold})
             warmed += 1
         except UnitTimeout as exc:

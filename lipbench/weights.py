@@ -44,6 +44,9 @@ class WeightFile:
     # a file too large to load for a check (verify reads its container and hash only) and
     # to draw a stand-in for by default (`weights random` writes it only when named)
     large: bool = False
+    # "module:function" writing a seeded random file in the real format, function(path, seed),
+    # for `lipbench weights random` (files of lipbench's own networks have theirs in random_weights)
+    stand_in: str = ""
 
     @property
     def hash_prefix(self) -> str | None:
@@ -83,78 +86,46 @@ WEIGHTS: dict[str, WeightFile] = {w.name: w for w in (
                ("lpips",), "torchvision.models.alexnet (AlexNet_Weights.IMAGENET1K_V1)",
                url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
                loader="lipbench.metrics.lpips_metric:build_lpips"),
-    WeightFile("wav2lip.pth", "Wav2Lip generator ({'state_dict': ...})", ("wav2lip",),
-               "Rudrabha/Wav2Lip README (Google Drive folder 153HLrqlBNxzZcHi17PEvP09kkAfzRshM)",
-               manual="no direct link: download wav2lip.pth from the Wav2Lip README's Google Drive link "
-                      "(https://drive.google.com/drive/folders/153HLrqlBNxzZcHi17PEvP09kkAfzRshM) into the "
-                      "weights directory", loader="lipbench.models.wav2lip:load_generator"),
-    WeightFile("wav2lip_gan.pth", "Wav2Lip + GAN generator ({'state_dict': ...})", ("wav2lip",),
-               "Rudrabha/Wav2Lip README (Google Drive file 15G3U08c8xsCkOqQxE38Z2XXDnPcOptNk)",
-               manual="no direct link: download wav2lip_gan.pth from https://drive.google.com/file/d/"
-                      "15G3U08c8xsCkOqQxE38Z2XXDnPcOptNk into the weights directory",
-               loader="lipbench.models.wav2lip:load_generator"),
-    WeightFile("s3fd.pth", "Wav2Lip's S3FD face detector (face-alignment s3fd-619a316812.pth, state_dict)",
-               ("wav2lip",), "Rudrabha/Wav2Lip README -> face_detection/detection/sfd/s3fd.pth",
-               url="https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth",
-               loader="lipbench.faces.wav2lip_detect:load_s3fd"),
     WeightFile("shape_predictor_68_face_landmarks.dat", "dlib 68-point face landmark predictor (iBUG 300-W)",
                ("lmd@dlib68",), "dlib.net/files (Davis King); eval_metrics eval_ssim_lmd.py --shape_predictor_path",
                url="http://dlib.net/files/shape_predictor_68_face_landmarks.dat.bz2",
                sha256="fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f",
                format="dlib", loader="lipbench.faces.dlib68:Dlib68"),
-    # The Lip Forcing family (lipbench.models.lipforcing): students, teacher, VAEs, audio, faces
-    WeightFile("lipforcing_14b.pth", "Lip Forcing 14B student DiT (plain bf16 state_dict, ~28 GB)",
-               ("lipforcing",), "T-64/LipForcing README -> Hugging Face JinhyukJang/lipforcing",
-               url="https://huggingface.co/JinhyukJang/lipforcing/resolve/main/lipforcing_14b.pth", large=True),
-    WeightFile("omniavatar_ls_14b.pt", "OmniAvatar-LS 14B teacher DiT (bidirectional)", ("omniavatar_ls",),
-               "T-64/LipForcing README -> Hugging Face JinhyukJang/lipforcing teacher/",
-               url="https://huggingface.co/JinhyukJang/lipforcing/resolve/main/teacher/omniavatar_ls_14b.pt",
-               large=True),
-    WeightFile("Wan2.1_VAE.pth", "Wan2.1 video VAE (state_dict of WanVAE_)",
-               ("lipforcing", "self_forcing", "omniavatar_ls"), "Hugging Face Wan-AI/Wan2.1-T2V-14B",
-               url="https://huggingface.co/Wan-AI/Wan2.1-T2V-14B/resolve/main/Wan2.1_VAE.pth",
-               loader="lipbench.models.lipforcing.wan_vae:load_wan_vae"),
-    WeightFile("taew2_1.pth", "TAEHV tiny decoder for Wan2.1 latents (state_dict)",
-               ("lipforcing", "self_forcing"), "madebyollin/taehv (MIT)",
-               url="https://github.com/madebyollin/taehv/raw/main/taew2_1.pth",
-               loader="lipbench.models.lipforcing.taehv:load_taehv"),
-    *(WeightFile(f"wav2vec2-base-960h/{name}", f"wav2vec2-base-960h audio encoder folder: {name}",
-                 ("lipforcing", "self_forcing", "omniavatar_ls"), "Hugging Face facebook/wav2vec2-base-960h",
-                 url=f"https://huggingface.co/facebook/wav2vec2-base-960h/resolve/main/{name}",
-                 loader="lipbench.models.lipforcing.audio_features:read_folder_file")
-      for name in ("config.json", "preprocessor_config.json", "model.safetensors")),
-    WeightFile("lipforcing_text_emb.pt", "UMT5-XXL embedding of the prompt 'a person talking' (1, 512, 4096)",
-               ("lipforcing", "self_forcing", "omniavatar_ls"), "T-64/LipForcing scripts/setup/precompute_text.py",
-               manual="no download: make it once with T-64/LipForcing scripts/setup/precompute_text.py (UMT5-XXL "
-                      "from Wan-AI/Wan2.1-T2V-14B, prompt 'a person talking') and save the tensor under this name",
-               loader="lipbench.models.lipforcing.build:read_text_embedding"),
-    WeightFile("omniavatar_negative_text_emb.pt", "UMT5-XXL embedding of OmniAvatar's negative prompt",
-               ("omniavatar_ls",), "Omni-Avatar/OmniAvatar configs/inference.yaml negative_prompt",
-               manual="no download: encode the negative_prompt of Omni-Avatar/OmniAvatar configs/inference.yaml "
-                      "with T-64/LipForcing scripts/setup/precompute_text.py and save the tensor under this name",
-               loader="lipbench.models.lipforcing.build:read_text_embedding"),
-    WeightFile("det_10g.onnx", "InsightFace buffalo_l SCRFD face detector (ONNX)",
-               ("lipforcing (faces: latentsync)",), "deepinsight/insightface model zoo buffalo_l",
-               manual="no direct file: unzip det_10g.onnx from https://github.com/deepinsight/insightface/releases/"
-                      "download/v0.7/buffalo_l.zip into the weights directory", format="onnx",
-               loader="lipbench.models.lipforcing.faces:read_onnx"),
-    WeightFile("2d106det.onnx", "InsightFace buffalo_l 106-point face landmarks (ONNX)",
-               ("lipforcing (faces: latentsync)",), "deepinsight/insightface model zoo buffalo_l",
-               manual="no direct file: unzip 2d106det.onnx from https://github.com/deepinsight/insightface/releases/"
-                      "download/v0.7/buffalo_l.zip into the weights directory", format="onnx",
-               loader="lipbench.models.lipforcing.faces:read_onnx"),
-    WeightFile("latentsync_mask.png", "LatentSync's mouth mask (256x256 RGB PNG, white keep / black generate)",
-               ("lipforcing (faces: latentsync)",), "bytedance/LatentSync latentsync/utils/mask.png",
-               url="https://raw.githubusercontent.com/bytedance/LatentSync/a229c3948406bc2cf6eaf4873e662e70c6a04746/"
-                   "latentsync/utils/mask.png",
-               sha256="aa233251b9ff5691a1565a4108f0910ab1e5e7ad79a7bb2b741ab4d92c81053c", format="png",
-               loader="lipbench.models.lipforcing.faces:read_mask"),
     WeightFile("ms1mv3_arcface_r100_fp16.pth", "ArcFace iresnet100 (MS1MV3) for CSIM (state_dict)",
                ("csim",), "deepinsight/insightface recognition/arcface_torch model zoo",
                manual="no direct link: get ms1mv3_arcface_r100_fp16/backbone.pth from the insightface "
                       "arcface_torch model zoo and save it under this name in the weights directory",
                loader="lipbench.faces.arcface:load_iresnet100"),
 )}
+
+
+# Model packages keep their weight files beside their code; an installed plug-in adds
+# its own through the entry-point group "lipbench.weights" (value "module:TUPLE" of
+# WeightFile). A name registered before cannot be taken over.
+PACKAGE_WEIGHTS = ("lipbench.models.wav2lip.weights:WEIGHT_FILES",
+                   "lipbench.models.lipforcing.weights:WEIGHT_FILES")
+
+
+def _register_package_weights() -> None:
+    import importlib
+    import importlib.metadata
+    import sys
+
+    plugins = [(ep.value, True) for ep in importlib.metadata.entry_points(group="lipbench.weights")]
+    for target, plugin in [(t, False) for t in PACKAGE_WEIGHTS] + plugins:
+        module, _, attribute = target.partition(":")
+        try:
+            files = getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError) as exc:
+            if not plugin:
+                raise
+            print(f"lipbench: weight files of plug-in {target} not registered ({exc})", file=sys.stderr)
+            continue
+        for entry in files:
+            WEIGHTS.setdefault(entry.name, entry)
+
+
+_register_package_weights()
 
 
 class MissingWeightError(LipbenchError, FileNotFoundError):

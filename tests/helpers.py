@@ -187,3 +187,41 @@ class ClaimsTrillion(LipSyncModel):
 
     def stream(self, request):
         yield request.frames.copy()
+
+
+class Lifecycle(LipSyncModel):
+    """Ground truth that records the runner's calls (`calls`, class-level), prepares for
+    `prepare_s` seconds per clip, can fail on one clip's stream or at load, and offers
+    fp16 and bf16 (for the run-wide dtype)."""
+
+    name = "lifecycle"
+    dtypes = ("fp16", "bf16")
+    calls: list = []
+
+    def __init__(self, prepare_s: float = 0.0, fail_clip: str = "", fail_load: bool = False, weights_dir=None,
+                 dtype: str = "auto"):
+        super().__init__()
+        self.prepare_s, self.fail_clip, self.fail_load = prepare_s, fail_clip, fail_load
+        self.weights_dir, self.dtype_name = weights_dir, dtype
+
+    def load(self, device="cpu"):
+        Lifecycle.calls.append("load")
+        if self.fail_load:
+            raise RuntimeError("simulated load failure")
+        super().load(device)
+
+    def prepare(self, request):
+        Lifecycle.calls.append(f"prepare {request.clip_id}")
+        time.sleep(self.prepare_s)
+
+    def stream(self, request):
+        Lifecycle.calls.append(f"stream {request.clip_id}")
+        if request.clip_id == self.fail_clip:
+            raise RuntimeError("simulated stream failure")
+        yield request.frames.copy()
+
+    def close(self):
+        Lifecycle.calls.append("close")
+
+    def describe(self):
+        return {**super().describe(), "weights_dir": self.weights_dir, "dtype_asked": self.dtype_name}

@@ -236,7 +236,8 @@ def test_the_gpu_path_imports_without_mediapipe_transformers_onnxruntime_or_the_
     code = (f"import sys; sys.modules.update(dict.fromkeys({absent!r}))\n"  # None: any import of them fails
             "from lipbench.models.lipforcing import (adapters, audio_features, build, causal_dit, dit, faces,\n"
             "    pipeline, sampler, taehv, wan_vae)\n"
-            "import lipbench.check_adapter, lipbench.runner, lipbench.timing\n"
+            "import lipbench.check_adapter, lipbench.runner, lipbench.timing, lipbench.weights\n"
+            "import lipbench.models.worker, lipbench.models.wav2lip.adapter\n"
             "from lipbench.models import create\n"
             "print(create('lipforcing', size='14B', random_weights=True).parameters)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

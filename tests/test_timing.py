@@ -4,7 +4,8 @@ import types
 import numpy as np
 import pytest
 
-from lipbench import latency, timing
+from lipbench import latency
+from lipbench.models import worker_side  # where the stream clock lives
 from lipbench.timing import time_stream
 from lipbench.types import Request
 from tests.helpers import Instant, Sleeper
@@ -35,7 +36,7 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch):
     fake = FakeClock()
-    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter=fake.perf_counter))
+    monkeypatch.setattr(worker_side, "time", types.SimpleNamespace(perf_counter=fake.perf_counter))
     monkeypatch.setattr(time, "sleep", fake.sleep)  # what Sleeper calls
     return fake
 
@@ -82,7 +83,7 @@ def test_harness_reads_the_clock_once_per_chunk_and_converts_after_the_last(monk
     that read costs on a real CPU is measured by benchmarks/perf/timing_accuracy.py."""
     tick = 2.0 ** -20
     fake = FakeClock(tick)
-    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter=fake.perf_counter))
+    monkeypatch.setattr(worker_side, "time", types.SimpleNamespace(perf_counter=fake.perf_counter))
     chunks = [Chunk(fake) for _ in range(1000)]
     frames, row = time_stream(Instant(chunks), request(1000))
     assert len(frames) == 1000 and row["n_chunks"] == 1000

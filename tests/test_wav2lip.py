@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from lipbench import audio_mel, io, weights
-from lipbench.faces import wav2lip_detect as wd
-from lipbench.models import wav2lip as w2l
+from lipbench import io, weights
+from lipbench.models.wav2lip import detect as wd, mel as audio_mel
+from lipbench.models.wav2lip import adapter as w2l
 from lipbench.timing import time_stream
 from lipbench.types import Request
 

@@ -13,7 +13,8 @@ from lipbench.types import Request
 
 
 class LipSyncModel(abc.ABC):
-    """A lip-sync model: `load(device)` once, then `stream(request)` per clip.
+    """A lip-sync model: `load(device)` once; per clip `prepare(request)` (untimed) and
+    `stream(request)` (timed); `close()` at the end, also after a failure.
 
     `stream` yields uint8 RGB chunks (t, H, W, 3) as soon as each exists; together they
     hold exactly `request.n_frames` frames at the reference's size. A bidirectional
@@ -32,16 +33,45 @@ class LipSyncModel(abc.ABC):
     forward_passes_per_chunk: ClassVar[int] = 1
     stage_timer = None  # set by the harness while it times a stream
     exact_length: ClassVar[bool] = True  # False: frame count and size may differ (outputs made elsewhere)
-    external_timing: ClassVar[bool] = False  # True: `timing(request)` gives figures measured elsewhere
+    # dtypes the adapter can run in besides "auto"; empty: a fixed dtype (`dtype` above)
+    dtypes: ClassVar[tuple[str, ...]] = ()
+    weights_dir = None  # folder searched first for weight files (lipbench.weights.find_weight)
+    dtype_name = "auto"  # the dtype asked for ("auto": the adapter's default on the device)
 
     def __init__(self, **kwargs):
         if kwargs:
             raise TypeError(f"model {self.name!r} takes no arguments {sorted(kwargs)}")
         self.device = "cpu"
 
+    def configure(self, weights_dir=None, dtype: str = "auto") -> None:
+        """Run-wide options (config keys `weights_dir`, `dtype`; flags `--weights-dir`,
+        `--dtype`), given to every adapter after it is created. An adapter's own args
+        win: a run-wide value only fills what the model entry left at its default. The
+        run-wide dtype applies to adapters that offer it (`dtypes`); the others keep
+        their fixed dtype, which their records show."""
+        if weights_dir and self.weights_dir is None:
+            self.weights_dir = str(weights_dir)
+        if dtype != "auto" and self.dtype_name == "auto" and dtype in self.dtypes:
+            self.dtype_name = dtype
+
     def load(self, device: str = "cpu") -> None:
         """Load weights onto `device`; called once before any stream."""
         self.device = device
+
+    def prepare(self, request: Request) -> None:
+        """Per-clip work the upstream pipeline really does ahead of time (MuseTalk's
+        realtime mode prepares its avatar offline). Called before each `stream`, outside
+        the clock; the runner records its seconds as `prepare_s`, beside TTFF and FPS."""
+
+    def close(self) -> None:
+        """Release what `load` took (device memory, worker processes). The runner calls
+        it once after a model's last unit, also when a unit or the load failed."""
+
+    def timing(self, request: Request) -> dict | None:
+        """Timing figures measured elsewhere for the stream just run (a worker process,
+        a sidecar file); they replace the harness's own. None: the harness's clock is
+        the measure."""
+        return None
 
     @abc.abstractmethod
     def stream(self, request: Request) -> Iterator[np.ndarray]:

@@ -27,7 +27,6 @@ class Precomputed(LipSyncModel):
 
     name = "precomputed"
     exact_length = False  # outputs made elsewhere are often a few frames short; evaluation aligns
-    external_timing = True
 
     def __init__(self, folder: str, pair_regex: str | None = None):
         super().__init__()
@@ -62,16 +61,17 @@ class Precomputed(LipSyncModel):
         frames, _ = io.read_video(self.video_for(request))
         yield frames
 
-    def timing(self, request: Request) -> dict | None:
-        """The sidecar's timing fields, or None when there is no sidecar."""
+    def timing(self, request: Request) -> dict:
+        """The sidecar's timing fields (timer "sidecar"); without a sidecar, timer
+        "absent" and every figure null: the harness only timed a file read."""
         sidecar = self.video_for(request).with_suffix(".json")
         if not sidecar.exists():
-            return None
+            return {"timer": "absent"}
         try:
             data = json.loads(sidecar.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise ValueError(f"{sidecar}: not valid JSON ({exc})") from exc
-        return {k: data[k] for k in TIMING_KEYS if k in data}
+        return {"timer": "sidecar", **{k: data[k] for k in TIMING_KEYS if k in data}}
 
     def describe(self) -> dict:
         return {**super().describe(), "folder": str(self.folder)}

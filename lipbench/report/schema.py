@@ -33,6 +33,9 @@ TIMING_KEYS = ("ttff_s", "fps", "total_s")
 TIMING_DEFINITION = {"ttff_s": "seconds from the start of stream() to the first chunk",
                      "fps": "frames / seconds from the start of stream() to the last chunk",
                      "statistic": "median over clips"}
+# Seconds outside TTFF and FPS, per unit: the untimed per-clip preparation, and for a
+# worker the shipping of chunks and the same stream on lipbench's own clock
+OUTSIDE_CLOCK_KEYS = ("prepare_s", "transfer_total_s", "harness_ttff_s", "harness_total_s")
 DECODE = "decode"  # metrics rows of older runs keep a decode failure under this key, not under every spec
 
 
@@ -192,6 +195,15 @@ def aggregate_model(records: list[ClipRecord], specs: list[str], resamples: int,
                 if is_finite_number(value):
                     derived.setdefault(harness, {}).setdefault(key, []).append(float(value))
     derived = {h: {k: float(np.median(v)) for k, v in figures.items()} for h, figures in derived.items()}
+    outside = {}  # median over clips of what was measured but is not in TTFF or FPS
+    for key in OUTSIDE_CLOCK_KEYS:
+        values = [float(r.unit[key]) for r in ok if is_finite_number(r.unit.get(key))]
+        if values:
+            outside[key] = float(np.median(values))
+    per_chunk = [float(r.unit["transfer_total_s"]) / r.unit["n_chunks"] for r in ok
+                 if is_finite_number(r.unit.get("transfer_total_s")) and r.unit.get("n_chunks")]
+    if per_chunk:
+        outside["transfer_per_chunk_s"] = float(np.median(per_chunk))
 
     scored = [r for r in ok if r.scored]
     out_metrics = {}
@@ -219,7 +231,7 @@ def aggregate_model(records: list[ClipRecord], specs: list[str], resamples: int,
         "n_clips": len(records), "n_ok": len(ok), "n_failed": len(failed_units),
         "n_pending": sum(r.status == "pending" or (r.status == "ok" and not r.scored) for r in records),
         "failed_units": failed_units, "n_failed_values": 0,  # set by collect_failures
-        "timing": timing, "derived_timing": derived, "metrics": out_metrics,
+        "timing": timing, "derived_timing": derived, "outside_clock": outside, "metrics": out_metrics,
         "clips": {r.clip: dict(r.values) for r in scored},
         "clip_notes": {r.clip: dict(r.notes) for r in scored if r.notes},
     }

@@ -73,6 +73,7 @@ class _Family(LipSyncModel):
 
     role = "student"
     default_decoder = "taehv"
+    dtypes = ("bf16", "fp16", "fp32")
 
     def __init__(self, size: str = "14B", decoder: str | None = None, composite: str = "mouth",
                  faces: str = "auto", seed: int = 42, random_weights: bool = False, weights_dir=None,
@@ -87,7 +88,7 @@ class _Family(LipSyncModel):
             raise ValueError(f"{self.name} composite must be 'mouth' or 'full', got {composite!r}")
         if faces not in ("auto", "latentsync", "mediapipe"):
             raise ValueError(f"{self.name} faces must be 'auto', 'latentsync' or 'mediapipe', got {faces!r}")
-        if dtype not in ("auto", "bf16", "fp16", "fp32"):
+        if dtype not in ("auto", *self.dtypes):
             raise ValueError(f"{self.name} dtype must be auto, bf16, fp16 or fp32, got {dtype!r}")
         self.size, self.decoder, self.composite = size, decoder, composite
         self.faces_spec, self.seed, self.random_weights = faces, int(seed), bool(random_weights)

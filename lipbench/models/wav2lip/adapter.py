@@ -5,11 +5,11 @@ The generator is written here with upstream's module names, so `wav2lip.pth` and
 `module.` prefix) load with strict=True. Per frame, as inference.py:
 
 1. face box: Wav2Lip's S3FD on the full frame, padded (0, 10, 0, 0) and smoothed over
-   5 frames (`lipbench.faces.wav2lip_detect`);
+   5 frames (`lipbench.models.wav2lip.detect`);
 2. the box's crop resized to 96x96 (cv2 INTER_LINEAR), in BGR as upstream reads
    frames with cv2; a copy with the lower half (rows 48..95) zeroed, concatenated in
    front of it (6 channels), / 255;
-3. 16 columns of the 80-bin mel starting at int(i * 80 / fps) (`lipbench.audio_mel`);
+3. 16 columns of the 80-bin mel starting at int(i * 80 / fps) (`lipbench.models.wav2lip.mel`);
 4. the generator; its output * 255, truncated to uint8, resized back to the box
    (INTER_LINEAR) and pasted into the frame. Nothing outside the box changes.
 
@@ -47,9 +47,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from lipbench import audio_mel
+from lipbench.models.wav2lip import detect as wav2lip_detect, mel as audio_mel
 from lipbench.checkpoints import load_into, read_state_dict
-from lipbench.faces import wav2lip_detect
 from lipbench.models.base import LipSyncModel, chunk_bounds
 from lipbench.types import Request
 from lipbench.weights import BadWeightError
