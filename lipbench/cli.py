@@ -319,6 +319,17 @@ def cmd_check_adapter(args):
     return 0 if all(c.ok for c in checks) else 1
 
 
+# model -> "module" with main(argv) building its environment (python -m module --dest --checkout)
+MODEL_ENVS = {"latentsync": "lipbench.models.latentsync.env"}
+
+
+def cmd_env(args):
+    import importlib
+
+    argv = ["--dest", args.dest] + (["--checkout", args.checkout] if args.checkout else [])
+    return importlib.import_module(MODEL_ENVS[args.model]).main(argv)
+
+
 def cmd_demo(args):
     from lipbench.config import load_config, resolve_data
 
@@ -523,6 +534,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights-dir", help="folder to look in / fetch into")
     p.add_argument("--seed", type=int, default=0, help="with random: the seed")
     p.set_defaults(func=cmd_weights)
+    p = sub.add_parser("env", help="build the Python environment of a model that cannot share lipbench's")
+    p.add_argument("action", choices=["create"])
+    p.add_argument("model", choices=list(MODEL_ENVS), help="the model whose environment to build")
+    p.add_argument("--dest", required=True, help="where the virtual environment goes")
+    p.add_argument("--checkout", help="your checkout of the model's code (checked, and recorded in the env)")
+    p.set_defaults(func=cmd_env)
     p = sub.add_parser("report", help="write the tables, plots, report.md and report.html of a run directory")
     p.add_argument("run")
     p.add_argument("--paper", help="compare with a published table (e.g. lip_forcing)")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import bz2
 import difflib
 import os
-import re
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,40 +27,7 @@ from tqdm import tqdm
 
 from lipbench.errors import LipbenchError, UnknownNameError
 from lipbench.storage import atomic_path, file_sha256  # noqa: F401 (file_sha256: part of this module's API)
-
-
-@dataclass(frozen=True)
-class WeightFile:
-    name: str  # file name, as the upstream tools expect it
-    description: str
-    needed_by: tuple[str, ...]  # metric keys or model names
-    source: str  # the repository (and path) that defines the file
-    url: str | None = None  # None: no direct download; `manual` says how to get it
-    sha256: str | None = None  # the published file's hash, when known
-    manual: str = ""
-    format: str = "torch"  # "torch" (torch.save), "torchscript" (torch.jit.save) or "dlib"
-    loader: str = ""  # "module:function" building lipbench's network from the file (path -> object, on the CPU)
-    # a file too large to load for a check (verify reads its container and hash only) and
-    # to draw a stand-in for by default (`weights random` writes it only when named)
-    large: bool = False
-    # "module:function" writing a seeded random file in the real format, function(path, seed),
-    # for `lipbench weights random` (files of lipbench's own networks have theirs in random_weights)
-    stand_in: str = ""
-
-    @property
-    def hash_prefix(self) -> str | None:
-        """torch.hub convention: the first hex digits of the sha256 are in the file name."""
-        found = re.search(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$", self.name)
-        return found.group(1) if found else None
-
-    def how_to_get(self) -> str:
-        if self.url:
-            return f"lipbench weights fetch {self.name}"
-        return self.manual or f"download it from {self.source}"
-
-    def fix(self) -> str:
-        """What to do about a bad copy of this file."""
-        return f"get a good copy with: {self.how_to_get()}" if self.url else f"get a good copy: {self.how_to_get()}"
+from lipbench.weight_file import WeightFile  # noqa: F401 (part of this module's API)
 
 
 WEIGHTS: dict[str, WeightFile] = {w.name: w for w in (
@@ -103,7 +69,9 @@ WEIGHTS: dict[str, WeightFile] = {w.name: w for w in (
 # its own through the entry-point group "lipbench.weights" (value "module:TUPLE" of
 # WeightFile). A name registered before cannot be taken over.
 PACKAGE_WEIGHTS = ("lipbench.models.wav2lip.weights:WEIGHT_FILES",
-                   "lipbench.models.lipforcing.weights:WEIGHT_FILES")
+                   "lipbench.models.lipforcing.weights:WEIGHT_FILES",
+                   "lipbench.models.musetalk.weights:WEIGHT_FILES",
+                   "lipbench.models.latentsync.weights:WEIGHT_FILES")
 
 
 def _register_package_weights() -> None:

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from lipbench import weights
+from lipbench.weight_file import WeightFile
 from lipbench.cli import main
 from lipbench.rundir import RunDir
 from lipbench.runner import generate
@@ -110,5 +111,5 @@ def write_plugin_stand_in(path, seed):
         f.write(f"stand-in {seed}".encode())
 
 
-PLUGIN_WEIGHTS = (weights.WeightFile("plugin_net.bin", "a plug-in's network", ("my_model",), "my lab",
+PLUGIN_WEIGHTS = (WeightFile("plugin_net.bin", "a plug-in's network", ("my_model",), "my lab",
                                      stand_in="tests.test_lifecycle:write_plugin_stand_in"),)

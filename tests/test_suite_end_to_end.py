@@ -12,6 +12,7 @@ from lipbench import io
 from lipbench.cli import main
 from lipbench.random_weights import write_random_weights
 
+SUITE_METRICS = ["syncnet@latentsync", "fvd@latentsync", "ssim@face224"]
 SUITE_FILES = ["syncnet_v2.model", "sfd_face.pth", "pt_inception-2015-12-05-6726825d.pth",
                "i3d_torchscript.pt", "ms1mv3_arcface_r100_fp16.pth"]
 
@@ -40,19 +41,24 @@ def pair(hdtf_samples, tmp_path_factory):
 
 
 def test_lipforcing_suite_runs_end_to_end(pair, weights, tmp_path, capsys):
+    """The suite less CSIM and FID: ArcFace r100 and Inception on these 224 frames would
+    take a minute and a half of the test suite's time; they go through `eval` below, on
+    8 frames (SyncNet's protocol needs the 56 frames here, FVD two clips)."""
+    from lipbench.metrics import SUITES
+
+    assert SUITES["lipforcing"] == [SUITE_METRICS[0], "csim@arcface112", "fid@per_video", *SUITE_METRICS[1:]]
     out = tmp_path / "scores.json"
-    code = main(["eval", "--fake", str(pair / "fake"), "--real", str(pair / "real"), "--suite", "lipforcing",
-                 "--weights-dir", str(weights), "--out", str(out)])
+    code = main(["eval", "--fake", str(pair / "fake"), "--real", str(pair / "real"), "--metrics",
+                 ",".join(SUITE_METRICS), "--weights-dir", str(weights), "--out", str(out)])
     result = json.loads(out.read_text())
     assert code == 0, result["failures"]
     (model,) = result["models"].values()
     assert model["n_clips"] == 2
     clip = model["clips"]["RD_Radio33_000"]
-    for key in ("sync_c@latentsync", "sync_d@latentsync", "av_offset@latentsync", "csim@arcface112",
-                "fid@per_video", "ssim@face224"):
+    for key in ("sync_c@latentsync", "sync_d@latentsync", "av_offset@latentsync", "ssim@face224"):
         assert key in clip and np.isfinite(clip[key]), key
     assert np.isfinite(model["metrics"]["fvd@latentsync"]["value"])
-    assert set(result["weights"]) == set(SUITE_FILES)
+    assert set(result["weights"]) == {"syncnet_v2.model", "sfd_face.pth", "i3d_torchscript.pt"}
     assert all(len(h) == 64 for h in result["weights"].values())
     assert "sync_c@latentsync" in capsys.readouterr().out
 
@@ -70,3 +76,20 @@ def test_a_missing_weight_file_names_itself_the_metric_and_the_fix(pair, weights
     assert "weight file pt_inception-2015-12-05-6726825d.pth (needed by fid@per_video) not found" in err
     assert "lipbench weights fetch pt_inception-2015-12-05-6726825d.pth" in err
     assert not (tmp_path / "x.json").exists()  # nothing was decoded or scored
+
+
+def test_csim_and_fid_run_through_eval(pair, weights, tmp_path):
+    short = tmp_path / "short"
+    for kind in ("real", "fake"):
+        (short / kind).mkdir(parents=True)
+        path = next((pair / kind).glob("RD_Radio33_000*.mkv"))
+        frames, fps = io.read_video(path, max_frames=8)
+        io.write_video(short / kind / path.name, frames, fps, io.read_audio(path)[:8 * 640], 16000)
+    out = tmp_path / "csim.json"
+    assert main(["eval", "--fake", str(short / "fake"), "--real", str(short / "real"), "--metrics",
+                 "csim@arcface112,fid@per_video", "--weights-dir", str(weights), "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    (model,) = result["models"].values()
+    for key in ("csim@arcface112", "fid@per_video"):
+        assert np.isfinite(model["clips"]["RD_Radio33_000"][key]), key
+    assert set(result["weights"]) == {"ms1mv3_arcface_r100_fp16.pth", "pt_inception-2015-12-05-6726825d.pth"}

@@ -33,10 +33,10 @@ def bare_python(tmp_path_factory):
     return str(folder / "env" / "bin" / "python"), str(deps)
 
 
-def toy(bare_python, **args):
-    python, deps = bare_python
-    return {"python": python, "entry": "toy_worker:Toy", "path": [TOY], "causal": True,
-            "chunk_frames": [args.get("chunk", 4)], "args": args, "timeout_s": args.pop("timeout_s", 30)}
+def toy(bare_python, timeout_s=30, **args):
+    """The `worker` model's args for the toy model with `args`, in the bare interpreter."""
+    return {"python": bare_python[0], "entry": "toy_worker:Toy", "path": [TOY], "causal": True,
+            "chunk_frames": [args.get("chunk", 4)], "args": {**args, "isolated": True}, "timeout_s": timeout_s}
 
 
 def test_the_worker_interpreter_cannot_import_lipbench(bare_python):
@@ -150,3 +150,54 @@ def test_check_adapter_drives_a_worker_model(bare_python, capsys):
     out = capsys.readouterr().out
     assert "all checks passed" in out and "chunk sizes: [4, 4, 4, 4, 4, 4, 4, 4, 1] against the declared" in out
     assert "worker transfer:" in out and "s per chunk (outside TTFF and FPS)" in out
+
+
+def test_the_worker_clock_leaves_out_the_shipping(tmp_path, monkeypatch):
+    """Worker side, in this process: with a fake clock where writing a chunk out takes
+    100 s and everything else 1 s per clock read, each chunk's arrival advances by a few
+    seconds, never by the 100 s of shipping, which is reported as `write_s` instead."""
+    import json
+    import os
+    import types
+
+    from lipbench.models import worker_side
+
+    now = [0.0]
+
+    def perf_counter():
+        now[0] += 1.0
+        return now[0]
+
+    real_save = np.save
+
+    def slow_save(path, array, allow_pickle=False):
+        now[0] += 100.0
+        real_save(path, array, allow_pickle=allow_pickle)
+
+    monkeypatch.setattr(worker_side, "time", types.SimpleNamespace(perf_counter=perf_counter))
+    monkeypatch.setattr(worker_side.np, "save", slow_save)
+
+    class Echo(worker_side.Model):
+        def stream(self, request):
+            for start in range(0, request.n_frames, 2):
+                with self.stage("work"):
+                    pass
+                yield request.frames[start:start + 2]
+
+    read_fd, write_fd = os.pipe()
+    server = worker_side.Server({"shm_dir": str(tmp_path), "out_fd": write_fd, "entry": "x:y"})
+    server.model = Echo()
+    frames = np.zeros((6, 4, 4, 3), np.uint8)
+    real_save(tmp_path / "f.npy", frames)
+    real_save(tmp_path / "a.npy", np.zeros(100, np.float32))
+    server.stream({"request": {"clip_id": "c", "frames": str(tmp_path / "f.npy"), "audio": str(tmp_path / "a.npy"),
+                               "audio_rate": 16000, "fps": 25.0}})
+    server.out.close()
+    with os.fdopen(read_fd) as answers:
+        messages = [json.loads(line) for line in answers]
+    chunks = [m for m in messages if m["event"] == "chunk"]
+    arrivals = [m["arrival_s"] for m in chunks]
+    assert len(chunks) == 3 and all(m["write_s"] >= 100 for m in chunks)
+    assert all(0 < b - a < 10 for a, b in zip([0.0] + arrivals, arrivals))
+    spans = messages[-1]["stage_spans_s"]
+    assert messages[-1]["event"] == "end" and len(spans) == 3 and spans[-1][2] < arrivals[-1]

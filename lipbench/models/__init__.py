@@ -14,6 +14,8 @@ MODELS = Registry("model", LipSyncModel, {
     "precomputed": "lipbench.models.precomputed:Precomputed",
     "wav2lip": "lipbench.models.wav2lip.adapter:Wav2Lip",
     "worker": "lipbench.models.worker:WorkerModel",
+    "latentsync": "lipbench.models.latentsync.adapter:LatentSync",
+    "musetalk": "lipbench.models.musetalk.adapter:MuseTalk",
     "lipforcing": "lipbench.models.lipforcing.adapters:LipForcing",
     "self_forcing": "lipbench.models.lipforcing.adapters:SelfForcing",
     "omniavatar_ls": "lipbench.models.lipforcing.adapters:OmniAvatarLS",

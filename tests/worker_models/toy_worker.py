@@ -12,18 +12,19 @@ import lipbench_worker
 
 
 class Toy(lipbench_worker.Model):
-    """`chunk`: frames per chunk; `delay_s`: work per chunk; `fail`: {clip id: how}."""
+    """`chunk`: frames per chunk; `delay_s`: work per chunk; `fail`: {clip id: how};
+    `isolated`: refuse to load in an interpreter that can import lipbench."""
 
     parameters = 1234
     dtype = "fp32"
 
-    def __init__(self, chunk=4, delay_s=0.0, fail=None):
-        self.chunk, self.delay_s, self.fail = int(chunk), float(delay_s), dict(fail or {})
+    def __init__(self, chunk=4, delay_s=0.0, fail=None, isolated=False):
+        self.chunk, self.delay_s, self.fail, self.isolated = int(chunk), float(delay_s), dict(fail or {}), isolated
         self.prepared = []
 
     def load(self, device):
         super().load(device)
-        if importlib.util.find_spec("lipbench") is not None:
+        if self.isolated and importlib.util.find_spec("lipbench") is not None:
             raise RuntimeError("this worker interpreter can import lipbench; the test needs one that cannot")
 
     def prepare(self, request):

@@ -1,6 +1,6 @@
 """The weight files of the Lip Forcing family: students, teacher, VAEs, audio, faces: registered in lipbench.weights (PACKAGE_WEIGHTS)."""
 
-from lipbench.weights import WeightFile
+from lipbench.weight_file import WeightFile
 
 WEIGHT_FILES = (
     WeightFile("lipforcing_14b.pth", "Lip Forcing 14B student DiT (plain bf16 state_dict, ~28 GB)",
@@ -34,12 +34,12 @@ WEIGHT_FILES = (
                       "with T-64/LipForcing scripts/setup/precompute_text.py and save the tensor under this name",
                loader="lipbench.models.lipforcing.build:read_text_embedding"),
     WeightFile("det_10g.onnx", "InsightFace buffalo_l SCRFD face detector (ONNX)",
-               ("lipforcing (faces: latentsync)",), "deepinsight/insightface model zoo buffalo_l",
+               ("lipforcing (faces: latentsync)", "latentsync"), "deepinsight/insightface model zoo buffalo_l",
                manual="no direct file: unzip det_10g.onnx from https://github.com/deepinsight/insightface/releases/"
                       "download/v0.7/buffalo_l.zip into the weights directory", format="onnx",
                loader="lipbench.models.lipforcing.faces:read_onnx"),
     WeightFile("2d106det.onnx", "InsightFace buffalo_l 106-point face landmarks (ONNX)",
-               ("lipforcing (faces: latentsync)",), "deepinsight/insightface model zoo buffalo_l",
+               ("lipforcing (faces: latentsync)", "latentsync"), "deepinsight/insightface model zoo buffalo_l",
                manual="no direct file: unzip 2d106det.onnx from https://github.com/deepinsight/insightface/releases/"
                       "download/v0.7/buffalo_l.zip into the weights directory", format="onnx",
                loader="lipbench.models.lipforcing.faces:read_onnx"),

@@ -1,6 +1,6 @@
 """Wav2Lip's weight files: registered in lipbench.weights (PACKAGE_WEIGHTS)."""
 
-from lipbench.weights import WeightFile
+from lipbench.weight_file import WeightFile
 
 WEIGHT_FILES = (
     WeightFile("wav2lip.pth", "Wav2Lip generator ({'state_dict': ...})", ("wav2lip",),
