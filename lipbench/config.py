@@ -18,6 +18,7 @@ import yaml
 
 from lipbench.data.manifest import Manifest, load_manifest
 from lipbench.errors import LipbenchError, UnknownNameError
+from lipbench.models.worker_side import TIMING_PROTOCOLS
 
 VIDEO_FORMATS = ("mkv", "mp4")
 DTYPES = ("auto", "fp32", "fp16", "bf16")
@@ -44,6 +45,13 @@ class BenchmarkConfig:
     device: str = "cpu"
     weights_dir: str | None = None  # folder with weight files (else $LIPBENCH_WEIGHTS, the user cache)
     dtype: str = "auto"  # run-wide dtype for adapters that offer one (LipSyncModel.configure)
+    # Timing protocols each unit is timed under (lipbench.timing): "offline" (all audio known
+    # when stream() starts: the paper's; its stream makes the video) and "live" (speech
+    # arriving at its real pace, `live_lead_s` ahead); a player `player_delay_s` behind
+    # the speech counts the frames that come too late (stalls)
+    timing_protocols: list = field(default_factory=lambda: ["offline"])
+    live_lead_s: float = 0.0
+    player_delay_s: float = 0.5
     warmup_clips: int = 1  # clips run once per model before timing, their results discarded
     video_format: str = "mkv"  # lossless, so metrics see exactly what the model produced
     bootstrap_resamples: int = 2000  # for CIs of per-clip means and medians
@@ -205,6 +213,18 @@ def _check_settings(values: dict, where: str) -> None:
         check_device(values["device"], f"{where}: device")
     if "dtype" in values:
         check_dtype(values["dtype"], f"{where}: dtype")
+    if "timing_protocols" in values:
+        protocols = values["timing_protocols"]
+        if (not isinstance(protocols, list) or "offline" not in protocols
+                or any(p not in TIMING_PROTOCOLS for p in protocols) or len(set(protocols)) != len(protocols)):
+            raise ConfigError(f"{where}: timing_protocols: expected a list of {', '.join(TIMING_PROTOCOLS)} holding "
+                              f"offline (its stream makes the videos), got {protocols!r}")
+    for key in ("live_lead_s", "player_delay_s"):
+        if key in values:
+            value = values[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"{where}: {key}: expected seconds >= 0, got {value!r}")
+            values[key] = float(value)
     if "video_format" in values and values["video_format"] not in VIDEO_FORMATS:
         raise ConfigError(f"{where}: video_format: {values['video_format']!r} is not one of {', '.join(VIDEO_FORMATS)}")
     if "warmup_clips" in values:

@@ -28,7 +28,7 @@ from lipbench.config import BenchmarkConfig
 from lipbench.data.manifest import Manifest
 from lipbench.rundir import RunDir, clip_hash, dumps, format_reasons
 from lipbench.storage import atomic_path, file_sha256, write_json
-from lipbench.timing import time_prepare, time_stream
+from lipbench.timing import latency_figures, time_prepare, time_stream
 from lipbench.types import Request
 
 
@@ -52,7 +52,7 @@ def device_name(device: str) -> str:
 
 
 TIMED_KEYS = ("ttff_s", "total_s", "fps", "rtf", "chunk_s", "chunk_p50_s", "chunk_p90_s", "chunk_p99_s",
-              "chunk_max_s", "stages_s", "stage_spans_s", "derived_timing")
+              "chunk_max_s", "stages_s", "stage_spans_s", "derived_timing", "audio_read_s")
 
 
 def check_output(frames: np.ndarray, request: Request, exact: bool = True) -> None:
@@ -71,10 +71,11 @@ def check_output(frames: np.ndarray, request: Request, exact: bool = True) -> No
         raise OutputError(f"{len(frames)} frames, expected {expected[0]}")
 
 
-def run_stream(model, request: Request, device: str) -> tuple[np.ndarray, dict]:
-    """One clip through a model as a unit runs it: the untimed `prepare` (its seconds as
-    `prepare_s`), the timed stream, and the model's own figures where it measures
-    elsewhere (a worker process, a sidecar), which replace the harness's clock."""
+def run_stream(model, request: Request, device: str, player_delay_s: float = 0.5) -> tuple[np.ndarray, dict]:
+    """One clip through a model as a unit runs it, under the request's timing protocol:
+    the untimed `prepare` (its seconds as `prepare_s`), the timed stream, the model's own
+    figures where it measures elsewhere (a worker process, a sidecar), which replace the
+    harness's clock, and how late its frames follow the speech (timing.latency_figures)."""
     prepare_s = time_prepare(model, request, device)
     frames, timing = time_stream(model, request, device)
     timing["prepare_s"] = prepare_s
@@ -86,7 +87,22 @@ def run_stream(model, request: Request, device: str) -> tuple[np.ndarray, dict]:
         derived = model.derived_timing(timing)
         if derived:
             timing["derived_timing"] = derived
+    if timing.get("chunk_s"):  # not for outputs made elsewhere: their frames' times are unknown
+        timing.update(latency_figures(timing, request, model.audio_lookahead_s, player_delay_s))
     return frames, timing
+
+
+LIVE_KEYS = ("ttff_s", "total_s", "fps", "rtf", "n_chunks", "chunk_frames", "chunk_s", "audio_read_s", "timer",
+             "prepare_s", "latency_p50_s", "latency_p95_s", "latency_max_s", "playback_delay_s", "stall_delay_s",
+             "stalls", "lookahead_s", "lookahead_declared_s")
+
+
+def run_live(model, request: Request, config: BenchmarkConfig) -> dict:
+    """The same clip again under the live protocol (the speech arriving at its pace);
+    the figures of that stream, its frames discarded (the offline stream's are the video)."""
+    live = request.live(config.live_lead_s)
+    _, timing = run_stream(model, live, config.device, config.player_delay_s)
+    return {"lead_s": config.live_lead_s, **{k: timing.get(k) for k in LIVE_KEYS}}
 
 
 # ------------------------------------------------------------------ fingerprints
@@ -108,6 +124,9 @@ class Candidate:
                      "class": f"{cls.__module__}:{cls.__qualname__}" if cls else None,
                      "weights": self.weights, "video_format": config.video_format,
                      "lipbench": lipbench.__version__}
+        if config.timing_protocols != ["offline"]:  # older units were timed offline only
+            self.base["timing_protocols"] = {"protocols": config.timing_protocols, "live_lead_s": config.live_lead_s,
+                                             "player_delay_s": config.player_delay_s}
         if self.model is not None and config.dtype in self.model.dtypes and "dtype" not in spec.args:
             self.base["run_dtype"] = config.dtype  # only where it applies (older units have no such key)
 
@@ -122,7 +141,8 @@ class Candidate:
 
 
 _FIELD_REASONS = {"model": "registry name changed", "class": "adapter class changed",
-                  "run_dtype": "run-wide dtype changed", "video_format": "video format changed",
+                  "run_dtype": "run-wide dtype changed", "timing_protocols": "timing protocols changed",
+                  "video_format": "video format changed",
                   "lipbench": "lipbench version changed", "clip_sha256": "clip file changed on disk"}
 
 
@@ -135,8 +155,9 @@ def pending_reason(record: dict | None, fingerprint: dict, run: RunDir) -> str |
     old = record.get("fingerprint")
     if not isinstance(old, dict):
         return "made without a fingerprint (older lipbench)"
-    if "run_dtype" in old and "run_dtype" not in fingerprint:  # back to each model's own dtype
-        return _FIELD_REASONS["run_dtype"]
+    for key in ("run_dtype", "timing_protocols"):  # keys only a non-default setting adds
+        if key in old and key not in fingerprint:
+            return _FIELD_REASONS[key]
     for key, new in fingerprint.items():
         if dumps(old.get(key)) == dumps(new):
             continue
@@ -231,12 +252,15 @@ def _run_unit(model, spec, clip, fingerprint, config, run: RunDir, name: str, in
     try:
         request = clip.request()
         with time_limit(config.unit_timeout_s):
-            frames, timing = run_stream(model, request, config.device)
+            frames, timing = run_stream(model, request, config.device, config.player_delay_s)
             check_output(frames, request, exact=model.exact_length)
+            if "live" in config.timing_protocols and timing.get("chunk_s"):
+                timing["live"] = run_live(model, request, config)
         timing.update(latency.check_ttff(timing["ttff_s"], model.parameters, model.dtype,
                                          model.forward_passes_first_chunk, timing.get("device_name") or name))
         with atomic_path(video) as tmp:
-            io.write_video(tmp, frames, request.fps, request.audio[:int(len(frames) * request.samples_per_frame())],
+            io.write_video(tmp, frames, request.fps,
+                           request.recorded_audio[:int(len(frames) * request.samples_per_frame())],
                            request.audio_rate)
         write_json(run.unit(spec.label, clip.id), {
             "model": spec.label, "clip": clip.id, "status": "ok", "fingerprint": fingerprint,

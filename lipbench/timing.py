@@ -43,11 +43,13 @@ def time_stream(model, request, device: str = "cpu") -> tuple[np.ndarray, dict]:
     stages = StageTimer(watch)
     model.stage_timer = stages
     stream = model.stream(request)  # a generator: nothing has run yet
-    arrivals, chunks = [], []
+    arrivals, chunks, reads = [], [], []
     try:
         watch.start()
+        request.feed.start(watch.host_origin)  # live: the speech starts arriving now
         for chunk in stream:
             arrivals.append(watch.elapsed())
+            reads.append(request.feed.read_s)
             chunks.append(chunk)
     finally:
         model.stage_timer = None
@@ -56,8 +58,9 @@ def time_stream(model, request, device: str = "cpu") -> tuple[np.ndarray, dict]:
     frames = [host_frames(c) for c in chunks]
     out = np.concatenate(frames)
     return out, {**stream_figures(arrivals, [len(f) for f in frames], request.n_frames / request.fps),
-                 "stages_s": stages.totals(), "stage_spans_s": stages.offsets(),
-                 "timer": watch.timer, "device": watch.device, **watch.peak_memory_bytes()}
+                 "stages_s": stages.totals(), "stage_spans_s": stages.offsets(), "audio_read_s": reads,
+                 "timing_protocol": request.feed.protocol, "timer": watch.timer, "device": watch.device,
+                 **watch.peak_memory_bytes()}
 
 
 def stream_figures(arrivals, chunk_lengths, audio_s: float) -> dict:
@@ -77,4 +80,37 @@ def stream_figures(arrivals, chunk_lengths, audio_s: float) -> dict:
         "chunk_frames": [int(n) for n in chunk_lengths],
         "chunk_s": [float(s) for s in chunk_s],
         **latency_summary(chunk_s),
+    }
+
+
+def latency_figures(row: dict, request, declared_lookahead_s: float | None, stall_delay_s: float) -> dict:
+    """How late each frame follows the speech it shows, from a timed row (its chunk
+    arrivals and sizes, and how far the model had read the audio at each chunk):
+
+    - `latency_*_s`: per frame i, the time it exists minus the time the audio of its
+      interval [i/fps, (i+1)/fps) has fully arrived (offline: at the start; live: at
+      (i+1)/fps less the lead); p50, p95 and max over frames;
+    - `playback_delay_s`: the least D for which a player showing frame i at D + i/fps
+      never stalls (max over i of exists(i) - i/fps), and `stalls`: the frames late at
+      `stall_delay_s`;
+    - `lookahead_s`: how far past a chunk's last frame the model had read the audio when
+      the chunk existed (max over chunks; None when it read no audio), beside the
+      adapter's declared `lookahead_declared_s` (None: the whole clip).
+    """
+    fps, feed = request.fps, request.feed
+    sizes = row["chunk_frames"]
+    exists = np.repeat(np.asarray(row["chunk_s"]).cumsum(), sizes)
+    index = np.arange(len(exists))
+    heard = np.array([feed.arrival_s(min((i + 1) / fps, request.duration_s)) for i in index])
+    latency = exists - heard
+    ends = np.cumsum(sizes) / fps
+    reads = row.get("audio_read_s") or []
+    return {
+        "latency_p50_s": float(np.percentile(latency, 50)), "latency_p95_s": float(np.percentile(latency, 95)),
+        "latency_max_s": float(latency.max()),
+        "playback_delay_s": float((exists - index / fps).max()),
+        "stall_delay_s": float(stall_delay_s), "stalls": int((exists > stall_delay_s + index / fps).sum()),
+        "lookahead_s": (float(max(r - e for r, e in zip(reads, ends)))
+                        if len(reads) == len(sizes) and max(reads) > 0 else None),  # None: read no audio
+        "lookahead_declared_s": declared_lookahead_s,
     }

@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from lipbench import io
+# One Request class for models here and in a worker process (the worker side needs it
+# without lipbench), with the audio feed of the timing protocols.
+from lipbench.models.worker_side import Request
 
 
 @dataclass
@@ -59,22 +62,3 @@ class Clip:
         self._audio.clear()
 
 
-@dataclass(frozen=True)
-class Request:
-    """What a lip-sync model is asked for: re-voice `frames` so the mouth follows `audio`.
-
-    The answer has as many frames as the reference, at the same size and fps.
-    """
-
-    clip_id: str
-    frames: np.ndarray  # uint8 RGB (T, H, W, 3)
-    audio: np.ndarray  # float32 mono
-    audio_rate: int
-    fps: float
-
-    @property
-    def n_frames(self) -> int:
-        return int(self.frames.shape[0])
-
-    def samples_per_frame(self) -> float:
-        return self.audio_rate / self.fps

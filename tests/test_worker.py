@@ -201,3 +201,20 @@ def test_the_worker_clock_leaves_out_the_shipping(tmp_path, monkeypatch):
     assert all(0 < b - a < 10 for a, b in zip([0.0] + arrivals, arrivals))
     spans = messages[-1]["stage_spans_s"]
     assert messages[-1]["event"] == "end" and len(spans) == 3 and spans[-1][2] < arrivals[-1]
+
+
+def test_files_a_worker_reads_are_fingerprinted(bare_python, synth_set, tmp_path, capsys):
+    checkpoint = tmp_path / "ckpt.bin"
+    checkpoint.write_bytes(b"one")
+    args = {**toy(bare_python), "files": {"checkpoint": str(checkpoint)}}
+    config = make_config(synth_set, [{"name": "toy", "model": "worker", "args": args}])
+    run = RunDir(tmp_path / "run")
+    generate(config, synth_set, run, progress=True)
+    assert generate(config, synth_set, run, progress=False)["skipped"] == 2
+    checkpoint.write_bytes(b"two")
+    capsys.readouterr()
+    assert generate(config, synth_set, run, progress=True)["done"] == 2
+    assert "generate toy: 2 units, weight file checkpoint changed" in capsys.readouterr().out
+    checkpoint.unlink()
+    assert generate(config, synth_set, run, progress=False)["failed"] == 2
+    assert "files not found: checkpoint" in run.read_unit("toy", "synth_000")["error"]

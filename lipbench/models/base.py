@@ -9,7 +9,7 @@ from typing import ClassVar, Iterator
 
 import numpy as np
 
-from lipbench.types import Request
+from lipbench.models.worker_side import Request
 
 
 class LipSyncModel(abc.ABC):
@@ -31,6 +31,11 @@ class LipSyncModel(abc.ABC):
     # (denoising steps + cache updates + decoder), for the latency floor.
     forward_passes_first_chunk: ClassVar[int] = 1
     forward_passes_per_chunk: ClassVar[int] = 1
+    # How far past a frame's interval the model must hear the speech before it can make
+    # the frame (seconds; 0: up to the frame's end; None: the whole clip, e.g. an encoder
+    # run over all the audio first). Live latency measures it too (`lookahead_s`): a model
+    # reads the audio through `request.audio_until(t)`; reading `request.audio` reads all.
+    audio_lookahead_s: ClassVar[float | None] = None
     stage_timer = None  # set by the harness while it times a stream
     exact_length: ClassVar[bool] = True  # False: frame count and size may differ (outputs made elsewhere)
     # dtypes the adapter can run in besides "auto"; empty: a fixed dtype (`dtype` above)

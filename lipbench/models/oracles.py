@@ -19,6 +19,7 @@ class GroundTruth(LipSyncModel):
     """Returns the reference video itself."""
 
     name = "ground_truth"
+    audio_lookahead_s = 0.0  # never listens
 
     def stream(self, request: Request) -> Iterator[np.ndarray]:
         yield request.frames.copy()
@@ -28,6 +29,7 @@ class Still(LipSyncModel):
     """Repeats the first reference frame: a face that never moves its lips."""
 
     name = "still"
+    audio_lookahead_s = 0.0  # never listens
 
     def stream(self, request: Request) -> Iterator[np.ndarray]:
         yield np.repeat(request.frames[:1], request.n_frames, axis=0)
@@ -41,6 +43,7 @@ class AVShift(LipSyncModel):
     """
 
     name = "av_shift"
+    audio_lookahead_s = 0.0  # never listens
 
     def __init__(self, shift_frames: int = 3):
         super().__init__()

@@ -26,6 +26,7 @@ class Procedural(LipSyncModel):
 
     name = "procedural"
     causal = True
+    audio_lookahead_s = 0.0  # a chunk's frames follow the loudness up to their own end
     chunk_frames = (9, 12)
 
     def __init__(self, inertia: float = 0.3):
@@ -41,7 +42,7 @@ class Procedural(LipSyncModel):
         tracker.reset()  # a new clip: forget the last clip's face
         opening = 0.0
         for start, end in chunk_bounds(request.n_frames, self.chunk_frames):
-            heard = request.audio[:int(round(end * request.samples_per_frame()))]
+            heard = request.audio_until(end / request.fps)
             target = audio_features.mouth_openness(heard, request.audio_rate, request.fps, end)[start:]
             out = request.frames[start:end].copy()
             for i, landmarks in enumerate(tracker.track(out)):

@@ -55,17 +55,21 @@ def shared_memory_dir() -> str:
 
 
 class WorkerModel(LipSyncModel):
-    """A model served by `python` (its environment's interpreter) from `entry`
+    """A model in another Python environment, served through the worker protocol.
+
+    The model is served by `python` (its environment's interpreter) from `entry`
     ("module:Class", importable from `path` plus the subclass's `worker_path`), created
     there with `args`. Subclasses fix `entry` and `worker_path`; the generic `worker`
-    model takes them as args and declares `causal` and `chunk_frames` for the runner."""
+    model takes them as args and declares `causal` and `chunk_frames` for the runner.
+    `files` ({name: path}) are files the worker reads (its checkpoints): their sha256 go
+    into each unit's fingerprint, so a replaced checkpoint regenerates the videos."""
 
     name = "worker"
     entry = ""
     worker_path: tuple[str, ...] = ()
 
     def __init__(self, python: str, entry: str | None = None, path=(), args: dict | None = None,
-                 causal: bool | None = None, chunk_frames=None, timeout_s: float = 600.0):
+                 causal: bool | None = None, chunk_frames=None, timeout_s: float = 600.0, files: dict | None = None):
         super().__init__()
         self.python, self.entry = str(python), entry or self.entry
         if not self.entry or ":" not in self.entry:
@@ -77,8 +81,15 @@ class WorkerModel(LipSyncModel):
         if chunk_frames is not None:
             self.chunk_frames = tuple(int(n) for n in chunk_frames)
         self.timeout_s = float(timeout_s)
+        self.files = {str(name): Path(path) for name, path in (files or {}).items()}
         self.process, self.exchange, self._request_files = None, None, None
         self.restarts, self._last = 0, None
+
+    def weight_files(self) -> dict[str, Path]:
+        missing = [f"{name} ({path})" for name, path in self.files.items() if not path.is_file()]
+        if missing:
+            raise FileNotFoundError(f"{self.name}: files not found: {', '.join(missing)}")
+        return dict(self.files)
 
     # ------------------------------------------------------------ the process
 
@@ -198,15 +209,17 @@ class WorkerModel(LipSyncModel):
 
     def _request(self, request: Request) -> dict:
         """The request's fields, its frames and audio written once per clip to shared memory."""
-        key = (request.clip_id, id(request.frames), id(request.audio))
+        key = (request.clip_id, id(request.frames), id(request.recorded_audio))
         if self._request_files is None or self._request_files[0] != key:
             folder = Path(self.exchange)
             np.save(folder / "frames.npy", np.ascontiguousarray(request.frames), allow_pickle=False)
-            np.save(folder / "audio.npy", np.ascontiguousarray(request.audio, dtype=np.float32), allow_pickle=False)
+            np.save(folder / "audio.npy", np.ascontiguousarray(request.recorded_audio, dtype=np.float32),
+                    allow_pickle=False)
             self._request_files = (key, {"clip_id": request.clip_id, "frames": str(folder / "frames.npy"),
                                          "audio": str(folder / "audio.npy"), "audio_rate": request.audio_rate,
                                          "fps": request.fps})
-        return self._request_files[1]
+        # the timing protocol: the worker paces the audio by it from the start of its stream
+        return {**self._request_files[1], "protocol": request.feed.protocol, "lead_s": request.feed.lead_s}
 
     def prepare(self, request: Request) -> None:
         self._ensure_running()
@@ -236,7 +249,7 @@ class WorkerModel(LipSyncModel):
     def stream(self, request: Request) -> Iterator[np.ndarray]:
         self._ensure_running()
         self._last = None
-        arrivals, lengths, transfer, harness = [], [], [], []
+        arrivals, lengths, transfer, harness, reads = [], [], [], [], []
         started = time.perf_counter()
         try:
             self._send({"op": "stream", "request": self._request(request)})
@@ -250,6 +263,7 @@ class WorkerModel(LipSyncModel):
                 frames = self._read_chunk(message)
                 transfer.append(float(message.get("write_s", 0.0)) + time.perf_counter() - began)
                 arrivals.append(float(message["arrival_s"]))
+                reads.append(float(message.get("audio_read_s", 0.0)))
                 lengths.append(len(frames))
                 harness.append(time.perf_counter() - started)
                 yield frames
@@ -262,6 +276,7 @@ class WorkerModel(LipSyncModel):
             raise WorkerError(f"worker {self.entry}: the stream yielded no chunk")
         self._last = {**stream_figures(arrivals, lengths, request.n_frames / request.fps),
                       "stages_s": message.get("stages_s", {}), "stage_spans_s": message.get("stage_spans_s", []),
+                      "audio_read_s": reads, "timing_protocol": request.feed.protocol,
                       "timer": f"worker:{message.get('timer')}", "device": message.get("device"),
                       **{k: message[k] for k in ("peak_allocated_bytes", "peak_reserved_bytes") if k in message},
                       "transfer_s": transfer, "transfer_total_s": float(sum(transfer)),

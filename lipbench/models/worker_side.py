@@ -23,10 +23,12 @@ adapter's folder) and serves requests. Inside the worker it is importable as
 
 The protocol. Requests come as JSON lines on stdin: {"op": "load", "device"},
 {"op": "prepare" | "stream", "request": {...}}, {"op": "close"}. A request's frames and
-audio are .npy files in `shm_dir` (on /dev/shm: shared memory), opened memory-mapped.
+audio are .npy files in `shm_dir` (on /dev/shm: shared memory), opened memory-mapped; its
+`protocol` ("offline" or "live") and `lead_s` set how the audio feed paces the audio
+from the start of the stream, on this side (see `AudioFeed`).
 Answers are JSON lines on the file descriptor `out_fd` (stdout is the model's own, sent to
 the worker's log with stderr): {"event": "ready" | "loaded" | "prepared" | "closed"},
-per chunk {"event": "chunk", "file", "shape", "arrival_s", "write_s"} (the frames
+per chunk {"event": "chunk", "file", "shape", "arrival_s", "write_s", "audio_read_s"} (the frames
 written as .npy into `shm_dir`), at the end of a stream {"event": "end", "timer",
 "device", "stages_s", "stage_spans_s", ...}, and on a failure {"event": "error",
 "error", "traceback"}.
@@ -51,19 +53,91 @@ import numpy as np
 PROTOCOL = 1
 
 
-class Request:
-    """What the model is asked for (the same fields as lipbench.types.Request)."""
+TIMING_PROTOCOLS = ("offline", "live")
 
-    def __init__(self, clip_id, frames, audio, audio_rate, fps):
-        self.clip_id, self.frames, self.audio = clip_id, frames, audio
+
+class AudioFeed:
+    """When the driving audio exists, by the request's timing protocol.
+
+    `offline` (the paper's): all of it when `stream()` starts. `live`: speech arriving at
+    its real pace from the start of `stream()`, `lead_s` seconds ahead (samples up to t
+    seconds exist at t - lead_s). Reading waits until what is read exists, and the
+    furthest second read so far is kept (`read_s`): the harness compares it with each
+    chunk's frames to measure how far ahead of its frames a model listens.
+    """
+
+    def __init__(self, protocol: str = "offline", lead_s: float = 0.0):
+        if protocol not in TIMING_PROTOCOLS:
+            raise ValueError(f"timing protocol must be one of {TIMING_PROTOCOLS}, got {protocol!r}")
+        self.protocol, self.lead_s = protocol, float(lead_s)
+        self.started, self.read_s = None, 0.0
+
+    def start(self, at: float) -> None:
+        """The speech starts arriving at `at` (perf_counter seconds): when the stream's
+        clock starts (Stopwatch.host_origin)."""
+        self.started, self.read_s = at, 0.0
+
+    def arrival_s(self, seconds: float) -> float:
+        """Seconds after the start at which the audio up to `seconds` exists."""
+        return max(0.0, seconds - self.lead_s) if self.protocol == "live" else 0.0
+
+    def wait_for(self, seconds: float) -> None:
+        self.read_s = max(self.read_s, seconds)
+        if self.protocol != "live" or self.started is None:
+            return  # offline, or read outside a timed stream (load, prepare): nothing to wait for
+        left = self.started + self.arrival_s(seconds) - time.perf_counter()
+        if left > 0:
+            time.sleep(left)
+
+
+class Request:
+    """What a lip-sync model is asked for: re-voice `frames` so the mouth follows the audio.
+
+    The answer has as many frames as the reference, at the same size and fps. The
+    reference frames are there from the start (an avatar's source footage); the driving
+    audio comes through `feed`: `audio` is the whole track (in the live protocol it waits
+    for the whole clip), `audio_until(seconds)` the track up to a time (waiting for it in
+    live). Its length, `n_samples`, is known up front, like the frame count.
+    `recorded_audio` is the whole track without waiting, for the harness after a stream
+    (never for a model).
+    """
+
+    def __init__(self, clip_id, frames, audio, audio_rate, fps, feed: AudioFeed | None = None):
+        self.clip_id, self.frames, self.recorded_audio = clip_id, frames, audio
         self.audio_rate, self.fps = int(audio_rate), float(fps)
+        self.feed = feed or AudioFeed()
 
     @property
     def n_frames(self) -> int:
         return int(self.frames.shape[0])
 
+    @property
+    def n_samples(self) -> int:
+        return int(len(self.recorded_audio))
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.audio_rate
+
     def samples_per_frame(self) -> float:
         return self.audio_rate / self.fps
+
+    @property
+    def audio(self) -> np.ndarray:
+        """The whole driving track (float32 mono); live: once all of it has arrived."""
+        self.feed.wait_for(self.duration_s)
+        return self.recorded_audio
+
+    def audio_until(self, seconds: float) -> np.ndarray:
+        """The driving track up to `seconds` (clipped to its end); live: once that has arrived."""
+        seconds = min(max(float(seconds), 0.0), self.duration_s)
+        self.feed.wait_for(seconds)
+        return self.recorded_audio[:int(round(seconds * self.audio_rate))]
+
+    def live(self, lead_s: float = 0.0) -> "Request":
+        """The same request under the live protocol (a fresh feed)."""
+        return Request(self.clip_id, self.frames, self.recorded_audio, self.audio_rate, self.fps,
+                       AudioFeed("live", lead_s))
 
 
 class Model:
@@ -109,7 +183,10 @@ class Stopwatch:
         if self.cuda:
             self._torch.cuda.synchronize(self.device)
             self._torch.cuda.reset_peak_memory_stats(self.device)
+            self.host_origin = time.perf_counter()  # the same instant on the host: the device is idle
         self.origin = self.mark()
+        if not self.cuda:
+            self.host_origin = self.origin
 
     def mark(self):
         """A point in time, without waiting for queued device work (a CUDA event)."""
@@ -195,7 +272,8 @@ class Server:
 
     def request(self, fields: dict) -> Request:
         return Request(fields["clip_id"], np.load(fields["frames"], mmap_mode="r"),
-                       np.load(fields["audio"], mmap_mode="r"), fields["audio_rate"], fields["fps"])
+                       np.load(fields["audio"], mmap_mode="r"), fields["audio_rate"], fields["fps"],
+                       AudioFeed(fields.get("protocol", "offline"), fields.get("lead_s", 0.0)))
 
     def load(self, message: dict) -> None:
         self.device = message["device"]
@@ -215,8 +293,10 @@ class Server:
         try:
             chunks = self.model.stream(request)
             clock.start()
+            request.feed.start(clock.host_origin)  # live: the speech starts arriving now, on this side
             for chunk in chunks:
                 arrival = clock.elapsed()
+                read = request.feed.read_s
                 began = time.perf_counter()
                 frames = host_frames(chunk)
                 path = os.path.join(self.shm_dir, f"chunk-{os.getpid()}-{self.n_written}.npy")
@@ -224,7 +304,7 @@ class Server:
                 np.save(path, frames, allow_pickle=False)
                 written = time.perf_counter() - began
                 self.send("chunk", file=path, shape=list(frames.shape), dtype=str(frames.dtype),
-                          arrival_s=arrival, write_s=written)
+                          arrival_s=arrival, write_s=written, audio_read_s=read)
                 clock.paused += time.perf_counter() - began
         finally:
             self.model.stage_timer = None

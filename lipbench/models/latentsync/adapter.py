@@ -49,6 +49,8 @@ def forward_passes(steps: int, guidance: float) -> int:
 
 
 class LatentSync(WorkerModel):
+    """LatentSync 1.6 in its own environment (a worker): chunks of 16, 20 DDIM steps, CFG 1.5."""
+
     name = "latentsync"
     entry = "worker_model:LatentSyncWorker"
     worker_path = (str(HERE),)

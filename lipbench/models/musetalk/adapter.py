@@ -68,8 +68,10 @@ def _parameters(size: str) -> int:
 
 
 class MuseTalk(LipSyncModel):
-    """MuseTalk 1.5: one UNet pass per frame at t=0 on masked + reference VAE latents,
-    conditioned on whisper-tiny features; BiSeNet-masked paste-back."""
+    """MuseTalk 1.5: one UNet pass per frame on VAE latents of the face crop, whisper features.
+
+    One pass at t=0 on masked + reference latents, conditioned on whisper-tiny's hidden
+    states; BiSeNet-masked paste-back."""
 
     name = "musetalk"
     causal = False

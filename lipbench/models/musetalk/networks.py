@@ -336,17 +336,22 @@ def modern_vae_keys(state: dict) -> dict:
     return out
 
 
-def load_vae(folder, device: str = "cpu", dtype=torch.float32, weights_name: str = "diffusion_pytorch_model.bin"):
-    """sd-vae-ft-mse/: config.json + diffusion_pytorch_model.bin into AutoencoderKL."""
+def _load_folder(folder, weights_name: str, build, fix_keys, network: str, device, dtype):
+    """A Hugging Face folder (config.json + a torch state_dict file) into `build(config)`,
+    strictly, after `fix_keys`; errors name the file and what it should hold."""
     from lipbench.checkpoints import load_into, read_state_dict
 
     folder = Path(folder)
     path = folder / weights_name
     config = read_json(folder / "config.json")
-    state = modern_vae_keys(read_state_dict(path, "sd-vae-ft-mse's diffusion_pytorch_model.bin"))
-    net = load_into(build_vae(config), state, path, "an AutoencoderKL state_dict fitting sd-vae-ft-mse/config.json",
-                    "AutoencoderKL")
+    state = fix_keys(read_state_dict(path, f"{folder.name}'s {weights_name}"))
+    net = load_into(build(config), state, path, f"a {network} state_dict fitting {folder.name}/config.json", network)
     return place(net, device, dtype)
+
+
+def load_vae(folder, device: str = "cpu", dtype=torch.float32, weights_name: str = "diffusion_pytorch_model.bin"):
+    """sd-vae-ft-mse/: config.json + diffusion_pytorch_model.bin into AutoencoderKL."""
+    return _load_folder(folder, weights_name, build_vae, modern_vae_keys, "AutoencoderKL", device, dtype)
 
 
 def load_vae_file(path):
@@ -362,15 +367,7 @@ def whisper_model_keys(state: dict) -> dict:
 
 def load_whisper(folder, device: str = "cpu", dtype=torch.float32, weights_name: str = "pytorch_model.bin"):
     """whisper-tiny/: config.json + pytorch_model.bin into transformers' WhisperModel."""
-    from lipbench.checkpoints import load_into, read_state_dict
-
-    folder = Path(folder)
-    path = folder / weights_name
-    config = read_json(folder / "config.json")
-    state = whisper_model_keys(read_state_dict(path, "whisper-tiny's pytorch_model.bin"))
-    net = load_into(build_whisper(config), state, path, "a Whisper state_dict fitting whisper-tiny/config.json",
-                    "WhisperModel")
-    return place(net, device, dtype)
+    return _load_folder(folder, weights_name, build_whisper, whisper_model_keys, "WhisperModel", device, dtype)
 
 
 def load_whisper_file(path):

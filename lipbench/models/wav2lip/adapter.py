@@ -158,6 +158,8 @@ class Wav2Lip(LipSyncModel):
     pads and the smoothing apply to whatever it returns."""
 
     name = "wav2lip"
+    # a frame's mel window reaches 212.5 ms past the frame's start: 172.5 ms past its end at 25 fps
+    audio_lookahead_s = 0.2125 - 1 / 25
     causal = True
     chunk_frames = (16,)
     parameters = GENERATOR_PARAMETERS
@@ -211,12 +213,10 @@ class Wav2Lip(LipSyncModel):
         clip = request.clip_id
         if request.audio_rate != audio_mel.SAMPLE_RATE:
             raise ValueError(f"{clip}: Wav2Lip needs 16 kHz audio, the request has {request.audio_rate} Hz")
-        audio = np.asarray(request.audio, np.float32)
-        if not np.isfinite(audio).all():
-            raise ValueError(f"{clip}: the audio has NaN or infinite samples")  # upstream: "Mel contains nan"
-        total = audio_mel.n_columns(len(audio))
+        n_samples = request.n_samples  # the track's length is known up front; its samples are not
+        total = audio_mel.n_columns(n_samples)
         if total < audio_mel.MEL_STEP:
-            raise ValueError(f"{clip}: {len(audio)} audio samples give {total} mel columns; "
+            raise ValueError(f"{clip}: {n_samples} audio samples give {total} mel columns; "
                              f"Wav2Lip needs {audio_mel.MEL_STEP} (0.2 s)")
         frames = request.frames
         n, height, width = frames.shape[:3]
@@ -229,8 +229,13 @@ class Wav2Lip(LipSyncModel):
                 boxes = smoother.take(end)
             with self.stage("generate"):
                 mel_starts = [audio_mel.window_start(i, request.fps, total) for i in range(start, end)]
-                first = min(mel_starts)
-                mel = audio_mel.mel_columns(audio, first, max(mel_starts) + audio_mel.MEL_STEP)
+                first, stop = min(mel_starts), max(mel_starts) + audio_mel.MEL_STEP
+                # the samples these columns need, and no more (live: waits for them)
+                audio = np.asarray(request.audio_until(audio_mel.samples_needed(stop) / audio_mel.SAMPLE_RATE),
+                                   np.float32)
+                if not np.isfinite(audio).all():
+                    raise ValueError(f"{clip}: the audio has NaN or infinite samples")  # upstream: "Mel contains nan"
+                mel = audio_mel.mel_columns(audio, first, stop)
                 windows = np.stack([mel[:, s - first:s - first + audio_mel.MEL_STEP] for s in mel_starts])
                 crops = np.stack([cv2.resize(frame[y1:y2, x1:x2], (IMG_SIZE, IMG_SIZE))
                                   for frame, (x1, y1, x2, y2) in zip(frames[start:end], boxes)])
