@@ -225,3 +225,31 @@ class Lifecycle(LipSyncModel):
 
     def describe(self):
         return {**super().describe(), "weights_dir": self.weights_dir, "dtype_asked": self.dtype_name}
+
+
+class Listens(LipSyncModel):
+    """Ground truth that listens like a streaming model: per chunk of `chunk` frames it
+    reads the audio up to `lookahead_s` past the chunk's end, then works `work_s` seconds
+    (time.sleep). `whole: true` reads the whole track first and answers once (a
+    bidirectional model)."""
+
+    name = "listens"
+
+    def __init__(self, chunk: int = 4, lookahead_s: float = 0.0, work_s: float = 0.0, whole: bool = False):
+        super().__init__()
+        self.chunk, self.work_s, self.whole = int(chunk), float(work_s), bool(whole)
+        self.audio_lookahead_s = None if whole else float(lookahead_s)
+        self.causal = not whole
+        self.chunk_frames = () if whole else (self.chunk,)
+
+    def stream(self, request):
+        if self.whole:
+            request.audio
+            time.sleep(self.work_s)
+            yield request.frames.copy()
+            return
+        for start in range(0, request.n_frames, self.chunk):
+            end = min(start + self.chunk, request.n_frames)
+            request.audio_until(end / request.fps + self.audio_lookahead_s)
+            time.sleep(self.work_s)
+            yield request.frames[start:end].copy()

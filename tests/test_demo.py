@@ -31,6 +31,14 @@ def test_demo_end_to_end(tmp_path, capsys):
     rows = [json.loads(line) for line in (out / "per_clip.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and all(r["status"] == "ok" for r in rows)
 
+    # both timing protocols: live, the procedural model waits for each chunk's speech
+    latency = results["models"]["procedural"]["latency"]
+    assert set(latency) == {"offline", "live"}
+    assert latency["live"]["ttff_s"]["value"] >= 9 / 25.0 > latency["offline"]["ttff_s"]["value"]
+    assert latency["live"]["lookahead_s"]["value"] == 0.0 == latency["live"]["lookahead_declared_s"]
+    report = (out / "report.md").read_text()
+    assert "## Latency: how late the mouth follows the speech" in report and (out / "live_latency.png").exists()
+
     # a second run finds everything done and rebuilds the same numbers
     assert main(["demo", "--out", str(out), "--clips", "2", "--frames", "41"]) == 0
     assert "generate: 0 made, 8 already done" in capsys.readouterr().out

@@ -291,3 +291,22 @@ def test_frame_without_face_names_clip_and_frame(seeded_weights, registered):
         next(model.stream(Request("clipA", frames, np.zeros(6 * 640, np.float32), 22050, 25.0)))
     with pytest.raises(ValueError, match="clipA: 1000 audio samples give 6 mel columns"):
         next(model.stream(Request("clipA", frames, np.zeros(1000, np.float32), 16000, 25.0)))
+
+
+def test_live_wav2lip_listens_212_ms_past_each_frame(seeded_weights, registered):
+    """Wav2Lip's mel windows reach 212.5 ms past each frame's start (172.5 ms past its
+    end at 25 fps). Live, a chunk waits for that speech, then computes: the first chunk
+    [0, 3) exists no sooner than 0.2875 s (frame 2's window) plus its compute, and frame 3
+    (the next chunk's first) comes 212.5 ms + 40 ms after its own interval ends, at least."""
+    from lipbench.runner import run_stream
+
+    data = np.load(FIXTURES / "end_to_end.npz")
+    frames, audio = data["frames"], data["audio"].astype(np.float32) / 32768
+    model = w2l.Wav2Lip(weights_dir=seeded_weights, chunk_frames=3)
+    model.load("cpu")
+    _, row = run_stream(model, Request("e2e", frames, audio, 16000, 25.0).live(), "cpu")
+    assert row["lookahead_declared_s"] == pytest.approx(0.1725)
+    assert row["lookahead_s"] == pytest.approx(0.1725)  # chunk [3, 6): frame 5's window, 6600 samples
+    compute = min(row["chunk_s"][1:])
+    assert row["ttff_s"] >= 0.2875
+    assert row["latency_max_s"] >= 0.2125 + 0.04 + compute - 1e-3

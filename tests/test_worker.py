@@ -218,3 +218,21 @@ def test_files_a_worker_reads_are_fingerprinted(bare_python, synth_set, tmp_path
     checkpoint.unlink()
     assert generate(config, synth_set, run, progress=False)["failed"] == 2
     assert "files not found: checkpoint" in run.read_unit("toy", "synth_000")["error"]
+
+
+def test_the_live_protocol_paces_the_speech_in_the_worker(bare_python, synth_set):
+    """The worker's audio feed follows the request's protocol: live, each chunk waits for
+    its speech (12 frames: 0.48 s) on the worker's side, and the read is shipped back."""
+    from lipbench.runner import run_stream
+
+    model = WorkerModel(**toy(bare_python, chunk=12, listen=True))
+    request = synth_set.clip("synth_000").request()
+    model.load("cpu")
+    try:
+        _, offline = run_stream(model, request, "cpu")
+        _, live = run_stream(model, request.live(), "cpu")
+    finally:
+        model.close()
+    assert offline["timing_protocol"] == "offline" and offline["ttff_s"] < 0.48
+    assert live["timing_protocol"] == "live" and live["ttff_s"] >= 0.48 - 1e-3
+    assert live["audio_read_s"][:2] == [0.48, 0.96] and live["lookahead_s"] == 0.0

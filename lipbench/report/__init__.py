@@ -17,7 +17,7 @@ from pathlib import Path
 from lipbench.report import paper as papers
 from lipbench.report import plots, tables
 from lipbench.report.results import write_results
-from lipbench.report.schema import failure_lines
+from lipbench.report.schema import LATENCY_KEYS, failure_lines
 from lipbench.rundir import RunDir
 from lipbench.storage import write_json, write_text
 
@@ -72,6 +72,13 @@ def write_report(run: RunDir, paper_name: str | None = None) -> dict:
     if timeline:
         plots.latency_timeline(timeline[1], run.root / "latency", timeline[0])
         figures.append(("Chunk arrivals (streaming against one-shot)", run.root / "latency.png"))
+    live = _latency_timeline([{**r, **r["live"]} for r in rows if isinstance(r.get("live"), dict)], results)
+    if live:
+        lead = next(r["live"].get("lead_s") or 0.0 for r in rows if isinstance(r.get("live"), dict))
+        first = next(r for r in rows if r["clip"] == live[0] and r.get("n_frames"))
+        plots.latency_timeline(live[1], run.root / "live_latency", live[0],
+                               speech=(first["n_frames"], _clip_fps(manifest, live[0]), lead))
+        figures.append(("Live: frames shown against the speech that drives them", run.root / "live_latency.png"))
 
     comparison = None
     if paper:
@@ -86,10 +93,17 @@ def write_report(run: RunDir, paper_name: str | None = None) -> dict:
     return results
 
 
+def _clip_fps(manifest, clip_id: str) -> float:
+    clip = manifest.clip(clip_id)
+    return float(clip.fps or 25.0)
+
+
 def _latency_timeline(rows, results):
-    """The clip every model finished, with each model's chunk sizes and seconds."""
+    """The clip every model (with timed chunks) finished, with each model's chunk sizes
+    and seconds."""
     ok = {m: {r["clip"]: r for r in rows if r["model"] == m and r["status"] == "ok" and r.get("chunk_s")}
           for m in results["models"]}
+    ok = {m: clips for m, clips in ok.items() if clips}
     shared = set.intersection(*(set(v) for v in ok.values())) if ok and all(ok.values()) else set()
     if not shared:
         return None
@@ -142,6 +156,7 @@ def _markdown(config, results, table, fronts, figures, comparison, paper) -> str
              "## Pareto fronts", "", *_front_lines(fronts), ""]
     for title, path in figures:
         lines += [f"### {title}", "", f"![{title}]({Path(path).name})", ""]
+    lines += _latency_section(results)
     lines += _derived_timing_section(results)
     lines += _outside_clock_section(results)
     if comparison:
@@ -174,6 +189,43 @@ def _derived_timing_tables(results) -> list[tuple[str, list[str], list[list]]]:
         out.append((harness, ["model", "ttff_s (s)", "fps (frames/s)", *keys],
                     [[model, *own, *(figures.get(k) for k in keys)] for model, own, figures in rows]))
     return out
+
+
+LATENCY_NOTE = ("How late the mouth follows the speech (medians over clips, seconds). offline: all audio known when "
+                "stream() starts (the paper's protocol); live: the speech arrives at its real pace from the start. "
+                "latency: a frame exists minus the time its interval's speech has fully arrived (p50, p95 over the "
+                "clip's frames); playback delay: the least delay behind the speech at which a player never waits "
+                "for a frame; stalls: frames late at the configured player delay; lookahead: how far past its "
+                "frames a model had read the audio (declared by the adapter; 'clip': the whole clip first; "
+                "'-': reads no audio); verdict: real-time (no stalls on any clip at that delay) or stalls.")
+LATENCY_HEADERS = ["model", "protocol", "ttff_s (s)", "latency p50 (s)", "latency p95 (s)", "playback delay (s)",
+                   "stalls (frames)", "at delay (s)", "lookahead (s)", "declared (s)", "verdict"]
+
+
+def _latency_rows(results) -> list[list]:
+    """One row per model and timing protocol (live first), from results' `latency`."""
+    rows = []
+    for protocol in ("live", "offline"):
+        for model, agg in results["models"].items():
+            figures = agg.get("latency", {}).get(protocol)
+            if not figures:
+                continue
+            value = {key: figures[key].get("value") for key in LATENCY_KEYS}
+            declared = figures.get("lookahead_declared_s")
+            rows.append([model, protocol, value["ttff_s"], value["latency_p50_s"], value["latency_p95_s"],
+                         value["playback_delay_s"], value["stalls"], figures.get("player_delay_s"),
+                         value["lookahead_s"], "clip" if declared is None else declared, figures["verdict"]])
+    return rows
+
+
+def _latency_section(results) -> list[str]:
+    from tabulate import tabulate
+
+    rows = _latency_rows(results)
+    if not rows:
+        return []
+    return ["## Latency: how late the mouth follows the speech", "", LATENCY_NOTE, "",
+            tabulate(rows, headers=LATENCY_HEADERS, tablefmt="github", floatfmt=".3f", missingval="-"), ""]
 
 
 OUTSIDE_CLOCK_NOTE = ("Measured, and not part of TTFF or FPS (medians over clips, seconds): prepare_s, the "
@@ -271,6 +323,10 @@ def _html(config, results, fronts, figures, comparison, paper) -> str:
     for title, path in figures:
         data = base64.b64encode(Path(path).read_bytes()).decode()
         parts.append(f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>")
+    latency = _latency_rows(results)
+    if latency:
+        parts.append(f"<h2>Latency: how late the mouth follows the speech</h2><p>{html.escape(LATENCY_NOTE)}</p>"
+                     + _html_table(LATENCY_HEADERS, _html_figures(latency)))
     derived = _derived_timing_tables(results)
     if derived:
         parts.append(f"<h2>Timing by other harnesses' definitions</h2><p>{html.escape(DERIVED_TIMING_NOTE)}</p>")

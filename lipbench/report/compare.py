@@ -7,7 +7,8 @@ many): the mean per-clip difference (new - base) with a paired bootstrap CI (set
 metrics are recomputed on each resample of the shared clips).
 
 Metrics are 'improved' or 'regressed' when the CI excludes zero in that direction, else
-'unchanged'. Timing (fps, ttff_s) must change beyond run-to-run noise: the whole CI, as a
+'unchanged'. Timing (fps, ttff_s, and with the live protocol ttff_s@live,
+latency_p95_s@live, playback_delay_s@live) must change beyond run-to-run noise: the whole CI, as a
 fraction of the base mean, must lie beyond the timing threshold (5% by default) in one
 direction; and both runs must have timed the model on one device of the same name, else
 the timing rows are 'not comparable'.
@@ -31,7 +32,17 @@ from lipbench.rundir import RunDir
 
 IMPROVED, REGRESSED, UNCHANGED, CHANGED = "improved", "regressed", "unchanged", "changed"
 NOT_COMPARABLE, NO_SHARED = "not comparable", "no clip scored in both"
-TIMING = {"fps": True, "ttff_s": False}  # key -> higher is better
+# key -> higher is better; "@live": the unit's live-protocol figures (a regression in how
+# late the mouth follows live speech is a regression)
+TIMING = {"fps": True, "ttff_s": False, "ttff_s@live": False, "latency_p95_s@live": False,
+          "playback_delay_s@live": False}
+
+
+def timing_value(record: dict, key: str):
+    """A timing key's value in a unit record: `x@live` is the live block's `x`."""
+    name, _, protocol = key.partition("@")
+    source = record.get("live") if protocol == "live" else record
+    return source.get(name) if isinstance(source, dict) else None
 TIMING_THRESHOLD = 0.05
 # Seconds per clip below which a timing change is not taken for a change of the model:
 # a model that takes milliseconds per clip (an oracle) is timed mostly by the machine's load.
@@ -75,7 +86,7 @@ class _Run:
             errors = row.get("errors") or {}
             values = row.get("values") or {}
             record = self.units[unit]
-            self.scored[unit] = {k: record[k] for k in TIMING if is_finite_number(record.get(k))}
+            self.scored[unit] = {k: timing_value(record, k) for k in TIMING if is_finite_number(timing_value(record, k))}
             if "decode" in errors:
                 self.scored_sets[unit] = set()
                 continue
@@ -214,10 +225,10 @@ def _counts(counts: dict) -> str:
 
 
 def clip_seconds(record: dict, key: str) -> float | None:
-    """The seconds behind a timing key of one unit: ttff_s itself, or the time to the last
-    chunk behind fps."""
-    if key == "ttff_s":
-        return record.get("ttff_s")
+    """The seconds behind a timing key of one unit: the key itself when it is seconds
+    (ttff_s, the live latencies), or the time to the last chunk behind fps."""
+    if key != "fps":
+        return timing_value(record, key)
     if is_finite_number(record.get("total_s")):
         return record["total_s"]
     return record["n_frames"] / record["fps"] if is_finite_number(record.get("n_frames")) and record.get("fps") else None

@@ -99,20 +99,27 @@ def distribution_plot(values_by_model: dict[str, list[float]], stem: Path, label
     save(fig, stem)
 
 
-def latency_timeline(chunks_by_model: dict[str, tuple[list[int], list[float]]], stem: Path, clip: str) -> None:
+def latency_timeline(chunks_by_model: dict[str, tuple[list[int], list[float]]], stem: Path, clip: str,
+                     speech: tuple[int, float, float] | None = None) -> None:
     """Frames available against time for one clip: a streaming model climbs in steps
-    from its first chunk, a one-shot model jumps once at the end."""
+    from its first chunk, a one-shot model jumps once at the end. With `speech`
+    (n_frames, fps, lead_s: the live protocol), a dashed line shows, for each time, the
+    frames whose speech has arrived: the nearer a model's steps, the less it lags."""
     fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=120)
     for name, (frames, seconds) in chunks_by_model.items():
         t = np.concatenate([[0.0], np.cumsum(seconds)])
         n = np.concatenate([[0], np.cumsum(frames)])
         ax.step(t, n, where="post", label=name)
         ax.scatter(t[1:2], n[1:2], s=25, zorder=3)  # first frame available (TTFF)
+    if speech:
+        n_frames, fps, lead = speech
+        i = np.arange(n_frames + 1)
+        ax.plot(np.maximum(i / fps - lead, 0.0), i, "k--", lw=1, label="speech arrived")
     ax.set_xlabel("seconds since stream() started")
     ax.set_ylabel("frames available")
-    ax.set_title(f"chunk arrivals on clip {clip}")
+    ax.set_title(f"{'live: ' if speech else ''}chunk arrivals on clip {clip}")
     positive = [s for _, (_, secs) in chunks_by_model.items() for s in np.cumsum(secs) if s > 0]
-    if positive and max(positive) / min(positive) > 1000:
+    if not speech and positive and max(positive) / min(positive) > 1000:
         ax.set_xscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -16,7 +16,9 @@ from lipbench.rundir import RunDir
 from lipbench.storage import write_json, write_jsonl
 
 TIMING_COLUMNS = TIMING_KEYS
-UNIT_COLUMNS = TIMING_COLUMNS + ("n_frames", "n_chunks", "chunk_frames", "chunk_s", "device", "timer")
+UNIT_COLUMNS = TIMING_COLUMNS + ("n_frames", "n_chunks", "chunk_frames", "chunk_s", "device", "timer",
+                                  "timing_protocol", "latency_p50_s", "latency_p95_s", "latency_max_s",
+                                  "playback_delay_s", "stalls", "lookahead_s", "live")
 
 
 def clip_records(run: RunDir, config, manifest, with_features: bool = True) -> dict[str, list[ClipRecord]]:

@@ -33,6 +33,10 @@ TIMING_KEYS = ("ttff_s", "fps", "total_s")
 TIMING_DEFINITION = {"ttff_s": "seconds from the start of stream() to the first chunk",
                      "fps": "frames / seconds from the start of stream() to the last chunk",
                      "statistic": "median over clips"}
+# How late frames follow the speech, per timing protocol (lipbench.timing.latency_figures):
+# medians over clips, in `latency` {protocol: {key: Aggregate}}
+LATENCY_KEYS = ("ttff_s", "fps", "latency_p50_s", "latency_p95_s", "latency_max_s", "playback_delay_s", "stalls",
+                "lookahead_s")
 # Seconds outside TTFF and FPS, per unit: the untimed per-clip preparation, and for a
 # worker the shipping of chunks and the same stream on lipbench's own clock
 OUTSIDE_CLOCK_KEYS = ("prepare_s", "transfer_total_s", "harness_ttff_s", "harness_total_s")
@@ -205,6 +209,20 @@ def aggregate_model(records: list[ClipRecord], specs: list[str], resamples: int,
     if per_chunk:
         outside["transfer_per_chunk_s"] = float(np.median(per_chunk))
 
+    latency = {}
+    for protocol in ("offline", "live"):
+        rows = {r.clip: (r.unit if protocol == "offline" else r.unit.get("live")) for r in ok}
+        rows = {clip: row for clip, row in rows.items() if isinstance(row, dict) and "latency_p50_s" in row}
+        if not rows:
+            continue
+        figures = {key: _summary({c: float(row[key]) for c, row in rows.items() if is_finite_number(row.get(key))},
+                                 {}, "median", resamples) for key in LATENCY_KEYS}
+        first = next(iter(rows.values()))
+        figures.update(lookahead_declared_s=first.get("lookahead_declared_s"), player_delay_s=first.get("stall_delay_s"),
+                       n_stalled_clips=sum(bool(row.get("stalls")) for row in rows.values()),
+                       verdict="real-time" if not any(row.get("stalls") for row in rows.values()) else "stalls")
+        latency[protocol] = figures
+
     scored = [r for r in ok if r.scored]
     out_metrics = {}
     for spec in specs:
@@ -231,7 +249,8 @@ def aggregate_model(records: list[ClipRecord], specs: list[str], resamples: int,
         "n_clips": len(records), "n_ok": len(ok), "n_failed": len(failed_units),
         "n_pending": sum(r.status == "pending" or (r.status == "ok" and not r.scored) for r in records),
         "failed_units": failed_units, "n_failed_values": 0,  # set by collect_failures
-        "timing": timing, "derived_timing": derived, "outside_clock": outside, "metrics": out_metrics,
+        "timing": timing, "latency": latency, "derived_timing": derived, "outside_clock": outside,
+        "metrics": out_metrics,
         "clips": {r.clip: dict(r.values) for r in scored},
         "clip_notes": {r.clip: dict(r.notes) for r in scored if r.notes},
     }

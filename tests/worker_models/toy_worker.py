@@ -18,8 +18,9 @@ class Toy(lipbench_worker.Model):
     parameters = 1234
     dtype = "fp32"
 
-    def __init__(self, chunk=4, delay_s=0.0, fail=None, isolated=False):
+    def __init__(self, chunk=4, delay_s=0.0, fail=None, isolated=False, listen=False):
         self.chunk, self.delay_s, self.fail, self.isolated = int(chunk), float(delay_s), dict(fail or {}), isolated
+        self.listen = listen  # read the speech up to each chunk's end (live: wait for it)
         self.prepared = []
 
     def load(self, device):
@@ -36,6 +37,8 @@ class Toy(lipbench_worker.Model):
         how = self.fail.get(request.clip_id)
         frames = np.array(request.frames)
         for start in range(0, request.n_frames, self.chunk):
+            if self.listen:
+                request.audio_until(min(start + self.chunk, request.n_frames) / request.fps)
             with self.stage("work"):
                 time.sleep(self.delay_s)
             part = frames[start:start + self.chunk]
