@@ -164,3 +164,22 @@ def test_timing_protocols_are_checked(synth_set, bad):
 
     with pytest.raises(ConfigError, match="timing_protocols: expected a list of offline, live holding offline"):
         make_config(synth_set, ["ground_truth"], timing_protocols=bad)
+
+
+def test_procedural_follows_live_speech_by_its_compute(synth_set):
+    """The procedural model hears each chunk's speech up to its last frame and no further
+    (lookahead 0), so live, a chunk's last frame comes its compute after its speech:
+    never before it, and about as long after as the chunk takes offline (loose bound: a
+    busy machine slows either stream)."""
+    from lipbench.models import create
+
+    model = create("procedural")
+    model.load("cpu")
+    request = synth_set.clip("synth_000").request()
+    _, offline = run_stream(model, request, "cpu")
+    _, live = run_stream(model, request.live(), "cpu")
+    assert live["lookahead_s"] == 0.0 == live["lookahead_declared_s"]
+    ends = np.cumsum(live["chunk_frames"]) / request.fps
+    last_frame_latency = np.cumsum(live["chunk_s"]) - ends
+    assert (last_frame_latency >= -1e-3).all()
+    assert np.median(last_frame_latency) <= 3 * np.median(offline["chunk_s"]) + 0.1

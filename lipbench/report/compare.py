@@ -253,9 +253,11 @@ def compare_runs(base_dir, new_dir, force: bool = False, resamples: int = stats.
         if verdict_ != NOT_COMPARABLE:
             compared.update((model, c) for c in pairs)
 
+    # live-protocol keys only where a run was timed live (offline-only runs have no such rows)
+    timing_keys = [k for k in TIMING if "@" not in k or any(k in s for run in (base, new) for s in run.scored.values())]
     for model in models:
         both = [c for c in clips if (model, c) in base.scored and (model, c) in new.scored]
-        for key in list(shared_keys) + list(TIMING):
+        for key in list(shared_keys) + timing_keys:
             pairs = [c for c in both if key in base.scored[(model, c)] and key in new.scored[(model, c)]]
             b = [base.scored[(model, c)][key] for c in pairs]
             n = [new.scored[(model, c)][key] for c in pairs]
