@@ -240,7 +240,7 @@ def generate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress:
                     bar.update(1)
             finally:
                 close_model(model, run, spec.label)
-            del model
+            units[0][0].model = model = None  # nothing holds its weights now: the next model gets the memory
             _release_memory(config.device)
     bar.close()
     distributed.barrier()  # rank 0 evaluates and reports once every rank has finished

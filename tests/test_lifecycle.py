@@ -113,3 +113,26 @@ def write_plugin_stand_in(path, seed):
 
 PLUGIN_WEIGHTS = (WeightFile("plugin_net.bin", "a plug-in's network", ("my_model",), "my lab",
                                      stand_in="tests.test_lifecycle:write_plugin_stand_in"),)
+
+
+class Watched(Lifecycle):
+    """Notes, when it loads, how many models loaded before it are still alive."""
+
+    alive: list = []
+
+    def load(self, device="cpu"):
+        import gc
+        import weakref
+
+        Watched.alive.append(weakref.ref(self))
+        gc.collect()
+        Lifecycle.calls.append(f"load, earlier models alive: {sum(r() is not None for r in Watched.alive[:-1])}")
+
+
+def test_a_model_is_released_before_the_next_one_loads(synth_set, tmp_path):
+    """Its last unit done and closed, nothing keeps a model (its device memory) alive."""
+    Lifecycle.calls, Watched.alive = [], []
+    config = make_config(synth_set, [{"name": "a", "model": "tests.test_lifecycle:Watched"},
+                                     {"name": "b", "model": "tests.test_lifecycle:Watched"}])
+    generate(config, synth_set, RunDir(tmp_path / "run"), progress=False)
+    assert [c for c in Lifecycle.calls if c.startswith("load")] == ["load, earlier models alive: 0"] * 2
