@@ -3,7 +3,9 @@
 It loads the model, streams one clip twice under the harness's clock and checks what
 the runner relies on: uint8 RGB frames at the reference's size, exactly the reference's
 frame count (which must match the driving audio's duration at the clip's fps), chunk
-sizes as the adapter declares them, and the same frames from the same seed. It prints
+sizes as the adapter declares them, an audio lookahead no larger than the declared one
+(live latency is only fair to a model that declares how far it listens), and the same
+frames from the same seed. It prints
 each check, the timing of the second (warm) stream and the latency floor; the exit code
 is 0 only when every check passes.
 """
@@ -83,6 +85,12 @@ def run_checks(model, request, device: str = "cpu") -> tuple[list[Check], dict]:
     checks.append(Check("chunk sizes", timing["chunk_frames"] == declared,
                         f"{timing['chunk_frames']} against the declared {declared}"
                         + ("" if model.causal else " (not causal: one chunk)")))
+    measured, declared_s = timing.get("lookahead_s"), model.declared_lookahead_s(request.fps)
+    checks.append(Check("audio lookahead as declared",
+                        declared_s is None or measured is None or measured <= declared_s + 1e-6,
+                        "reads no audio" if measured is None else
+                        f"read {measured:.4f} s past a chunk's last frame against the declared "
+                        + ("whole clip" if declared_s is None else f"{declared_s:.4f} s")))
     again, timing = run_stream(model, request, device)
     same = again.shape == frames.shape and np.array_equal(again, frames)
     diff = int(np.abs(again.astype(np.int16) - frames.astype(np.int16)).max()) if again.shape == frames.shape else None

@@ -88,7 +88,7 @@ def run_stream(model, request: Request, device: str, player_delay_s: float = 0.5
         if derived:
             timing["derived_timing"] = derived
     if timing.get("chunk_s"):  # not for outputs made elsewhere: their frames' times are unknown
-        timing.update(latency_figures(timing, request, model.audio_lookahead_s, player_delay_s))
+        timing.update(latency_figures(timing, request, model.declared_lookahead_s(request.fps), player_delay_s))
     return frames, timing
 
 

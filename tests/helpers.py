@@ -238,7 +238,8 @@ class Listens(LipSyncModel):
     def __init__(self, chunk: int = 4, lookahead_s: float = 0.0, work_s: float = 0.0, whole: bool = False):
         super().__init__()
         self.chunk, self.work_s, self.whole = int(chunk), float(work_s), bool(whole)
-        self.audio_lookahead_s = None if whole else float(lookahead_s)
+        self.reads_ahead_s = float(lookahead_s)
+        self.audio_lookahead_s = None if whole else self.reads_ahead_s  # declared as it reads
         self.causal = not whole
         self.chunk_frames = () if whole else (self.chunk,)
 
@@ -250,6 +251,16 @@ class Listens(LipSyncModel):
             return
         for start in range(0, request.n_frames, self.chunk):
             end = min(start + self.chunk, request.n_frames)
-            request.audio_until(end / request.fps + self.audio_lookahead_s)
+            request.audio_until(end / request.fps + self.reads_ahead_s)
             time.sleep(self.work_s)
             yield request.frames[start:end].copy()
+
+
+class Overhears(Listens):
+    """Declares that it hears no further than each chunk's end, but reads 0.1 s past it."""
+
+    name = "overhears"
+
+    def __init__(self):
+        super().__init__(chunk=4, lookahead_s=0.1)
+        self.audio_lookahead_s = 0.0  # the declaration, not what it does

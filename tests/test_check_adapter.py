@@ -37,7 +37,8 @@ def test_a_clip_file_and_adapter_arguments(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("model, failed", [("tests.helpers:Jittery", "deterministic"),
-                                           ("tests.helpers:MisChunked", "chunk sizes")])
+                                           ("tests.helpers:MisChunked", "chunk sizes"),
+                                           ("tests.helpers:Overhears", "audio lookahead as declared")])
 def test_a_broken_model_fails_the_check_it_breaks(model, failed, capsys):
     assert main(["check-adapter", model]) == 1
     out = capsys.readouterr().out

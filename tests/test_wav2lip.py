@@ -310,3 +310,9 @@ def test_live_wav2lip_listens_212_ms_past_each_frame(seeded_weights, registered)
     compute = min(row["chunk_s"][1:])
     assert row["ttff_s"] >= 0.2875
     assert row["latency_max_s"] >= 0.2125 + 0.04 + compute - 1e-3
+
+
+def test_the_declared_lookahead_follows_the_frame_rate(seeded_weights):
+    model = w2l.Wav2Lip(weights_dir=seeded_weights)
+    assert model.declared_lookahead_s(25.0) == pytest.approx(0.1725)
+    assert model.declared_lookahead_s(30.0) == pytest.approx(0.2125 - 1 / 30)

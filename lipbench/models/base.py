@@ -103,6 +103,11 @@ class LipSyncModel(abc.ABC):
         row (its `stage_spans_s`), stored in the unit beside lipbench's own; {} if none."""
         return {}
 
+    def declared_lookahead_s(self, fps: float) -> float | None:
+        """`audio_lookahead_s` at a clip's frame rate (an adapter whose lookahead depends
+        on it overrides this)."""
+        return self.audio_lookahead_s
+
     def generate(self, request: Request) -> np.ndarray:
         return np.concatenate(list(self.stream(request)))
 

@@ -248,6 +248,10 @@ class Wav2Lip(LipSyncModel):
             self.last_stream["mel_starts"][start:end] = mel_starts
             yield out
 
+    def declared_lookahead_s(self, fps: float) -> float:
+        """212.5 ms past a frame's start, whatever the frame rate: 0.2125 - 1/fps past its end."""
+        return 0.2125 - 1 / fps
+
     def _detect_until(self, stop: int, frames: np.ndarray, smoother, clip: str) -> None:
         """Detect frames [arrived, stop) and hand their padded boxes to the smoother."""
         first = smoother.arrived
