@@ -39,6 +39,13 @@ def test_demo_end_to_end(tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert "## Latency: how late the mouth follows the speech" in report and (out / "live_latency.png").exists()
 
+    # the oracles are references: marked, never bold, never on a front (lines on the plot)
+    assert [m for m, agg in results["models"].items() if agg["reference"]] == ["ground_truth", "still", "av_shift"]
+    assert "- fps against ssim@full: front = procedural" in report
+    table = report.split("## Pareto fronts")[0]
+    truth = next(line for line in table.splitlines() if line.startswith("| ground_truth (reference)"))
+    assert "**" not in truth and "**" not in next(line for line in table.splitlines() if line.startswith("| still"))
+
     # a second run finds everything done and rebuilds the same numbers
     assert main(["demo", "--out", str(out), "--clips", "2", "--frames", "41"]) == 0
     assert "generate: 0 made, 8 already done" in capsys.readouterr().out

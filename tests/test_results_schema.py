@@ -204,7 +204,7 @@ def test_failed_and_nan_values_are_counted_and_shown_as_failed(tmp_path):
         ("still", "c2", "psnr@full"), ("still", "c1", "ssim@full")]
     assert failures["counts"] == {"units": 1, "metric_values": 10, "pending_units": 0}
 
-    table = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+    table = {line.split("|")[1].strip().removesuffix(" (reference)"): [c.strip() for c in line.split("|")[2:-1]]
              for line in (run.root / "report.md").read_text().splitlines() if line.startswith("| ")}
     assert table["still"][2].endswith("[2/4, 2 failed]") and table["still"][2].startswith("25.000")
     assert table["ground_truth"][2:4] == ["failed (4/4)", "failed (4/4)"]

@@ -38,6 +38,9 @@ class LipSyncModel(abc.ABC):
     audio_lookahead_s: ClassVar[float | None] = None
     stage_timer = None  # set by the harness while it times a stream
     exact_length: ClassVar[bool] = True  # False: frame count and size may differ (outputs made elsewhere)
+    # True: a reference (the ground truth, an oracle), not a method: reports draw it as a
+    # reference line on Pareto plots and mark it in tables, never on a front or in bold
+    reference: ClassVar[bool] = False
     # dtypes the adapter can run in besides "auto"; empty: a fixed dtype (`dtype` above)
     dtypes: ClassVar[tuple[str, ...]] = ()
     weights_dir = None  # folder searched first for weight files (lipbench.weights.find_weight)
@@ -115,7 +118,7 @@ class LipSyncModel(abc.ABC):
         return {"name": self.name, "causal": self.causal, "chunk_frames": list(self.chunk_frames),
                 "parameters": self.parameters, "dtype": self.dtype,
                 "forward_passes_first_chunk": self.forward_passes_first_chunk,
-                "forward_passes_per_chunk": self.forward_passes_per_chunk,
+                "forward_passes_per_chunk": self.forward_passes_per_chunk, "reference": self.reference,
                 "class": f"{type(self).__module__}:{type(self).__qualname__}"}
 
 

@@ -20,6 +20,7 @@ class GroundTruth(LipSyncModel):
 
     name = "ground_truth"
     audio_lookahead_s = 0.0  # never listens
+    reference = True
 
     def stream(self, request: Request) -> Iterator[np.ndarray]:
         yield request.frames.copy()
@@ -30,6 +31,7 @@ class Still(LipSyncModel):
 
     name = "still"
     audio_lookahead_s = 0.0  # never listens
+    reference = True
 
     def stream(self, request: Request) -> Iterator[np.ndarray]:
         yield np.repeat(request.frames[:1], request.n_frames, axis=0)
@@ -44,6 +46,7 @@ class AVShift(LipSyncModel):
 
     name = "av_shift"
     audio_lookahead_s = 0.0  # never listens
+    reference = True
 
     def __init__(self, shift_frames: int = 3):
         super().__init__()

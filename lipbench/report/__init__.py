@@ -51,11 +51,13 @@ def write_report(run: RunDir, paper_name: str | None = None) -> dict:
     figures, fronts = [], []
     for i, (x, y) in enumerate(pareto_pairs(config, columns)):
         cx, cy = columns[x], columns[y]
-        points = {m: (tables.cell(results, m, cx)[0], tables.cell(results, m, cy)[0]) for m in results["models"]}
+        points = {m: (tables.cell(results, m, cx)[0], tables.cell(results, m, cy)[0]) for m in results["models"]
+                  if not tables.is_reference(results, m)}
+        references = {m: tables.cell(results, m, cy)[0] for m in results["models"] if tables.is_reference(results, m)}
         stem = run.root / ("pareto" if i == 0 else f"pareto_{_safe(x)}_vs_{_safe(y)}")  # the main one: pareto.png
         status = plots.pareto_plot(points, stem, f"{cx.label}, median over clips", f"{cy.label}",
                                    cx.higher_is_better, cy.higher_is_better, f"{config.name}: {x} against {y}",
-                                   papers.paper_points(paper, cx, cy) if paper else None)
+                                   papers.paper_points(paper, cx, cy) if paper else None, references)
         figures.append((f"Pareto front: {x} against {y}", stem.with_suffix(".png")))
         fronts.append((x, y, status))
 
@@ -133,6 +135,7 @@ def _floor_lines(comparison) -> list[str]:
 
 
 def _front_lines(fronts) -> list[str]:
+    """One line per front (reference rows are never on one: they are lines on the plot)."""
     return [f"- {x} against {y}: front = {', '.join(sorted(m for m, s in st.items() if s == 'front')) or '-'}"
             + (f"; missing values: {', '.join(sorted(m for m, s in st.items() if s == 'missing'))}"
                if any(s == "missing" for s in st.values()) else "") for x, y, st in fronts]
@@ -297,14 +300,14 @@ def _html(config, results, fronts, figures, comparison, paper) -> str:
     arrows = {True: " ↑", False: " ↓", None: ""}
     rows = []
     for model, agg in results["models"].items():
-        row = [html.escape(model)]
+        row = [html.escape(tables.row_label(results, model))]
         for col in columns:
             value, ci = tables.cell(results, model, col)
             if value is None:
                 row.append(html.escape(tables.no_value(results, model, col)))
                 continue
             text = html.escape(tables.fmt(value, col.key))
-            if best.get(col.key) == value:
+            if tables.is_best(results, model, col, value, best):
                 text = f"<b>{text}</b>"
             if ci:
                 text += f"<br><small>{tables.fmt(ci[0], col.key)}–{tables.fmt(ci[1], col.key)}</small>"

@@ -32,11 +32,18 @@ def _arrow(higher):
 
 
 def pareto_plot(points: dict[str, tuple], stem: Path, x_label: str, y_label: str, x_higher: bool, y_higher: bool,
-                title: str = "", paper_points: dict[str, tuple] | None = None) -> dict[str, str]:
+                title: str = "", paper_points: dict[str, tuple] | None = None,
+                references: dict[str, float | None] | None = None) -> dict[str, str]:
     """Scatter of measured points (red: on the front) with the front as a dashed line;
-    paper points, when given, as hollow squares with their own front. Returns statuses."""
+    paper points, when given, as hollow squares with their own front; reference rows
+    (the ground truth, oracles: {name: quality}) as labelled horizontal lines, never
+    points on a front. Returns statuses."""
     status = pareto_status(points, x_higher, y_higher)
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    for name, y in ((n, y) for n, y in (references or {}).items() if y is not None and np.isfinite(y)):
+        ax.axhline(y, color="tab:green", lw=1, ls=":", zorder=1)
+        ax.annotate(f"{name} (reference)", xy=(0.01, y), xycoords=("axes fraction", "data"), fontsize=7,
+                    color="tab:green", va="bottom")
     shown = {k: v for k, v in points.items() if status[k] != "missing"}
     for name, (x, y) in shown.items():
         ax.scatter(x, y, s=60, color="tab:red" if status[name] == FRONT else "tab:gray", zorder=3)

@@ -21,6 +21,18 @@ UNIT_COLUMNS = TIMING_COLUMNS + ("n_frames", "n_chunks", "chunk_frames", "chunk_
                                   "playback_delay_s", "stalls", "lookahead_s", "live")
 
 
+def is_reference(model: str) -> bool:
+    """Whether a registered model is a reference row (LipSyncModel.reference); False when
+    its adapter cannot be imported here (a report of someone else's run)."""
+    from lipbench.errors import UnknownNameError
+    from lipbench.models import MODELS
+
+    try:
+        return bool(MODELS.resolve(model).reference)
+    except UnknownNameError:
+        return False
+
+
 def clip_records(run: RunDir, config, manifest, with_features: bool = True) -> dict[str, list[ClipRecord]]:
     """Model name -> one record per clip of the manifest, from the unit and metrics files;
     with the set-level features of scored clips when `with_features`."""
@@ -104,7 +116,8 @@ def write_results(run: RunDir, config, manifest) -> dict:
     write_jsonl(run.root / "per_clip.jsonl", [_row(m, r) for m, recs in records.items() for r in recs])
     results = build_results(
         "run", records, config.metric_specs(), config.bootstrap_resamples, config.set_resamples,
-        model_info={m.label: {"model": m.model, "args": m.args} for m in config.models},
+        model_info={m.label: {"model": m.model, "args": m.args, "reference": is_reference(m.model)}
+                    for m in config.models},
         run=str(run.root),
         data={"manifest": manifest.name, "n_clips": len(manifest.clips), "input_hash": manifest.input_hash()},
         weights=weights_used(run, config, manifest),

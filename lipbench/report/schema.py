@@ -299,6 +299,7 @@ def build_results(kind: str, records: dict[str, list[ClipRecord]], specs: list[s
     for name, recs in records.items():
         info = (model_info or {}).get(name, {})
         models[name] = {"model": info.get("model"), "args": info.get("args", {}),
+                        "reference": bool(info.get("reference", False)),
                         **aggregate_model(recs, specs, resamples, set_resamples, timing_keys, label=name,
                                           pool=pool)}
     failures = collect_failures(models, records)

@@ -81,10 +81,26 @@ def no_value(results: dict, model: str, col: Column) -> str:
     return "-"
 
 
+def is_reference(results: dict, model: str) -> bool:
+    return bool(results["models"][model].get("reference"))
+
+
+def row_label(results: dict, model: str) -> str:
+    """The model's name, marked when it is a reference row (never bold, never on a front)."""
+    return f"{model} (reference)" if is_reference(results, model) else model
+
+
+def is_best(results: dict, model: str, col, value, best: dict) -> bool:
+    """Whether a cell is shown as its column's best (never a reference row's)."""
+    return best.get(col.key) == value and not is_reference(results, model)
+
+
 def best_values(results: dict, columns) -> dict[str, float]:
+    """Best value per directed column among the methods (reference rows left out)."""
     best = {}
     for col in columns:
-        vals = [v for m in results["models"] if (v := cell(results, m, col)[0]) is not None]
+        vals = [v for m in results["models"] if not is_reference(results, m)
+                and (v := cell(results, m, col)[0]) is not None]
         if col.higher_is_better is not None and len(vals) > 1:
             best[col.key] = max(vals) if col.higher_is_better else min(vals)
     return best
@@ -99,14 +115,14 @@ def to_markdown(results: dict, columns=None, with_ci: bool = True) -> str:
     best = best_values(results, columns)
     body = []
     for model, agg in results["models"].items():
-        row = [model]
+        row = [row_label(results, model)]
         for col in columns:
             value, ci = cell(results, model, col)
             if value is None:
                 row.append(no_value(results, model, col))
                 continue
             text = fmt(value, col.key)
-            if best.get(col.key) == value:
+            if is_best(results, model, col, value, best):
                 text = f"**{text}**"
             if with_ci and ci:
                 text += f" ({fmt(ci[0], col.key)}–{fmt(ci[1], col.key)})"
@@ -155,14 +171,14 @@ def to_latex(results: dict, columns=None) -> str:
              " & ".join(["method"] + [_latex_escape(c.label + arrows[c.higher_is_better]) for c in columns])
              + r" \\", r"\midrule"]
     for model in results["models"]:
-        cells = [_latex_escape(model)]
+        cells = [_latex_escape(row_label(results, model))]
         for col in columns:
             value, _ = cell(results, model, col)
             if value is None:
                 cells.append(no_value(results, model, col))
                 continue
             text = fmt(value, col.key).replace(",", "{,}")
-            text = rf"\textbf{{{text}}}" if best.get(col.key) == value else text
+            text = rf"\textbf{{{text}}}" if is_best(results, model, col, value, best) else text
             note = coverage(results, model, col)
             cells.append(f"{text} [{note}]" if note else text)
         lines.append(" & ".join(cells) + r" \\")
