@@ -62,7 +62,7 @@ def clip_request(path):
 
 
 def run_checks(model, request, device: str = "cpu") -> tuple[list[Check], dict]:
-    from lipbench import latency
+    from lipbench.timing import check_ttff
     from lipbench.models.base import chunk_bounds
     from lipbench.runner import device_name, run_stream
 
@@ -98,7 +98,7 @@ def run_checks(model, request, device: str = "cpu") -> tuple[list[Check], dict]:
                         else f"a second stream differs (max difference {diff} levels)"))
     timing["derived"] = timing.pop("derived_timing", None) or {}
     name = timing.get("device_name") or device_name(device)
-    timing.update(latency.check_ttff(timing["ttff_s"], model.parameters, model.dtype,
+    timing.update(check_ttff(timing["ttff_s"], model.parameters, model.dtype,
                                      model.forward_passes_first_chunk, name))
     timing["device_name"] = name
     floor = timing["ttff_floor_s"]

@@ -23,12 +23,12 @@ import numpy as np
 from tqdm import tqdm
 
 import lipbench
-from lipbench import distributed, io, latency, models
+from lipbench import distributed, io, models
 from lipbench.config import BenchmarkConfig
 from lipbench.data.manifest import Manifest
 from lipbench.rundir import RunDir, clip_hash, dumps, format_reasons
 from lipbench.storage import atomic_path, file_sha256, write_json
-from lipbench.timing import latency_figures, time_prepare, time_stream
+from lipbench.timing import check_ttff, latency_figures, time_prepare, time_stream
 from lipbench.types import Request
 
 
@@ -256,7 +256,7 @@ def _run_unit(model, spec, clip, fingerprint, config, run: RunDir, name: str, in
             check_output(frames, request, exact=model.exact_length)
             if "live" in config.timing_protocols and timing.get("chunk_s"):
                 timing["live"] = run_live(model, request, config)
-        timing.update(latency.check_ttff(timing["ttff_s"], model.parameters, model.dtype,
+        timing.update(check_ttff(timing["ttff_s"], model.parameters, model.dtype,
                                          model.forward_passes_first_chunk, timing.get("device_name") or name))
         with atomic_path(video) as tmp:
             io.write_video(tmp, frames, request.fps,

@@ -3,7 +3,7 @@ import shutil
 import numpy as np
 import pytest
 
-from lipbench import audio, io
+from lipbench import io, loudness
 from lipbench.cli import main
 from lipbench.data.manifest import ManifestError, build_manifest, load_manifest, save_manifest, verify
 from lipbench.data.synthetic import SynthRecipe, synthesize
@@ -27,7 +27,7 @@ def test_synthetic_clips_are_as_specified_and_talk(synth_set):
         assert frames.shape == (49, 256, 256, 3) and clip.fps == 25.0
         speech = clip.driving_audio()
         assert len(speech) == 49 * 640
-        openness = audio.mouth_openness(speech, 16000, 25.0, 49)
+        openness = loudness.mouth_openness(speech, 16000, 25.0, 49)
         # speech with pauses: some frames closed, some well open
         assert (openness == 0).mean() > 0.05 and (openness > 0.5).mean() > 0.2
         # the mouth region moves, the forehead hardly does (beyond head motion)

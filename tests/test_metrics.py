@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from lipbench import audio, metrics
+from lipbench import loudness, metrics
 from lipbench.faces import mesh
 from lipbench.metrics.avsync import MIN_FACE_PX, MIN_OVERLAP_FRAMES, AVSync, lagged_correlation, sync_score
 from lipbench.metrics.base import ClipContext, Video
@@ -151,7 +151,7 @@ def test_still_face_has_no_sync_and_ground_truth_is_perfect(synth_reference):
 def test_mesh_aperture_follows_the_synthetic_mouth(synth_reference):
     clip, reference = synth_reference
     aperture = mesh.mouth_aperture(reference.landmarks.astype(float))
-    openness = audio.mouth_openness(reference.audio, 16000, 25.0, len(aperture))
+    openness = loudness.mouth_openness(reference.audio, 16000, 25.0, len(aperture))
     assert np.corrcoef(aperture, openness)[0, 1] > 0.9
 
 

@@ -4,9 +4,8 @@ import types
 import numpy as np
 import pytest
 
-from lipbench import latency
 from lipbench.models import worker_side  # where the stream clock lives
-from lipbench.timing import time_stream
+from lipbench.timing import bandwidth_for, check_ttff, time_stream
 from lipbench.types import Request
 from tests.helpers import Instant, Sleeper
 
@@ -93,10 +92,10 @@ def test_harness_reads_the_clock_once_per_chunk_and_converts_after_the_last(monk
 
 def test_latency_floor_flags_a_unit_slip():
     # Lip Forcing 14B, bf16, 2 denoising steps + 1 cache update before the first chunk, on an H100
-    floor = latency.check_ttff(0.54, 14_000_000_000, "bf16", 3, "NVIDIA H100 80GB HBM3")
+    floor = check_ttff(0.54, 14_000_000_000, "bf16", 3, "NVIDIA H100 80GB HBM3")
     assert floor["floor_device"] == "H100" and floor["ttff_floor_s"] == pytest.approx(14e9 * 2 * 3 / 3350e9)
     assert not floor["ttff_below_floor"]
-    assert latency.check_ttff(0.32e-3, 1_300_000_000, "bf16", 3, "H100")["ttff_below_floor"]
-    assert latency.bandwidth_for("NVIDIA H200") == ("H200", 4800.0)
-    assert latency.bandwidth_for("NVIDIA H100 PCIe")[0] == "H100 PCIe"
-    assert latency.check_ttff(0.1, 10, "bf16", 1, "x86_64")["ttff_floor_s"] is None
+    assert check_ttff(0.32e-3, 1_300_000_000, "bf16", 3, "H100")["ttff_below_floor"]
+    assert bandwidth_for("NVIDIA H200") == ("H200", 4800.0)
+    assert bandwidth_for("NVIDIA H100 PCIe")[0] == "H100 PCIe"
+    assert check_ttff(0.1, 10, "bf16", 1, "x86_64")["ttff_floor_s"] is None

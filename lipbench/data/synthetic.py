@@ -20,7 +20,7 @@ import numpy as np
 from scipy.signal import lfilter
 from tqdm import tqdm
 
-from lipbench import audio as audio_features
+from lipbench import loudness
 from lipbench import io
 from lipbench.data.manifest import Manifest, describe_clip, load_manifest, save_manifest
 from lipbench.faces import mesh, mouth_warp
@@ -155,7 +155,7 @@ def render_clip(face: _Face, recipe: SynthRecipe, index: int) -> tuple[np.ndarra
     rng = np.random.default_rng([recipe.seed, index])
     duration = recipe.frames / recipe.fps
     speech = synth_speech(duration, recipe.audio_rate, rng)
-    openness = audio_features.mouth_openness(speech, recipe.audio_rate, recipe.fps, recipe.frames)
+    openness = loudness.mouth_openness(speech, recipe.audio_rate, recipe.fps, recipe.frames)
     gaps = mouth_warp.target_gap(openness, face.scale)
     motion = _head_motion(recipe.frames, recipe.fps, recipe.size, rng)
     frames = np.empty((recipe.frames, recipe.size, recipe.size, 3), dtype=np.uint8)

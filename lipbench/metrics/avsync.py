@@ -1,7 +1,7 @@
 """Audio-visual sync without SyncNet: does the mouth open when the speech is loud?
 
 Mouth aperture per frame (face-mesh lip gap over face size) is correlated with the
-driving audio's loudness per frame (dBFS, the window lipbench.audio uses) at every
+driving audio's loudness per frame (dBFS, the window lipbench.loudness uses) at every
 lag in [-max_lag, max_lag]; the score is the peak Pearson correlation and the lag
 where it peaks. A positive lag means the mouth moves after the sound.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lipbench import audio as audio_features
+from lipbench import loudness
 from lipbench.faces import mesh
 from lipbench.metrics.base import ClipContext, Metric, Value
 
@@ -114,7 +114,7 @@ class AVSync(Metric):
                 f"{n_faces} frames with a face); av_ncc/av_lag need >= {MIN_FACE_PX} px: below that the face "
                 f"mesh's lip gap is not reliable (measured: benchmarks/perf/avsync_face_size.py)")
         aperture = mesh.mouth_aperture(landmarks)
-        level = audio_features.frame_energy_db(video.require_audio(), video.audio_rate, video.fps, ctx.n)
+        level = loudness.frame_energy_db(video.require_audio(), video.audio_rate, video.fps, ctx.n)
         try:
             ncc, lag = sync_score(aperture, level, self.max_lag)
         except ValueError as exc:

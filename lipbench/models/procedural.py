@@ -15,7 +15,7 @@ from typing import Iterator
 
 import numpy as np
 
-from lipbench import audio as audio_features
+from lipbench import loudness
 from lipbench.faces import mesh, mouth_warp
 from lipbench.models.base import LipSyncModel, chunk_bounds
 from lipbench.types import Request
@@ -43,7 +43,7 @@ class Procedural(LipSyncModel):
         opening = 0.0
         for start, end in chunk_bounds(request.n_frames, self.chunk_frames):
             heard = request.audio_until(end / request.fps)
-            target = audio_features.mouth_openness(heard, request.audio_rate, request.fps, end)[start:]
+            target = loudness.mouth_openness(heard, request.audio_rate, request.fps, end)[start:]
             out = request.frames[start:end].copy()
             for i, landmarks in enumerate(tracker.track(out)):
                 opening = self.inertia * opening + (1 - self.inertia) * target[i]

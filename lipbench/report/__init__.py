@@ -4,7 +4,7 @@
 results.json, per_clip.jsonl, results.csv, results.tex, report.md, report.html (one
 self-contained page), pareto.png/.svg (the first front) and pareto_<x>_vs_<y>.png/.svg
 (the others), dist_<metric>.png/.svg and
-latency.png/.svg; with a paper table, paper_comparison.json and its sections.
+latency.png/.svg; previews/ and gallery/ (lipbench.report.gallery, linked from both reports); with a paper table, paper_comparison.json and its sections.
 """
 
 from __future__ import annotations
@@ -89,10 +89,19 @@ def write_report(run: RunDir, paper_name: str | None = None) -> dict:
         write_json(run.root / "paper_comparison.json", comparison)
 
     table = tables.to_markdown(results)
-    write_text(run.root / "report.md", _markdown(config, results, table, fronts, figures, comparison, paper))
-    write_text(run.root / "report.html", _html(config, results, fronts, figures, comparison, paper))
+    write_text(run.root / "report.md", _markdown(config, results, table, fronts, figures, comparison, paper)
+               + f"\n{GALLERY_LINK_MD}\n")
+    write_text(run.root / "report.html", _html(config, results, fronts, figures, comparison, paper)
+               .replace("</h1>", f"</h1>{GALLERY_LINK_HTML}", 1))
+    from lipbench.report.gallery import write_gallery
+
+    write_gallery(run, results)
     results["table"] = table
     return results
+
+
+GALLERY_LINK_MD = "Watch the videos: [gallery/index.html](gallery/index.html)"
+GALLERY_LINK_HTML = "<p>Watch the videos: <a href='gallery/index.html'>gallery/index.html</a></p>"
 
 
 def _clip_fps(manifest, clip_id: str) -> float:

@@ -6,7 +6,7 @@ from importlib import resources
 
 import yaml
 
-from lipbench import latency
+from lipbench import timing
 from lipbench.errors import UnknownNameError
 from lipbench.report.tables import Column, cell, paper_columns
 
@@ -68,8 +68,8 @@ def floor_checks(paper: dict) -> list[dict]:
         if not (row.get("parameters") and row.get("ttff_s") is not None and row.get("passes_first_chunk")):
             continue
         args = (row["parameters"], row["dtype"], row["passes_first_chunk"], paper.get("device", ""))
-        as_s = latency.check_ttff(row["ttff_s"], *args)
-        as_ms = latency.check_ttff(row["ttff_s"] / 1000.0, *args)
+        as_s = timing.check_ttff(row["ttff_s"], *args)
+        as_ms = timing.check_ttff(row["ttff_s"] / 1000.0, *args)
         checks.append({"method": row["method"], "ttff_s": row["ttff_s"], "floor_s": as_s["ttff_floor_s"],
                        "below_floor_as_seconds": as_s["ttff_below_floor"],
                        "below_floor_if_read_as_ms": as_ms["ttff_below_floor"]})

@@ -1,5 +1,6 @@
-"""Audio features at video frame rate, shared by the synthetic set, the procedural model
-and the mesh-based sync score (so all three read speech the same way)."""
+"""Speech loudness at video frame rate, and the mouth opening it maps to: shared by the
+synthetic set, the procedural model and the mesh-based sync score (so all three read
+speech the same way)."""
 
 from __future__ import annotations
 
