@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
+import sys
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from fractions import Fraction
 from pathlib import Path
 
@@ -55,7 +58,6 @@ def make_preview(source, target, audio_source=None, height: int = PREVIEW_HEIGHT
     settings = PREVIEW_SETTINGS
     with av.open(str(source)) as inp:
         vin = inp.streams.video[0]
-        vin.thread_type = "AUTO"
         rate = Fraction(vin.average_rate or vin.guessed_rate or 25).limit_denominator(1001)
         src_w, src_h = vin.codec_context.width, vin.codec_context.height
         out_h = min(height, src_h) // 2 * 2
@@ -65,7 +67,7 @@ def make_preview(source, target, audio_source=None, height: int = PREVIEW_HEIGHT
                 vs = out.add_stream("libx264", rate=rate)
                 vs.width, vs.height, vs.pix_fmt = out_w, out_h, "yuv420p"
                 vs.options = {"crf": str(settings["crf"]), "preset": settings["preset"],
-                              "g": str(max(1, round(float(rate)))), "threads": "2"}
+                              "g": str(max(1, round(float(rate)))), "threads": "1"}
                 aus = None
                 if audio_source is not None:
                     aus = out.add_stream("aac", rate=48000)
@@ -159,23 +161,32 @@ class PreviewCache:
 def face_box(video: Path) -> list[float] | None:
     """The close-up box of a clip, as fractions of the frame (x0, y0, x1, y1): the median
     over up to BOX_SAMPLES evenly spaced frames of the protocol's face box
-    (FaceCropper.box); None when no sampled frame has a face."""
+    (FaceCropper.box); None when no sampled frame has a face. Only the sampled frames
+    are kept in memory."""
+    import av
     import numpy as np
 
     from lipbench.faces.detect import FaceCropper
-    from lipbench.io import read_video
+    from lipbench.io import probe
 
-    frames, _ = read_video(video)
-    picks = np.unique(np.linspace(0, len(frames) - 1, min(BOX_SAMPLES, len(frames))).round().astype(int))
+    n = max(1, probe(video).n_frames)
+    picks = set(np.linspace(0, n - 1, min(BOX_SAMPLES, n)).round().astype(int).tolist())
+    frames = []
+    with av.open(str(video)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in picks:
+                frames.append(frame.to_ndarray(format="rgb24"))
+            if i >= max(picks):
+                break
     cropper = FaceCropper()
     try:
-        boxes = [b for i in picks if (b := cropper.box(np.ascontiguousarray(frames[i]))[0]) is not None
+        boxes = [b for f in frames if (b := cropper.box(np.ascontiguousarray(f))[0]) is not None
                  and b[2] > b[0] and b[3] > b[1]]
     finally:
         cropper.close()
     if not boxes:
         return None
-    h, w = frames.shape[1:3]
+    h, w = frames[0].shape[:2]
     x0, y0, x1, y1 = np.median(np.asarray(boxes, dtype=float), axis=0)
     return [round(x0 / w, 4), round(y0 / h, 4), round(x1 / w, 4), round(y1 / h, 4)]
 
@@ -231,7 +242,7 @@ INDEX_JS = r"""
 
 
 def _index_html(title, clips, models, columns, values, status) -> str:
-    head1 = "<tr><th rowspan='2' data-col='0'>clip</th>" + "".join(
+    head1 = "<tr><th rowspan='2' data-col='0' class='clip'>clip</th>" + "".join(
         f"<th colspan='{len(columns)}' class='model'>{html.escape(m)}</th>" for m in models) + "</tr>"
     head2, col = "<tr>", 1
     for _model in models:
@@ -243,7 +254,7 @@ def _index_html(title, clips, models, columns, values, status) -> str:
     head2 += "</tr>"
     rows = []
     for clip in clips:
-        cells = [f"<td><a href='{html.escape(_safe_name(clip))}.html'>{html.escape(clip)}</a></td>"]
+        cells = [f"<td class='clip'><a href='{html.escape(_safe_name(clip))}.html'>{html.escape(clip)}</a></td>"]
         for m in models:
             for c in columns:
                 v = _num(values.get((m, clip), {}).get(c.key))
@@ -251,7 +262,9 @@ def _index_html(title, clips, models, columns, values, status) -> str:
                 cells.append(f"<td data-v='{'' if v is None else repr(float(v))}'>{html.escape(text)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     style = BASE_STYLE + ("th[data-col]{cursor:pointer;user-select:none;background:#f4f4f4}"
-                          "th.asc::after{content:' ▲'}th.desc::after{content:' ▼'}th.model{background:#e8eef8}"
+                          "th.asc::after{content:' ▲'}th.desc::after{content:' ▼'}"
+                          "th.model{background:#e8eef8;text-align:center;border-left:2px solid #999}"
+                          ".clip{position:sticky;left:0;background:#fff;z-index:1;text-align:left}"
                           "tbody tr:hover{background:#fafae0}")
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}: gallery</title>"
             f"<style>{style}</style></head><body>"
@@ -316,6 +329,7 @@ CLIP_JS = r"""
     else if (e.key === 'Home'){ e.preventDefault(); seek(0); }
     else if (e.key === 'c'){ close.checked = !close.checked; document.body.classList.toggle('closeup', close.checked); }
   });
+  if (location.hash === '#closeup'){ close.checked = true; document.body.classList.add('closeup'); }
   show(0);
   requestAnimationFrame(tick);
 })();
@@ -368,6 +382,7 @@ def _clip_page(title, clip, nav, fps, n_frames, box, bw, bh, x0, y0, parts, widt
 def write_gallery(run, results: dict | None = None, progress: bool = True) -> dict:
     """Make the previews (those not up to date) and write gallery/index.html and one page
     per clip. Returns {'made': n, 'reused': n, 'index': path}."""
+    import av
     from tqdm import tqdm
 
     from lipbench.io import MediaError
@@ -401,14 +416,19 @@ def write_gallery(run, results: dict | None = None, progress: bool = True) -> di
     todo = [j for j in jobs if j[1].exists() and cache.fresh(j[0], j[1]) is None]
     info, problems = {}, {}
     cache.reused = len([j for j in jobs if j[1].exists()]) - len(todo)
-    with tqdm(total=len(todo), desc="gallery previews", unit="video", disable=not (progress and todo)) as bar:
-        for rel, source, audio in todo:
+    # PyAV decodes and encodes without the GIL: a few threads use the cores (1.6x on 2)
+    workers = max(1, min(4, os.cpu_count() or 1, len(todo)))
+    with tqdm(total=len(todo), desc="gallery previews", unit="video", disable=not (progress and todo)) as bar, \
+            ThreadPoolExecutor(workers) as pool:
+        futures = {pool.submit(make_preview, source, cache.root / rel, audio): (rel, source)
+                   for rel, source, audio in todo}
+        for future in as_completed(futures):
+            rel, source = futures[future]
             try:
-                meta = make_preview(source, cache.root / rel, audio)
-                cache.record(rel, source, meta)
+                cache.record(rel, source, future.result())
                 cache.made += 1
-            except (MediaError, OSError, ValueError) as exc:  # one bad file leaves a placeholder, not a failed report
-                problems[rel] = str(exc)
+            except (MediaError, OSError, ValueError, av.error.FFmpegError) as exc:
+                problems[rel] = str(exc)  # one bad file leaves a placeholder, not a failed report
                 cache.entries.pop(rel, None)
             bar.update(1)
     for rel, _source, _audio in jobs:
@@ -427,7 +447,7 @@ def write_gallery(run, results: dict | None = None, progress: bool = True) -> di
             try:
                 cache.boxes[sha] = face_box(Path(clip.video))
             except Exception as exc:  # noqa: BLE001 - the close-up is a convenience: no box, whole frame
-                print(f"gallery: no close-up box for {clip.id} ({exc})")
+                print(f"gallery: no close-up box for {clip.id} ({exc})", file=sys.stderr)
                 cache.boxes[sha] = None
         boxes[clip.id] = cache.boxes[sha]
     cache.save()
