@@ -57,6 +57,8 @@ def make_preview(source, target, audio_source=None, height: int = PREVIEW_HEIGHT
 
     settings = PREVIEW_SETTINGS
     with av.open(str(source)) as inp:
+        if not inp.streams.video:
+            raise ValueError(f"{source}: has no video stream")
         vin = inp.streams.video[0]
         rate = Fraction(vin.average_rate or vin.guessed_rate or 25).limit_denominator(1001)
         src_w, src_h = vin.codec_context.width, vin.codec_context.height
