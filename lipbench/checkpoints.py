@@ -97,22 +97,30 @@ def _check_zip(path: Path, size: int, fmt: str) -> None:
             directory = archive.start_dir
     except zipfile.BadZipFile as exc:
         if "central directory" in str(exc) or "not a zip file" in str(exc).lower() or "Truncated" in str(exc):
-            raise BadWeightError(path, cut + "a zip archive whose central directory, at its end, is missing or "
-                                 "incomplete: the file was cut short, e.g. by an interrupted download)",
-                                 "truncated") from None
+            raise BadWeightError(
+                path,
+                cut + "a zip archive whose central directory, at its end, is missing or "
+                "incomplete: the file was cut short, e.g. by an interrupted download)",
+                "truncated",
+            ) from None
         raise BadWeightError(path, f"cannot be read: a damaged zip archive ({exc})") from None
     need = max((e.header_offset + e.compress_size for e in entries), default=0)
     if need > directory or directory > size:
-        raise BadWeightError(path, cut + f"its zip directory lists data up to byte {max(need, directory)}: "
-                             "the file was cut short)", "truncated")
+        raise BadWeightError(
+            path,
+            cut + f"its zip directory lists data up to byte {max(need, directory)}: the file was cut short)",
+            "truncated",
+        )
     names = [e.filename for e in entries]
     scripted = any(n.endswith("/constants.pkl") or "/code/" in n for n in names)
     if fmt == "torch" and scripted:
-        raise BadWeightError(path, "cannot be read: a TorchScript module (torch.jit.save), not a torch.save "
-                             "file of tensors")
+        raise BadWeightError(
+            path, "cannot be read: a TorchScript module (torch.jit.save), not a torch.save file of tensors"
+        )
     if fmt == "torchscript" and not scripted:
-        raise BadWeightError(path, "cannot be read: a torch.save file of tensors (no TorchScript code in it), "
-                             "not a TorchScript module")
+        raise BadWeightError(
+            path, "cannot be read: a torch.save file of tensors (no TorchScript code in it), not a TorchScript module"
+        )
 
 
 def _describe_content(path: Path, head: bytes) -> str | None:
@@ -123,7 +131,7 @@ def _describe_content(path: Path, head: bytes) -> str | None:
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError as exc:
-        text = head[:exc.start].decode("utf-8") if exc.start > len(head) - 4 else None
+        text = head[: exc.start].decode("utf-8") if exc.start > len(head) - 4 else None
     if text is not None and text.strip() and "\x00" not in text:
         start = " ".join(text.split())[:40]
         stripped = text.lstrip().lower()
@@ -174,8 +182,15 @@ def _pickle_globals(path: Path) -> list[str]:
                 data = f.read(1 << 20)
         found, strings = [], []
         for opcode, arg, _ in pickletools.genops(data):
-            if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8", "SHORT_BINSTRING",
-                               "BINSTRING", "STRING"):
+            if opcode.name in (
+                "SHORT_BINUNICODE",
+                "BINUNICODE",
+                "UNICODE",
+                "BINUNICODE8",
+                "SHORT_BINSTRING",
+                "BINSTRING",
+                "STRING",
+            ):
                 strings.append(str(arg))
             elif opcode.name == "GLOBAL":
                 found.append(str(arg).replace(" ", "."))
@@ -211,16 +226,22 @@ def load_error(path, exc: BaseException, fmt: str = "torch") -> BadWeightError:
     if "Weights only load failed" in text or "WeightsUnpickler" in text:
         named = _pickle_globals(path)
         return BadWeightError(path, REFUSED + (f"; it asks for {', '.join(named[:3])}" if named else ""), "refused")
-    if isinstance(exc, EOFError) or "unexpected EOF" in text or "truncated" in text.lower() \
-            or "unpack requires a buffer" in text or "Ran out of input" in text:
+    if (
+        isinstance(exc, EOFError)
+        or "unexpected EOF" in text
+        or "truncated" in text.lower()
+        or "unpack requires a buffer" in text
+        or "Ran out of input" in text
+    ):
         return BadWeightError(path, f"truncated ({size} bytes; the data ends early: {first_line(exc)})", "truncated")
     if "Invalid magic number" in text:
         return BadWeightError(path, f"cannot be read: a pickle, but not {_FORMATS[fmt]} ({first_line(exc)})")
     return BadWeightError(path, f"cannot be read as {_FORMATS[fmt]} ({first_line(exc)})")
 
 
-def load_into(net: nn.Module, state: dict, path, description: str, short: str,
-              optional_suffixes: tuple[str, ...] = ()) -> nn.Module:
+def load_into(
+    net: nn.Module, state: dict, path, description: str, short: str, optional_suffixes: tuple[str, ...] = ()
+) -> nn.Module:
     """Load `state` into `net` strictly. `description` completes "not ..." when the key
     names differ; `short` names the network when shapes do not fit; keys ending in
     `optional_suffixes` may be absent (e.g. BatchNorm counters of pre-0.4.1 files)."""
@@ -228,14 +249,18 @@ def load_into(net: nn.Module, state: dict, path, description: str, short: str,
     missing = sorted(k for k in expected - set(state) if not k.endswith(optional_suffixes or ("\0",)))
     unexpected = sorted(set(state) - expected)
     if missing or unexpected:
-        raise BadWeightError(path, f"not {description}; missing keys: {missing[:5] or 'none'}, "
-                             f"unexpected keys: {unexpected[:5] or 'none'}", "mismatch")
+        raise BadWeightError(
+            path,
+            f"not {description}; missing keys: {missing[:5] or 'none'}, unexpected keys: {unexpected[:5] or 'none'}",
+            "mismatch",
+        )
     try:
         net.load_state_dict(state, strict=not optional_suffixes)
     except RuntimeError as exc:  # shapes
         details = " ".join(line.strip() for line in str(exc).splitlines()[1:] if line.strip())
-        raise BadWeightError(path, f"{short} state_dict does not fit the network: {details[:400] or first_line(exc)}",
-                             "mismatch") from None
+        raise BadWeightError(
+            path, f"{short} state_dict does not fit the network: {details[:400] or first_line(exc)}", "mismatch"
+        ) from None
     return net
 
 

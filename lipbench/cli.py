@@ -33,7 +33,7 @@ def _load_run_inputs(args):
     if getattr(args, "clips", None):
         clips = _select(clips, args.clips, lambda c: c.id, f"{manifest.name}: no clips named")
     if getattr(args, "limit", None):
-        clips = clips[:args.limit]
+        clips = clips[: args.limit]
     return config, manifest, models, clips
 
 
@@ -46,8 +46,16 @@ def _select(items, names_csv: str, name_of, error: str) -> list:
     return [item for item in items if name_of(item) in wanted]
 
 
-def _run(config, manifest, out, phases=("generate", "evaluate", "report"), models=None, clips=None,
-         force: bool = False, wait: bool = False) -> tuple[int, dict | None]:
+def _run(
+    config,
+    manifest,
+    out,
+    phases=("generate", "evaluate", "report"),
+    models=None,
+    clips=None,
+    force: bool = False,
+    wait: bool = False,
+) -> tuple[int, dict | None]:
     """Run the phases on `models` x `clips` (default: everything in the config), holding
     the run directory's lock; returns (exit code, results of the report or None)."""
     from dataclasses import replace
@@ -64,8 +72,7 @@ def _run(config, manifest, out, phases=("generate", "evaluate", "report"), model
         saved = run.load_config()
         # now: the chosen models and clips, under every metric the directory holds
         config = replace(config, models=models or config.models, metrics=saved.metrics)
-        manifest = Manifest(manifest.name, clips or manifest.clips, manifest.path, manifest.description,
-                            manifest.extra)
+        manifest = Manifest(manifest.name, clips or manifest.clips, manifest.path, manifest.description, manifest.extra)
         results, metric_objects = None, None
         if "generate" in phases and "evaluate" in phases:
             # a missing or bad metric weight file stops the run before any clip
@@ -111,8 +118,10 @@ def _evaluate(config, manifest, run, metric_objects=None):
     from lipbench.evaluate import evaluate
 
     counts = evaluate(config, manifest, run, metric_objects=metric_objects)
-    print(f"evaluate: {counts['done']} scored ({counts['failed']} metric values failed), "
-          f"{counts['skipped']} already scored, {counts['missing']} without a generated video")
+    print(
+        f"evaluate: {counts['done']} scored ({counts['failed']} metric values failed), "
+        f"{counts['skipped']} already scored, {counts['missing']} without a generated video"
+    )
 
 
 def _report_failures(run, config, manifest, phases) -> int:
@@ -135,8 +144,10 @@ def _report_failures(run, config, manifest, phases) -> int:
                     values.append(f"{metric} {spec.label}/{clip.id}: {first_line(error or 'not computed')}")
     if not units and not values:
         return 0
-    print(f"failed: {len(units)} of {len(config.models) * len(manifest.clips)} units, {len(values)} metric values",
-          file=sys.stderr)
+    print(
+        f"failed: {len(units)} of {len(config.models) * len(manifest.clips)} units, {len(values)} metric values",
+        file=sys.stderr,
+    )
     for line in units + values:
         print(f"  {line}", file=sys.stderr)
     return 1
@@ -157,11 +168,20 @@ def cmd_eval(args):
     if args.run:
         from lipbench.rundir import RunDir
 
-        given = [flag for flag, value in (("--crop", args.crop), ("--min-coverage", args.min_coverage),
-                                          ("--resample-fps", args.resample_fps or None)) if value is not None]
+        given = [
+            flag
+            for flag, value in (
+                ("--crop", args.crop),
+                ("--min-coverage", args.min_coverage),
+                ("--resample-fps", args.resample_fps or None),
+            )
+            if value is not None
+        ]
         if given:
-            raise UsageError(f"lipbench eval DIR: {', '.join(given)} apply to --fake; a run directory takes "
-                             "crop, min_coverage and resample_fps from its config")
+            raise UsageError(
+                f"lipbench eval DIR: {', '.join(given)} apply to --fake; a run directory takes "
+                "crop, min_coverage and resample_fps from its config"
+            )
         run = RunDir(args.run)
         config = run.load_config()
         config.weights_dir = args.weights_dir or config.weights_dir
@@ -182,31 +202,50 @@ def cmd_eval_files(args):
 
     items = ([args.suite] if args.suite else []) + (args.metrics.split(",") if args.metrics else [])
     if not items:
-        raise UsageError("lipbench eval --fake: choose metrics with --metrics LIST and/or --suite NAME "
-                         f"(suites: {', '.join(metrics.SUITES)}; lipbench ls metrics)")
+        raise UsageError(
+            "lipbench eval --fake: choose metrics with --metrics LIST and/or --suite NAME "
+            f"(suites: {', '.join(metrics.SUITES)}; lipbench ls metrics)"
+        )
     specs = metrics.resolve_specs(items, args.crop or "auto")
     out = checked_output(args.out)
     pairs = pair_files(args.fake, args.real, args.pair_regex or DEFAULT_PAIR_REGEX)
-    alignment = Alignment(args.min_coverage if args.min_coverage is not None else Alignment.min_coverage,
-                          args.resample_fps)
-    result = evaluate_files(pairs, specs, device=args.device or "cpu", weights_dir=args.weights_dir,
-                            alignment=alignment, name=args.name, out=out)
+    alignment = Alignment(
+        args.min_coverage if args.min_coverage is not None else Alignment.min_coverage, args.resample_fps
+    )
+    result = evaluate_files(
+        pairs,
+        specs,
+        device=args.device or "cpu",
+        weights_dir=args.weights_dir,
+        alignment=alignment,
+        name=args.name,
+        out=out,
+    )
     from tabulate import tabulate
 
     from lipbench.report import tables
     from lipbench.report.schema import failure_lines
 
-    (name, model), = result["models"].items()
+    ((name, model),) = result["models"].items()
     rows = []
     for key, agg in model["metrics"].items():
         col = tables.Column(key, key, None, "metrics")
         value, ci = tables.cell(result, name, col)
-        rows.append([key, tables.no_value(result, name, col) if value is None else f"{value:.4f}",
-                     "-" if not ci else f"[{ci[0]:.4f}, {ci[1]:.4f}]", f"{agg['n']}/{model['n_clips']}",
-                     len(agg["failed"]) + bool(agg["error"])])
+        rows.append(
+            [
+                key,
+                tables.no_value(result, name, col) if value is None else f"{value:.4f}",
+                "-" if not ci else f"[{ci[0]:.4f}, {ci[1]:.4f}]",
+                f"{agg['n']}/{model['n_clips']}",
+                len(agg["failed"]) + bool(agg["error"]),
+            ]
+        )
     print(f"{name}: {model['n_clips']} clips")
-    print(tabulate(rows, headers=["metric", "value", "95% CI", "clips", "failed"], tablefmt="github",
-                   disable_numparse=True))
+    print(
+        tabulate(
+            rows, headers=["metric", "value", "95% CI", "clips", "failed"], tablefmt="github", disable_numparse=True
+        )
+    )
     for line in failure_lines(result):
         print(line, file=sys.stderr)
     print(f"results: {out}")
@@ -269,20 +308,34 @@ def cmd_compare(args):
     from lipbench.report.compare import compare_runs, exit_status
     from lipbench.storage import write_json
 
-    result = compare_runs(args.base, args.new, force=args.force, timing_threshold=args.timing_threshold,
-                          timing_floor_s=args.timing_floor)
+    result = compare_runs(
+        args.base, args.new, force=args.force, timing_threshold=args.timing_threshold, timing_floor_s=args.timing_floor
+    )
     for problem in result["forced_despite"]:
         print(f"warning (forced): {problem}", file=sys.stderr)
 
     def interval(ci, fmt):
         return "-" if not ci else f"[{ci[0]:{fmt}}, {ci[1]:{fmt}}]"
 
-    rows = [[r["model"], r["metric"], "-" if r["difference"] is None else f"{r['difference']:+.4g}",
-             interval(r["ci95"], "+.4g"), interval(r["relative_ci95"], "+.1%") if "relative_ci95" in r else "",
-             r["n_clips"], r["verdict"] + (f" ({r['note']})" if r.get("note") else "")]
-            for r in result["rows"]]
-    print(tabulate(rows, headers=["model", "metric", "new - base", "95% CI", "relative CI", "clips", "verdict"],
-                   tablefmt="github"))
+    rows = [
+        [
+            r["model"],
+            r["metric"],
+            "-" if r["difference"] is None else f"{r['difference']:+.4g}",
+            interval(r["ci95"], "+.4g"),
+            interval(r["relative_ci95"], "+.1%") if "relative_ci95" in r else "",
+            r["n_clips"],
+            r["verdict"] + (f" ({r['note']})" if r.get("note") else ""),
+        ]
+        for r in result["rows"]
+    ]
+    print(
+        tabulate(
+            rows,
+            headers=["model", "metric", "new - base", "95% CI", "relative CI", "clips", "verdict"],
+            tablefmt="github",
+        )
+    )
     print(f"{result['regressions']} regressions over {result['shared_clips']} clips scored in both runs")
     code, reason = exit_status(result, args.fail_on_regression)
     for problem in result["gate"]:
@@ -310,8 +363,10 @@ def cmd_check_adapter(args):
     start = time.perf_counter()
     try:
         model.load(device)
-        print(f"loaded {label} in {time.perf_counter() - start:.1f} s; streaming {request.clip_id} "
-              f"({request.n_frames} frames, {request.frames.shape[2]}x{request.frames.shape[1]}) twice")
+        print(
+            f"loaded {label} in {time.perf_counter() - start:.1f} s; streaming {request.clip_id} "
+            f"({request.n_frames} frames, {request.frames.shape[2]}x{request.frames.shape[1]}) twice"
+        )
         checks, timing = check_adapter.run_checks(model, request, device)
     finally:
         model.close()
@@ -384,8 +439,9 @@ def cmd_hdtf_prepare(args):
     if args.clips:
         wanted = args.clips.split(",")
         split.clips = [c for c in split.clips if c.id in wanted]
-    manifest, problems = hdtf.prepare(split, args.raw, args.annotations, args.out, n_frames=args.frames,
-                                      fetch=args.download)
+    manifest, problems = hdtf.prepare(
+        split, args.raw, args.annotations, args.out, n_frames=args.frames, fetch=args.download
+    )
     for clip_id, problem in problems.items():
         print(f"{clip_id}: {problem}", file=sys.stderr)
     print(f"{len(manifest.clips)}/{len(split.clips)} clips prepared; manifest: {manifest.path}")
@@ -454,15 +510,23 @@ def positive_int(text: str) -> int:
 
 def add_run_dir_flags(parser, force: bool = True) -> None:
     if force:
-        parser.add_argument("--force", action="store_true",
-                            help="add to a run directory that holds other clips or other metric protocols")
-    parser.add_argument("--wait", action="store_true",
-                        help="when another lipbench process is writing the run directory, wait for it "
-                             "(default: say who holds it and stop)")
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="add to a run directory that holds other clips or other metric protocols",
+        )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="when another lipbench process is writing the run directory, wait for it "
+        "(default: say who holds it and stop)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lipbench", description="Benchmark and evaluation suite for lip-sync video generation.")
+    parser = argparse.ArgumentParser(
+        prog="lipbench", description="Benchmark and evaluation suite for lip-sync video generation."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="synthetic clips -> four weight-free models -> metrics -> report (CPU, minutes)")
@@ -472,8 +536,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_dir_flags(p)
     p.set_defaults(func=cmd_demo)
 
-    for name, phases, text in (("run", ("generate", "evaluate", "report"), "generate, evaluate and report"),
-                               ("generate", ("generate",), "the generate phase only")):
+    for name, phases, text in (
+        ("run", ("generate", "evaluate", "report"), "generate, evaluate and report"),
+        ("generate", ("generate",), "the generate phase only"),
+    ):
         p = sub.add_parser(name, help=f"{text} for a benchmark config")
         p.add_argument("config", help="config file, or the name of a shipped one (lipbench ls configs)")
         p.add_argument("--out", required=True, help="run directory (rerunning it resumes)")
@@ -481,21 +547,36 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--models", help="comma-separated model names from the config")
         p.add_argument("--clips", help="comma-separated clip ids")
         p.add_argument("--limit", type=positive_int, help="only the first N clips")
-        p.add_argument("--weights-dir", help="folder with the weight files (also $LIPBENCH_WEIGHTS); "
-                                             "given to every model and metric")
-        p.add_argument("--dtype", choices=("auto", "fp32", "fp16", "bf16"),
-                       help="run-wide dtype for models that offer one (a model's own args win)")
+        p.add_argument(
+            "--weights-dir",
+            help="folder with the weight files (also $LIPBENCH_WEIGHTS); given to every model and metric",
+        )
+        p.add_argument(
+            "--dtype",
+            choices=("auto", "fp32", "fp16", "bf16"),
+            help="run-wide dtype for models that offer one (a model's own args win)",
+        )
         add_run_dir_flags(p)
         p.set_defaults(func=lambda a, ph=phases: cmd_run(a, ph))
 
-    p = sub.add_parser("check-adapter", help="conformance check of one model: loads it, streams a clip twice, "
-                                             "checks frames, chunks, determinism; prints its timing")
-    p.add_argument("name", help="a model name (lipbench ls models), package.module:Class, or with --config "
-                                "the name of one of the config's models")
+    p = sub.add_parser(
+        "check-adapter",
+        help="conformance check of one model: loads it, streams a clip twice, "
+        "checks frames, chunks, determinism; prints its timing",
+    )
+    p.add_argument(
+        "name",
+        help="a model name (lipbench ls models), package.module:Class, or with --config "
+        "the name of one of the config's models",
+    )
     p.add_argument("--config", help="benchmark config whose model entry (and args) to check")
     p.add_argument("--clip", help="video to stream, with its own audio (default: a synthetic 33-frame clip)")
-    p.add_argument("--arg", action="append", metavar="KEY=VALUE",
-                   help="an adapter argument (YAML value), e.g. --arg random_weights=true; repeatable")
+    p.add_argument(
+        "--arg",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an adapter argument (YAML value), e.g. --arg random_weights=true; repeatable",
+    )
     p.add_argument("--device", help="cpu (default), cuda, cuda:1")
     p.set_defaults(func=cmd_check_adapter)
 
@@ -503,23 +584,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", nargs="?", help="a run directory (omit when using --fake)")
     p.add_argument("--fake", nargs="+", help="generated videos: files and/or folders")
     p.add_argument("--real", help="folder of reference videos, paired with --fake by clip id")
-    p.add_argument("--pair-regex", help="regex on file stems whose group 'id' (or first group) is the clip id "
-                                        "(default: stem less _cfr25/_synced/...)")
+    p.add_argument(
+        "--pair-regex",
+        help="regex on file stems whose group 'id' (or first group) is the clip id "
+        "(default: stem less _cfr25/_synced/...)",
+    )
     p.add_argument("--metrics", help="comma-separated: keys (sync_c@precropped), names (sync_c: default protocol)")
     p.add_argument("--suite", help="a named metric set, e.g. lipforcing (the paper's exact set)")
-    p.add_argument("--crop", choices=["auto", "none"],
-                   help="none: the videos are already face crops: every face-crop metric takes each frame as "
-                        "the crop (resized as its protocol resizes crops) and runs no detector, under its "
-                        "*_precropped protocol (fid@per_video_precropped, ssim@face224_precropped, "
-                        "fvd@latentsync_precropped, lpips@mouth_precropped, syncnet@precropped); "
-                        "auto (default): detect faces")
-    p.add_argument("--min-coverage", type=share, metavar="SHARE",
-                   help="least share of the reference's frames a fake must have to be compared with it "
-                        "(default 0.9); below it the clip's reference metrics fail with both frame counts")
-    p.add_argument("--resample-fps", action="store_true",
-                   help="resample a fake whose frame rate differs from its reference's, or varies, to the "
-                        "reference's rate by frame time (noted per clip); without it such a clip's reference "
-                        "metrics fail")
+    p.add_argument(
+        "--crop",
+        choices=["auto", "none"],
+        help="none: the videos are already face crops: every face-crop metric takes each frame as "
+        "the crop (resized as its protocol resizes crops) and runs no detector, under its "
+        "*_precropped protocol (fid@per_video_precropped, ssim@face224_precropped, "
+        "fvd@latentsync_precropped, lpips@mouth_precropped, syncnet@precropped); "
+        "auto (default): detect faces",
+    )
+    p.add_argument(
+        "--min-coverage",
+        type=share,
+        metavar="SHARE",
+        help="least share of the reference's frames a fake must have to be compared with it "
+        "(default 0.9); below it the clip's reference metrics fail with both frame counts",
+    )
+    p.add_argument(
+        "--resample-fps",
+        action="store_true",
+        help="resample a fake whose frame rate differs from its reference's, or varies, to the "
+        "reference's rate by frame time (noted per clip); without it such a clip's reference "
+        "metrics fail",
+    )
     p.add_argument("--weights-dir", help="folder with the weight files (also $LIPBENCH_WEIGHTS)")
     p.add_argument("--out", default="eval.json", help="results JSON (default eval.json)")
     p.add_argument("--name", help="name of the scored set in the results (default: the folder of the fake videos)")
@@ -528,8 +622,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("weights", help="the weight files metrics and models need")
-    p.add_argument("action", choices=["list", "fetch", "verify", "random"],
-                   help="random: write seeded random stand-ins in the real formats (smoke tests, timing)")
+    p.add_argument(
+        "action",
+        choices=["list", "fetch", "verify", "random"],
+        help="random: write seeded random stand-ins in the real formats (smoke tests, timing)",
+    )
     p.add_argument("names", nargs="*", help="which files (default: all; fetch: all with a download)")
     p.add_argument("--weights-dir", help="folder to look in / fetch into")
     p.add_argument("--seed", type=int, default=0, help="with random: the seed")
@@ -549,17 +646,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("base")
     p.add_argument("new")
     p.add_argument("--force", action="store_true", help="compare even when protocols, weights or inputs differ")
-    p.add_argument("--fail-on-regression", action="store_true",
-                   help="exit 1 when any metric regressed, either run is incomplete, NEW scored fewer units than "
-                        "BASE, or no clip is scored in both")
+    p.add_argument(
+        "--fail-on-regression",
+        action="store_true",
+        help="exit 1 when any metric regressed, either run is incomplete, NEW scored fewer units than "
+        "BASE, or no clip is scored in both",
+    )
+
     def timing_threshold(text):  # imported only when given: the report package is slow to import
         from lipbench.report.compare import threshold_arg
+
         return threshold_arg(text)
 
-    p.add_argument("--timing-threshold", type=timing_threshold, default=0.05, metavar="FRACTION",
-                   help="fps/ttff_s verdicts need the paired 95%% CI beyond this relative change (default 0.05)")
-    p.add_argument("--timing-floor", type=float, default=0.005, metavar="SECONDS",
-                   help="timing changes smaller than this many seconds per clip are unchanged (default 0.005)")
+    p.add_argument(
+        "--timing-threshold",
+        type=timing_threshold,
+        default=0.05,
+        metavar="FRACTION",
+        help="fps/ttff_s verdicts need the paired 95%% CI beyond this relative change (default 0.05)",
+    )
+    p.add_argument(
+        "--timing-floor",
+        type=float,
+        default=0.005,
+        metavar="SECONDS",
+        help="timing changes smaller than this many seconds per clip are unchanged (default 0.005)",
+    )
     p.add_argument("--out", help="also write the comparison as JSON")
     p.set_defaults(func=cmd_compare)
 
@@ -567,7 +679,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["models", "metrics", "configs"])
     p.set_defaults(func=cmd_ls)
 
-    data = sub.add_parser("data", help="test data: synthesise, describe, verify").add_subparsers(dest="data_command", required=True)
+    data = sub.add_parser("data", help="test data: synthesise, describe, verify").add_subparsers(
+        dest="data_command", required=True
+    )
     p = data.add_parser("synth", help="write the synthetic talking-head set and its manifest")
     p.add_argument("--out", required=True)
     p.add_argument("--clips", type=int, default=8)
@@ -582,9 +696,13 @@ def build_parser() -> argparse.ArgumentParser:
     hdtf = data.add_parser("hdtf", help="the HDTF test split").add_subparsers(dest="hdtf_command", required=True)
     p = hdtf.add_parser("prepare", help="cut, resample to 25 fps, crop and hash the split's clips from your downloads")
     p.add_argument("--raw", required=True, help="folder of downloaded source videos (Name.mp4)")
-    p.add_argument("--annotations", required=True, help="HDTF_dataset folder (XX_annotion_time.txt, XX_crop_wh.txt, ...)")
+    p.add_argument(
+        "--annotations", required=True, help="HDTF_dataset folder (XX_annotion_time.txt, XX_crop_wh.txt, ...)"
+    )
     p.add_argument("--out", required=True, help="where the clips and their manifest go")
-    p.add_argument("--split", default="hdtf_test33", help="split manifest: a path or a shipped name (default hdtf_test33)")
+    p.add_argument(
+        "--split", default="hdtf_test33", help="split manifest: a path or a shipped name (default hdtf_test33)"
+    )
     p.add_argument("--frames", type=int, default=81, help="frames per clip (default 81, the paper's)")
     p.add_argument("--clips", help="comma-separated clip ids (default: the whole split)")
     p.add_argument("--download", action="store_true", help="fetch missing sources with yt-dlp (needs it and a network)")

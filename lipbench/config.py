@@ -148,8 +148,10 @@ def _parse_models(entries, where, check_models: bool) -> list[ModelSpec]:
             raise ConfigError(f"{key}: a model entry is a name or a mapping with 'model' (and 'name', 'args')")
         unknown = [k for k in entry if k not in MODEL_ENTRY_KEYS]
         if unknown:
-            raise ConfigError(f"{key}: unknown key {unknown[0]!r}; a model entry takes {', '.join(MODEL_ENTRY_KEYS)}."
-                              f"{_did_you_mean(unknown[0], MODEL_ENTRY_KEYS)}")
+            raise ConfigError(
+                f"{key}: unknown key {unknown[0]!r}; a model entry takes {', '.join(MODEL_ENTRY_KEYS)}."
+                f"{_did_you_mean(unknown[0], MODEL_ENTRY_KEYS)}"
+            )
         args = entry.get("args") or {}
         if not isinstance(args, dict):
             raise ConfigError(f"{key}.args: expected a mapping of argument names to values, got {args!r}")
@@ -199,8 +201,10 @@ def _check_data(spec, where: str) -> None:
     known = [f.name for f in fields(SynthRecipe)]
     for key, value in recipe.items():
         if key not in known:
-            raise ConfigError(f"{where}: data.synthetic.{key}: unknown; the recipe takes {', '.join(known)}."
-                              f"{_did_you_mean(key, known)}")
+            raise ConfigError(
+                f"{where}: data.synthetic.{key}: unknown; the recipe takes {', '.join(known)}."
+                f"{_did_you_mean(key, known)}"
+            )
         if key == "fps":
             _check_positive_number(value, f"{where}: data.synthetic.fps")
         else:
@@ -215,10 +219,16 @@ def _check_settings(values: dict, where: str) -> None:
         check_dtype(values["dtype"], f"{where}: dtype")
     if "timing_protocols" in values:
         protocols = values["timing_protocols"]
-        if (not isinstance(protocols, list) or "offline" not in protocols
-                or any(p not in TIMING_PROTOCOLS for p in protocols) or len(set(protocols)) != len(protocols)):
-            raise ConfigError(f"{where}: timing_protocols: expected a list of {', '.join(TIMING_PROTOCOLS)} holding "
-                              f"offline (its stream makes the videos), got {protocols!r}")
+        if (
+            not isinstance(protocols, list)
+            or "offline" not in protocols
+            or any(p not in TIMING_PROTOCOLS for p in protocols)
+            or len(set(protocols)) != len(protocols)
+        ):
+            raise ConfigError(
+                f"{where}: timing_protocols: expected a list of {', '.join(TIMING_PROTOCOLS)} holding "
+                f"offline (its stream makes the videos), got {protocols!r}"
+            )
     for key in ("live_lead_s", "player_delay_s"):
         if key in values:
             value = values[key]
@@ -254,8 +264,9 @@ def config_from_dict(data: dict, where: str = "<config>", check_models: bool = T
     known = [f for f in BenchmarkConfig.__dataclass_fields__ if f != "source"]
     unknown = [k for k in data if k not in known]
     if unknown:
-        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}."
-                          f"{_did_you_mean(unknown[0], known)}")
+        raise ConfigError(
+            f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}.{_did_you_mean(unknown[0], known)}"
+        )
     _check_data(data.get("data"), where)
     values = {k: v for k, v in data.items() if k not in ("models", "data")}
     _check_settings(values, where)
@@ -278,8 +289,9 @@ def load_config(name_or_path) -> BenchmarkConfig:
         text = resources.files("lipbench.configs").joinpath(f"{name_or_path}.yaml").read_text(encoding="utf-8")
         where = f"lipbench/configs/{name_or_path}.yaml"
     else:
-        raise ConfigError(f"{name_or_path}: no such config file, and not a shipped config "
-                          f"({', '.join(shipped_configs())})")
+        raise ConfigError(
+            f"{name_or_path}: no such config file, and not a shipped config ({', '.join(shipped_configs())})"
+        )
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

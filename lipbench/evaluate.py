@@ -45,8 +45,7 @@ def create_metrics(specs, device: str = "cpu", weights_dir=None, load: bool = Tr
 def weight_hashes(metric_objects, weights_dir=None) -> dict[str, str]:
     from lipbench.weights import file_sha256, find_weight
 
-    return {name: file_sha256(find_weight(name, weights_dir))
-            for m in metric_objects for name in m.weight_files()}
+    return {name: file_sha256(find_weight(name, weights_dir)) for m in metric_objects for name in m.weight_files()}
 
 
 def score_clip(metric_objects, ctx: ClipContext) -> tuple[dict, dict, dict]:
@@ -75,6 +74,7 @@ def score_clip(metric_objects, ctx: ClipContext) -> tuple[dict, dict, dict]:
 
 # ------------------------------------------------------------------ run directory
 
+
 def spec_of(metric) -> str:
     return f"{metric.name}@{metric.protocol}"
 
@@ -88,9 +88,13 @@ def metric_fingerprints(metric_objects, weights_dir=None, alignment: Alignment |
     from lipbench.weights import file_sha256, find_weight
 
     lining = asdict(alignment or Alignment())
-    return {spec_of(m): {"settings": {**m.settings(), **({"alignment": lining} if m.needs_reference else {})},
-                         "weights": {name: file_sha256(find_weight(name, m.weights_dir)) for name in m.weight_files()}}
-            for m in metric_objects}
+    return {
+        spec_of(m): {
+            "settings": {**m.settings(), **({"alignment": lining} if m.needs_reference else {})},
+            "weights": {name: file_sha256(find_weight(name, m.weights_dir)) for name in m.weight_files()},
+        }
+        for m in metric_objects
+    }
 
 
 def metric_pending_reason(row: dict | None, spec: str, fingerprint: dict) -> str | None:
@@ -102,8 +106,11 @@ def metric_pending_reason(row: dict | None, spec: str, fingerprint: dict) -> str
     old = (row.get("fingerprints") or {}).get(spec)
     if old is None:
         return "metric added"
-    for key, reason in (("video_sha256", "video regenerated"), ("clip_sha256", "clip file changed on disk"),
-                        ("settings", "settings changed")):
+    for key, reason in (
+        ("video_sha256", "video regenerated"),
+        ("clip_sha256", "clip file changed on disk"),
+        ("settings", "settings changed"),
+    ):
         if old.get(key) != fingerprint.get(key):
             return reason
     if old.get("weights") != fingerprint.get("weights"):
@@ -112,8 +119,9 @@ def metric_pending_reason(row: dict | None, spec: str, fingerprint: dict) -> str
     return None
 
 
-def evaluate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress: bool = True,
-             metric_objects: list | None = None) -> dict:
+def evaluate(
+    config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress: bool = True, metric_objects: list | None = None
+) -> dict:
     """Compute every metric value of the run's videos that is not current: new videos,
     added metrics, values whose video, clip or weight files changed, values that failed
     before. One line per reason is printed first. Returns counts. `metric_objects`: the
@@ -123,8 +131,9 @@ def evaluate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress:
     from lipbench.rundir import format_reasons
 
     # networks are loaded below, only when some value is to be computed
-    metric_objects = metric_objects or create_metrics(config.metric_specs(), config.device, config.weights_dir,
-                                                      load=False)
+    metric_objects = metric_objects or create_metrics(
+        config.metric_specs(), config.device, config.weights_dir, load=False
+    )
     alignment = config.alignment()
     settings = metric_fingerprints(metric_objects, config.weights_dir, alignment)
     counts = {"done": 0, "skipped": 0, "missing": 0, "failed": 0}
@@ -138,8 +147,11 @@ def evaluate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress:
             row = run.read_metrics(spec.label, clip.id)
             todo = []
             for metric in metric_objects:
-                fingerprint = {**settings[spec_of(metric)], "video_sha256": unit.get("video_sha256"),
-                               "clip_sha256": unit.get("clip_sha256")}
+                fingerprint = {
+                    **settings[spec_of(metric)],
+                    "video_sha256": unit.get("video_sha256"),
+                    "clip_sha256": unit.get("clip_sha256"),
+                }
                 why = metric_pending_reason(row, spec_of(metric), fingerprint)
                 if why:
                     todo.append((metric, fingerprint))
@@ -187,8 +199,9 @@ def decode(path) -> Video:
         raise file_error(path, exc) from exc
 
 
-def score_pair(clip_id: str, metric_objects, generated_path, reference: Video | Exception | None,
-               alignment: Alignment) -> tuple[dict, dict, dict, dict]:
+def score_pair(
+    clip_id: str, metric_objects, generated_path, reference: Video | Exception | None, alignment: Alignment
+) -> tuple[dict, dict, dict, dict]:
     """(values, errors, features, notes) of one generated file against its reference (a
     decoded Video, the error that kept it from decoding, or None). A file that cannot be
     read fails the metrics that need it with the file named; the others still run."""
@@ -208,8 +221,9 @@ def score_pair(clip_id: str, metric_objects, generated_path, reference: Video | 
     return values, {**errors, **more_errors}, features, notes
 
 
-def _score_unit(run: RunDir, clip, label: str, unit: dict, row: dict | None, todo, reference,
-                alignment: Alignment) -> int:
+def _score_unit(
+    run: RunDir, clip, label: str, unit: dict, row: dict | None, todo, reference, alignment: Alignment
+) -> int:
     """Compute `todo` [(metric, fingerprint)] for one video and merge them into its row:
     the values of every recomputed metric are replaced, the others kept. Returns the
     number of metrics that failed."""
@@ -221,8 +235,9 @@ def _score_unit(run: RunDir, clip, label: str, unit: dict, row: dict | None, tod
             row["values"].pop(out.key, None)
         row["errors"].pop(spec, None)
         row["fingerprints"].pop(spec, None)
-    values, errors, features, notes = score_pair(clip.id, [m for m, _ in todo], run.root / unit["video"],
-                                                 reference, alignment)
+    values, errors, features, notes = score_pair(
+        clip.id, [m for m, _ in todo], run.root / unit["video"], reference, alignment
+    )
     row["notes"] = {**row.get("notes", {}), **notes}
     row["values"].update(values)
     row["errors"].update(errors)
@@ -239,6 +254,7 @@ def _score_unit(run: RunDir, clip, label: str, unit: dict, row: dict | None, tod
 
 
 # ------------------------------------------------------------------ files made elsewhere
+
 
 def video_files(paths) -> list[Path]:
     """Files as given, and the video files inside folders (sorted)."""
@@ -272,13 +288,16 @@ def clip_id(path: Path, pair_regex: str = DEFAULT_PAIR_REGEX) -> str:
 def pair_files(fake, real=None, pair_regex: str = DEFAULT_PAIR_REGEX) -> list[tuple[str, Path, Path | None]]:
     """(clip id, fake file, matching real file or None) for every fake video. Two files
     with one clip id on either side are an error naming both."""
+
     def by_id(files, side):
         out = {}
         for path in files:
             cid = clip_id(path, pair_regex)
             if cid in out:
-                raise UsageError(f"{out[cid]} and {path}: both have clip id {cid!r} among the {side} videos "
-                                 "(rename one, or set --pair-regex)")
+                raise UsageError(
+                    f"{out[cid]} and {path}: both have clip id {cid!r} among the {side} videos "
+                    "(rename one, or set --pair-regex)"
+                )
             out[cid] = path
         return out
 
@@ -287,9 +306,18 @@ def pair_files(fake, real=None, pair_regex: str = DEFAULT_PAIR_REGEX) -> list[tu
     return [(cid, path, reals.get(cid)) for cid, path in fakes.items()]
 
 
-def evaluate_files(pairs, specs, device: str = "cpu", weights_dir=None, alignment: Alignment | None = None,
-                   set_resamples: int = 200, progress: bool = True, name: str | None = None,
-                   resamples: int = 2000, out=None) -> dict:
+def evaluate_files(
+    pairs,
+    specs,
+    device: str = "cpu",
+    weights_dir=None,
+    alignment: Alignment | None = None,
+    set_resamples: int = 200,
+    progress: bool = True,
+    name: str | None = None,
+    resamples: int = 2000,
+    out=None,
+) -> dict:
     """Score (clip id, fake, real) pairs; returns the results document of `lipbench eval`
     (lipbench.report.schema, the same as a run's results.json) with the scored set as
     the one model, named `name` or else after the folder holding the fake videos ('fake'
@@ -303,15 +331,26 @@ def evaluate_files(pairs, specs, device: str = "cpu", weights_dir=None, alignmen
     alignment = alignment or Alignment()
     folders = {Path(fake).parent.resolve() for _, fake, _ in pairs}
     name = name or (folders.pop().name if len(folders) == 1 else "") or "fake"
-    extra = dict(pairs={cid: {"fake": str(f), "real": str(r) if r else None} for cid, f, r in pairs},
-                 weights=weight_hashes(metric_objects, weights_dir), environment={**environment(), "device": device},
-                 alignment={"min_coverage": alignment.min_coverage, "resample_fps": alignment.resample_fps})
+    extra = dict(
+        pairs={cid: {"fake": str(f), "real": str(r) if r else None} for cid, f, r in pairs},
+        weights=weight_hashes(metric_objects, weights_dir),
+        environment={**environment(), "device": device},
+        alignment={"min_coverage": alignment.min_coverage, "resample_fps": alignment.resample_fps},
+    )
     records = [ClipRecord(cid, status="pending") for cid, _, _ in pairs]
 
     def document(complete: bool) -> dict:
-        return build_results("eval", {name: records}, list(specs), resamples if complete else 0,
-                             set_resamples if complete else 0, timing_keys=(), pool=complete, complete=complete,
-                             **extra)
+        return build_results(
+            "eval",
+            {name: records},
+            list(specs),
+            resamples if complete else 0,
+            set_resamples if complete else 0,
+            timing_keys=(),
+            pool=complete,
+            complete=complete,
+            **extra,
+        )
 
     for i, (cid, fake, real) in enumerate(tqdm(pairs, desc="evaluating", unit="clip", disable=not progress)):
         record = ClipRecord(cid, scored=True)
@@ -323,7 +362,8 @@ def evaluate_files(pairs, specs, device: str = "cpu", weights_dir=None, alignmen
             except io.MediaError as exc:
                 reference = exc
         record.values, record.errors, record.features, record.notes = score_pair(
-            cid, metric_objects, fake, reference, alignment)
+            cid, metric_objects, fake, reference, alignment
+        )
         records[i] = record
         if out is not None:
             write_json(out, document(complete=False))

@@ -127,9 +127,12 @@ def read_video_timed(path, max_frames: int | None = None) -> tuple[np.ndarray, f
             for frame in container.decode(stream):
                 image = frame.to_ndarray(format="rgb24")
                 if frames and image.shape != frames[0].shape:
-                    raise MediaError(path, f"frame size changes midway: frame {len(frames)} is "
-                                           f"{image.shape[1]}x{image.shape[0]}, the frames before are "
-                                           f"{frames[0].shape[1]}x{frames[0].shape[0]} (one size per video is needed)")
+                    raise MediaError(
+                        path,
+                        f"frame size changes midway: frame {len(frames)} is "
+                        f"{image.shape[1]}x{image.shape[0]}, the frames before are "
+                        f"{frames[0].shape[1]}x{frames[0].shape[0]} (one size per video is needed)",
+                    )
                 frames.append(image)
                 times.append(frame.time)
                 if max_frames is not None and len(frames) >= max_frames:
@@ -151,8 +154,10 @@ def variable_rate(times: np.ndarray | None, fps: float) -> str | None:
     intervals = np.diff(times)
     if np.abs(intervals - 1 / fps).max() <= 0.25 / fps:
         return None
-    return (f"variable frame rate: frame intervals from {intervals.min() * 1000:.1f} to "
-            f"{intervals.max() * 1000:.1f} ms, nominal {1000 / fps:.1f} ms ({fps:g} fps)")
+    return (
+        f"variable frame rate: frame intervals from {intervals.min() * 1000:.1f} to "
+        f"{intervals.max() * 1000:.1f} ms, nominal {1000 / fps:.1f} ms ({fps:g} fps)"
+    )
 
 
 def read_audio(path, rate: int = DEFAULT_AUDIO_RATE) -> np.ndarray:
@@ -172,15 +177,16 @@ def read_audio(path, rate: int = DEFAULT_AUDIO_RATE) -> np.ndarray:
             raise MediaError(path, f"audio decoding failed ({exc})") from exc
     if not chunks:
         raise MediaError(path, "audio stream decodes to no samples")
-    return (np.concatenate(chunks, axis=1).reshape(-1).astype(np.float32) / 32768.0)
+    return np.concatenate(chunks, axis=1).reshape(-1).astype(np.float32) / 32768.0
 
 
 def _fps_fraction(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
-def write_video(path, frames: np.ndarray, fps: float, audio: np.ndarray | None = None,
-                audio_rate: int = DEFAULT_AUDIO_RATE) -> None:
+def write_video(
+    path, frames: np.ndarray, fps: float, audio: np.ndarray | None = None, audio_rate: int = DEFAULT_AUDIO_RATE
+) -> None:
     """Write frames (T, H, W, 3) uint8 RGB and optional float32 audio: (n,) mono or
     (n, 2) stereo.
 
@@ -234,8 +240,10 @@ def _encoder_frame(image: np.ndarray, pix_fmt: str) -> av.VideoFrame:
     rgb = _zero_padded(av.VideoFrame(width, height, "rgb24"), [image.reshape(height, width * 3)])
     converted = rgb.reformat(format=pix_fmt)
     bytes_per_pixel = {"bgr0": 4, "rgb24": 3}.get(pix_fmt, 1)  # the others here are 8-bit planar
-    planes = [np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)[:, :p.width * bytes_per_pixel]
-              for p in converted.planes]
+    planes = [
+        np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)[:, : p.width * bytes_per_pixel]
+        for p in converted.planes
+    ]
     return _zero_padded(av.VideoFrame(width, height, pix_fmt), planes)
 
 
@@ -243,7 +251,7 @@ def _zero_padded(frame: av.VideoFrame, planes: list[np.ndarray]) -> av.VideoFram
     """Fill each plane of `frame` with the given rows, zeros after each row's end."""
     for rows, target in zip(planes, frame.planes):
         padded = np.zeros((target.height, target.line_size), dtype=np.uint8)
-        padded[:, :rows.shape[1]] = rows
+        padded[:, : rows.shape[1]] = rows
         target.update(padded)
     return frame
 
@@ -257,7 +265,7 @@ def _encode_audio(container, stream, audio: np.ndarray, rate: int) -> None:
     resampler = av.AudioResampler(format=stream.codec_context.format.name, layout=layout, rate=rate)
     for start in range(0, len(samples), frame_size):
         # packed s16 is one plane of interleaved samples: shape (1, n * channels)
-        chunk = np.ascontiguousarray(samples[start:start + frame_size]).reshape(1, -1)
+        chunk = np.ascontiguousarray(samples[start : start + frame_size]).reshape(1, -1)
         frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout=layout)
         frame.sample_rate = rate
         frame.pts = start

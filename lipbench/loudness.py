@@ -23,7 +23,7 @@ def frame_energy_db(audio: np.ndarray, rate: int, fps: float, n_frames: int) -> 
     half = int(round(spf))
     centres = np.round((np.arange(n_frames) + 0.5) * spf).astype(int)
     padded = np.pad(np.asarray(audio, dtype=np.float64), (half, half + int(np.ceil(spf)) * n_frames))
-    power = np.concatenate([[0.0], np.cumsum(padded ** 2)])
+    power = np.concatenate([[0.0], np.cumsum(padded**2)])
     # window [c - half, c + half) in the unpadded signal = [c, c + 2*half) in the padded one
     mean_power = (power[centres + 2 * half] - power[centres]) / (2 * half)
     return 10.0 * np.log10(mean_power + 1e-10)

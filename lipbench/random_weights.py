@@ -27,8 +27,8 @@ from lipbench.storage import atomic_path
 def randomized(state: dict, seed: int, gain: float = 2.0) -> dict:
     """The same keys, shapes and dtypes with values drawn from `seed`: weights ~
     N(0, gain/fan_in) (gain 2, He's: activations keep their scale through deep plain
-    ReLU stacks, so features are not all zeros; residual stacks want less), biases and BN shifts small, BN scales near 1, running
-    variances positive; integer buffers (num_batches_tracked) kept."""
+    ReLU stacks, so features are not all zeros; residual stacks want less), biases and
+    BN shifts small, BN scales near 1, running variances positive; integer buffers (num_batches_tracked) kept."""
     rng = np.random.default_rng(seed)
     out = {}
     for key, value in state.items():
@@ -58,8 +58,9 @@ class I3DStandIn(nn.Module):
         self.proj = nn.Linear(weight.shape[1], 400, bias=False)
         self.proj.weight.data.copy_(weight)
 
-    def forward(self, x: torch.Tensor, rescale: bool = False, resize: bool = False,
-                return_features: bool = True) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, rescale: bool = False, resize: bool = False, return_features: bool = True
+    ) -> torch.Tensor:
         x = x.float()
         if rescale:
             x = x / 127.5 - 1.0
@@ -103,7 +104,9 @@ def _structures() -> dict:
         "syncnet_v2.model": lambda seed: syncnet.random_state_dict(seed),
         "sfd_face.pth": _sfd_finding_one_face,
         "s3fd.pth": lambda seed: wav2lip_detect.random_state_dict(seed),
-        "wav2lip.pth": lambda seed: {"state_dict": {f"module.{k}": v for k, v in wav2lip.random_state_dict(seed).items()}},
+        "wav2lip.pth": lambda seed: {
+            "state_dict": {f"module.{k}": v for k, v in wav2lip.random_state_dict(seed).items()}
+        },
         "wav2lip_gan.pth": lambda seed: {"state_dict": wav2lip.random_state_dict(seed + 1)},
         "pt_inception-2015-12-05-6726825d.pth": lambda seed: randomized(fid_inception_structure().state_dict(), seed),
         "alexnet-owt-7be5be79.pth": lambda seed: randomized(alexnet(weights=None).state_dict(), seed),
@@ -111,8 +114,10 @@ def _structures() -> dict:
         "Wan2.1_VAE.pth": lambda seed: wan_vae.random_state_dict(seed),
         "lipforcing_text_emb.pt": lambda seed: _text_embedding(seed),
         "omniavatar_negative_text_emb.pt": lambda seed: _text_embedding(seed + 1),
-        "ms1mv3_arcface_r100_fp16.pth": lambda seed: {k: v.half() if torch.is_floating_point(v) else v
-                                                      for k, v in randomized(iresnet100().state_dict(), seed, gain=0.25).items()},
+        "ms1mv3_arcface_r100_fp16.pth": lambda seed: {
+            k: v.half() if torch.is_floating_point(v) else v
+            for k, v in randomized(iresnet100().state_dict(), seed, gain=0.25).items()
+        },
     }
 
 
@@ -129,8 +134,11 @@ def write_random_weights(folder, seed: int = 0, names=None) -> dict[str, Path]:
     names = default_stand_ins() if names is None else names
     for name in names:
         if name not in makers and name not in writers and name not in special:
-            why = (": build the model with `random_weights: true` instead (the same architecture, seeded, "
-                   "no file)" if name in WEIGHTS and WEIGHTS[name].large else "")
+            why = (
+                ": build the model with `random_weights: true` instead (the same architecture, seeded, no file)"
+                if name in WEIGHTS and WEIGHTS[name].large
+                else ""
+            )
             raise UnknownNameError(f"no random stand-in for weight file {name!r}{why}")
     written = {}
     for name in names:
@@ -151,6 +159,7 @@ def write_random_weights(folder, seed: int = 0, names=None) -> dict[str, Path]:
 
 def _import(target: str):
     """The function behind 'module:function', imported when it is called."""
+
     def call(path, seed):
         module, _, function = target.partition(":")
         return getattr(importlib.import_module(module), function)(path, seed)
@@ -179,7 +188,8 @@ def _writers() -> dict:
     from lipbench.weights import WEIGHTS
 
     declared = {name: _import(entry.stand_in) for name, entry in WEIGHTS.items() if entry.stand_in}
-    return {**declared,
+    return {
+        **declared,
         "wav2vec2-base-960h/config.json": lambda path, seed: audio_features.write_config(path),
         "wav2vec2-base-960h/preprocessor_config.json": lambda path, seed: audio_features.write_preprocessor(path),
         "wav2vec2-base-960h/model.safetensors": lambda path, seed: audio_features.write_random_weights(path, seed),

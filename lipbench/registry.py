@@ -13,8 +13,14 @@ class Registry:
     """`entry_point_group`: installed packages add entries through that entry-point group
     (in their pyproject: [project.entry-points."lipbench.models"] my_model = "pkg.mod:Class")."""
 
-    def __init__(self, kind: str, base: type, entries: dict[str, str], allow_paths: bool = True,
-                 entry_point_group: str | None = None):
+    def __init__(
+        self,
+        kind: str,
+        base: type,
+        entries: dict[str, str],
+        allow_paths: bool = True,
+        entry_point_group: str | None = None,
+    ):
         self.kind, self.base, self.allow_paths = kind, base, allow_paths
         self.builtin, self.entry_point_group = dict(entries), entry_point_group
 

@@ -102,8 +102,9 @@ class RunDir:
             target = self.root / "damaged" / f"{path.relative_to(self.root)}.{stamp}"
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
-            warn(f"{path}: damaged record ({exc}); set aside as {target.relative_to(self.root)}, "
-                 "its work will be redone")
+            warn(
+                f"{path}: damaged record ({exc}); set aside as {target.relative_to(self.root)}, its work will be redone"
+            )
             return None
 
     def read_unit(self, model: str, clip: str) -> dict | None:
@@ -142,12 +143,18 @@ class RunDir:
             old_config, old_manifest = self.load_config(), self.load_manifest()
             problems = input_differences(old_config, old_manifest, config, manifest)
             if problems and not force:
-                raise RunMismatch(f"{self.root} holds a run with other inputs (use --force to add to it anyway, "
-                                  "or another --out):\n  " + "\n  ".join(problems))
+                raise RunMismatch(
+                    f"{self.root} holds a run with other inputs (use --force to add to it anyway, "
+                    "or another --out):\n  " + "\n  ".join(problems)
+                )
             config, manifest = merged_inputs(old_config, old_manifest, config, manifest)
         write_text(self.root / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
-        hashed = Manifest(manifest.name, [replace(c, sha256=clip_hash(c) or c.sha256) for c in manifest.clips],
-                          description=manifest.description, extra=manifest.extra)
+        hashed = Manifest(
+            manifest.name,
+            [replace(c, sha256=clip_hash(c) or c.sha256) for c in manifest.clips],
+            description=manifest.description,
+            extra=manifest.extra,
+        )
         save_manifest(hashed, self.root / "manifest.yaml")
 
     # ------------------------------------------------------------------ one writer
@@ -173,8 +180,10 @@ class RunDir:
                 fcntl.flock(handle, fcntl.LOCK_EX)
             handle.seek(0)
             handle.truncate()
-            handle.write(f"pid {os.getpid()} on {socket.gethostname()} (`lipbench {' '.join(sys.argv[1:])}`, "
-                         f"since {dt.datetime.now().isoformat(timespec='seconds')})\n")
+            handle.write(
+                f"pid {os.getpid()} on {socket.gethostname()} (`lipbench {' '.join(sys.argv[1:])}`, "
+                f"since {dt.datetime.now().isoformat(timespec='seconds')})\n"
+            )
             handle.flush()
             for leftover in remove_partials(self.root):
                 print(f"removed {leftover.relative_to(self.root)}: an interrupted write", file=sys.stderr)
@@ -206,13 +215,16 @@ def input_differences(old_config, old_manifest, config, manifest) -> list[str]:
     old_clips = {c.id: c for c in old_manifest.clips}
     new_ids = [c.id for c in manifest.clips if c.id not in old_clips]
     if new_ids:
-        problems.append(f"clips {', '.join(new_ids[:5])}{' ...' if len(new_ids) > 5 else ''} are not in its "
-                        f"manifest ({old_manifest.name}, {len(old_clips)} clips)")
-    moved = [c.id for c in manifest.clips if c.id in old_clips
-             and resolved(c.video) != resolved(old_clips[c.id].video)]
+        problems.append(
+            f"clips {', '.join(new_ids[:5])}{' ...' if len(new_ids) > 5 else ''} are not in its "
+            f"manifest ({old_manifest.name}, {len(old_clips)} clips)"
+        )
+    moved = [c.id for c in manifest.clips if c.id in old_clips and resolved(c.video) != resolved(old_clips[c.id].video)]
     if moved:
-        problems.append(f"clips {', '.join(moved[:5])}{' ...' if len(moved) > 5 else ''} come from other files "
-                        f"(e.g. {manifest.clip(moved[0]).video}, was {old_clips[moved[0]].video})")
+        problems.append(
+            f"clips {', '.join(moved[:5])}{' ...' if len(moved) > 5 else ''} come from other files "
+            f"(e.g. {manifest.clip(moved[0]).video}, was {old_clips[moved[0]].video})"
+        )
     old = _protocols(old_config.metric_specs())
     for spec in config.metric_specs():
         family, _, protocol = spec.partition("@")
@@ -231,15 +243,18 @@ def merged_inputs(old_config, old_manifest, config, manifest):
     clips.update({c.id: c for c in manifest.clips})
     # the specs already carry each config's `crop` (precropped protocols): resolving them again is the identity
     merged_config = replace(config, models=list(models.values()), metrics=specs, crop="auto")
-    merged_manifest = Manifest(manifest.name, list(clips.values()), description=manifest.description,
-                               extra=manifest.extra)
+    merged_manifest = Manifest(
+        manifest.name, list(clips.values()), description=manifest.description, extra=manifest.extra
+    )
     return merged_config, merged_manifest
 
 
 def format_reasons(kind: str, reasons: dict[tuple[str, str], int]) -> list[str]:
     """One line per (what, reason): `generate procedural: 8 units, args changed`."""
-    return [f"{kind} {what}: {n} {'unit' if kind == 'generate' else 'value'}{'s' if n != 1 else ''}, {why}"
-            for (what, why), n in reasons.items()]
+    return [
+        f"{kind} {what}: {n} {'unit' if kind == 'generate' else 'value'}{'s' if n != 1 else ''}, {why}"
+        for (what, why), n in reasons.items()
+    ]
 
 
 def dumps(value) -> str:

@@ -51,8 +51,21 @@ def device_name(device: str) -> str:
     return platform.processor() or platform.machine()
 
 
-TIMED_KEYS = ("ttff_s", "total_s", "fps", "rtf", "chunk_s", "chunk_p50_s", "chunk_p90_s", "chunk_p99_s",
-              "chunk_max_s", "stages_s", "stage_spans_s", "derived_timing", "audio_read_s")
+TIMED_KEYS = (
+    "ttff_s",
+    "total_s",
+    "fps",
+    "rtf",
+    "chunk_s",
+    "chunk_p50_s",
+    "chunk_p90_s",
+    "chunk_p99_s",
+    "chunk_max_s",
+    "stages_s",
+    "stage_spans_s",
+    "derived_timing",
+    "audio_read_s",
+)
 
 
 def check_output(frames: np.ndarray, request: Request, exact: bool = True) -> None:
@@ -92,9 +105,26 @@ def run_stream(model, request: Request, device: str, player_delay_s: float = 0.5
     return frames, timing
 
 
-LIVE_KEYS = ("ttff_s", "total_s", "fps", "rtf", "n_chunks", "chunk_frames", "chunk_s", "audio_read_s", "timer",
-             "prepare_s", "latency_p50_s", "latency_p95_s", "latency_max_s", "playback_delay_s", "stall_delay_s",
-             "stalls", "lookahead_s", "lookahead_declared_s")
+LIVE_KEYS = (
+    "ttff_s",
+    "total_s",
+    "fps",
+    "rtf",
+    "n_chunks",
+    "chunk_frames",
+    "chunk_s",
+    "audio_read_s",
+    "timer",
+    "prepare_s",
+    "latency_p50_s",
+    "latency_p95_s",
+    "latency_max_s",
+    "playback_delay_s",
+    "stall_delay_s",
+    "stalls",
+    "lookahead_s",
+    "lookahead_declared_s",
+)
 
 
 def run_live(model, request: Request, config: BenchmarkConfig) -> dict:
@@ -106,6 +136,7 @@ def run_live(model, request: Request, config: BenchmarkConfig) -> dict:
 
 
 # ------------------------------------------------------------------ fingerprints
+
 
 class Candidate:
     """A config's model entry, created (not loaded) to fingerprint its units."""
@@ -120,13 +151,20 @@ class Candidate:
         except Exception as exc:  # fails every unit of this model at its start, with this error
             self.error = exc
         cls = type(self.model) if self.model is not None else None
-        self.base = {"model": spec.model, "args": spec.args,
-                     "class": f"{cls.__module__}:{cls.__qualname__}" if cls else None,
-                     "weights": self.weights, "video_format": config.video_format,
-                     "lipbench": lipbench.__version__}
+        self.base = {
+            "model": spec.model,
+            "args": spec.args,
+            "class": f"{cls.__module__}:{cls.__qualname__}" if cls else None,
+            "weights": self.weights,
+            "video_format": config.video_format,
+            "lipbench": lipbench.__version__,
+        }
         if config.timing_protocols != ["offline"]:  # older units were timed offline only
-            self.base["timing_protocols"] = {"protocols": config.timing_protocols, "live_lead_s": config.live_lead_s,
-                                             "player_delay_s": config.player_delay_s}
+            self.base["timing_protocols"] = {
+                "protocols": config.timing_protocols,
+                "live_lead_s": config.live_lead_s,
+                "player_delay_s": config.player_delay_s,
+            }
         if self.model is not None and config.dtype in self.model.dtypes and "dtype" not in spec.args:
             self.base["run_dtype"] = config.dtype  # only where it applies (older units have no such key)
 
@@ -140,10 +178,15 @@ class Candidate:
         return {**self.base, "clip_sha256": clip_hash(clip), "clip_files": files}
 
 
-_FIELD_REASONS = {"model": "registry name changed", "class": "adapter class changed",
-                  "run_dtype": "run-wide dtype changed", "timing_protocols": "timing protocols changed",
-                  "video_format": "video format changed",
-                  "lipbench": "lipbench version changed", "clip_sha256": "clip file changed on disk"}
+_FIELD_REASONS = {
+    "model": "registry name changed",
+    "class": "adapter class changed",
+    "run_dtype": "run-wide dtype changed",
+    "timing_protocols": "timing protocols changed",
+    "video_format": "video format changed",
+    "lipbench": "lipbench version changed",
+    "clip_sha256": "clip file changed on disk",
+}
 
 
 def pending_reason(record: dict | None, fingerprint: dict, run: RunDir) -> str | None:
@@ -192,6 +235,7 @@ def plan(config: BenchmarkConfig, manifest: Manifest, run: RunDir):
 
 # ------------------------------------------------------------------ the sweep
 
+
 def generate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress: bool = True) -> dict:
     """Run every pending unit; returns counts {"done", "skipped", "failed"} (this rank's).
 
@@ -213,8 +257,13 @@ def generate(config: BenchmarkConfig, manifest: Manifest, run: RunDir, progress:
     distributed.barrier()  # every rank has listed the same pending units before any is written
     mine = pending_all[rank::world]
     counts = {"done": 0, "skipped": len(config.models) * len(manifest.clips) - len(pending_all), "failed": 0}
-    bar = tqdm(total=len(mine), desc="generating" + (f" (rank {rank}/{world})" if world > 1 else ""),
-               unit="video", disable=not progress, position=rank)
+    bar = tqdm(
+        total=len(mine),
+        desc="generating" + (f" (rank {rank}/{world})" if world > 1 else ""),
+        unit="video",
+        disable=not progress,
+        position=rank,
+    )
     name = device_name(config.device)
     with _user_interrupts() as interrupts:
         for spec in config.models:
@@ -256,16 +305,38 @@ def _run_unit(model, spec, clip, fingerprint, config, run: RunDir, name: str, in
             check_output(frames, request, exact=model.exact_length)
             if "live" in config.timing_protocols and timing.get("chunk_s"):
                 timing["live"] = run_live(model, request, config)
-        timing.update(check_ttff(timing["ttff_s"], model.parameters, model.dtype,
-                                         model.forward_passes_first_chunk, timing.get("device_name") or name))
+        timing.update(
+            check_ttff(
+                timing["ttff_s"],
+                model.parameters,
+                model.dtype,
+                model.forward_passes_first_chunk,
+                timing.get("device_name") or name,
+            )
+        )
         with atomic_path(video) as tmp:
-            io.write_video(tmp, frames, request.fps,
-                           request.recorded_audio[:int(len(frames) * request.samples_per_frame())],
-                           request.audio_rate)
-        write_json(run.unit(spec.label, clip.id), {
-            "model": spec.label, "clip": clip.id, "status": "ok", "fingerprint": fingerprint,
-            "clip_sha256": fingerprint["clip_sha256"], "video": str(video.relative_to(run.root)),
-            "video_sha256": file_sha256(video), "device_name": name, "model_info": model.describe(), **timing})
+            io.write_video(
+                tmp,
+                frames,
+                request.fps,
+                request.recorded_audio[: int(len(frames) * request.samples_per_frame())],
+                request.audio_rate,
+            )
+        write_json(
+            run.unit(spec.label, clip.id),
+            {
+                "model": spec.label,
+                "clip": clip.id,
+                "status": "ok",
+                "fingerprint": fingerprint,
+                "clip_sha256": fingerprint["clip_sha256"],
+                "video": str(video.relative_to(run.root)),
+                "video_sha256": file_sha256(video),
+                "device_name": name,
+                "model_info": model.describe(),
+                **timing,
+            },
+        )
         return True
     except UnitTimeout as exc:
         _record_failure(run, spec.label, clip.id, exc, "timeout", fingerprint)
@@ -353,8 +424,14 @@ def start_model(candidate: Candidate, config: BenchmarkConfig, manifest: Manifes
     spec, model = candidate.spec, candidate.model
     start = time.perf_counter()
     model.load(config.device)
-    record = {"model": spec.label, "model_info": model.describe(), "load_s": time.perf_counter() - start,
-              "device": config.device, "device_name": name or device_name(config.device), "warmup": []}
+    record = {
+        "model": spec.label,
+        "model_info": model.describe(),
+        "load_s": time.perf_counter() - start,
+        "device": config.device,
+        "device_name": name or device_name(config.device),
+        "warmup": [],
+    }
     warmed = 0
     for clip in manifest.clips:
         if warmed >= config.warmup_clips:
@@ -377,6 +454,15 @@ def start_model(candidate: Candidate, config: BenchmarkConfig, manifest: Manifes
 
 
 def _record_failure(run: RunDir, model: str, clip: str, exc: BaseException, stage: str, fingerprint: dict) -> None:
-    write_json(run.unit(model, clip), {
-        "model": model, "clip": clip, "status": "error", "stage": stage, "fingerprint": fingerprint,
-        "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
+    write_json(
+        run.unit(model, clip),
+        {
+            "model": model,
+            "clip": clip,
+            "status": "error",
+            "stage": stage,
+            "fingerprint": fingerprint,
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+        },
+    )

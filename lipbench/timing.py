@@ -60,10 +60,16 @@ def time_stream(model, request, device: str = "cpu") -> tuple[np.ndarray, dict]:
         raise RuntimeError("the model's stream yielded no chunk")
     frames = [host_frames(c) for c in chunks]
     out = np.concatenate(frames)
-    return out, {**stream_figures(arrivals, [len(f) for f in frames], request.n_frames / request.fps),
-                 "stages_s": stages.totals(), "stage_spans_s": stages.offsets(), "audio_read_s": reads,
-                 "timing_protocol": request.feed.protocol, "timer": watch.timer, "device": watch.device,
-                 **watch.peak_memory_bytes()}
+    return out, {
+        **stream_figures(arrivals, [len(f) for f in frames], request.n_frames / request.fps),
+        "stages_s": stages.totals(),
+        "stage_spans_s": stages.offsets(),
+        "audio_read_s": reads,
+        "timing_protocol": request.feed.protocol,
+        "timer": watch.timer,
+        "device": watch.device,
+        **watch.peak_memory_bytes(),
+    }
 
 
 def stream_figures(arrivals, chunk_lengths, audio_s: float) -> dict:
@@ -109,12 +115,15 @@ def latency_figures(row: dict, request, declared_lookahead_s: float | None, stal
     ends = np.cumsum(sizes) / fps
     reads = row.get("audio_read_s") or []
     return {
-        "latency_p50_s": float(np.percentile(latency, 50)), "latency_p95_s": float(np.percentile(latency, 95)),
+        "latency_p50_s": float(np.percentile(latency, 50)),
+        "latency_p95_s": float(np.percentile(latency, 95)),
         "latency_max_s": float(latency.max()),
         "playback_delay_s": float((exists - index / fps).max()),
-        "stall_delay_s": float(stall_delay_s), "stalls": int((exists > stall_delay_s + index / fps).sum()),
-        "lookahead_s": (float(max(r - e for r, e in zip(reads, ends)))
-                        if len(reads) == len(sizes) and max(reads) > 0 else None),  # None: read no audio
+        "stall_delay_s": float(stall_delay_s),
+        "stalls": int((exists > stall_delay_s + index / fps).sum()),
+        "lookahead_s": (
+            float(max(r - e for r, e in zip(reads, ends))) if len(reads) == len(sizes) and max(reads) > 0 else None
+        ),  # None: read no audio
         "lookahead_declared_s": declared_lookahead_s,
     }
 
@@ -122,7 +131,7 @@ def latency_figures(row: dict, request, declared_lookahead_s: float | None, stal
 # ------------------------------------------------------------------ the TTFF latency floor
 # The latency floor: the least time a forward pass can take when every weight is read
 # from device memory once, and the check that flags figures below it.
-# 
+#
 # floor = parameters x bytes per parameter x passes / memory bandwidth. Real models are
 # slower (activations, kernels, launches), so a measured or reported time below the
 # floor is a unit slip or a different measurement, never a fast model.
@@ -148,8 +157,19 @@ BANDWIDTH_GB_S = {
     "T4": 320.0,
 }
 
-DTYPE_BYTES = {"float32": 4, "fp32": 4, "tf32": 4, "float16": 2, "fp16": 2, "bfloat16": 2, "bf16": 2,
-               "float8": 1, "fp8": 1, "int8": 1, "int4": 0.5}
+DTYPE_BYTES = {
+    "float32": 4,
+    "fp32": 4,
+    "tf32": 4,
+    "float16": 2,
+    "fp16": 2,
+    "bfloat16": 2,
+    "bf16": 2,
+    "float8": 1,
+    "fp8": 1,
+    "int8": 1,
+    "int4": 0.5,
+}
 
 
 def bandwidth_for(device_name: str) -> tuple[str, float] | None:
@@ -168,10 +188,12 @@ def floor_s(parameters: int, dtype: str, passes: int, bandwidth_gb_s: float) -> 
     return parameters * DTYPE_BYTES[dtype] * passes / (bandwidth_gb_s * 1e9)
 
 
-def check_ttff(ttff_s: float | None, parameters: int, dtype: str, passes_first_chunk: int,
-               device_name: str) -> dict:
+def check_ttff(ttff_s: float | None, parameters: int, dtype: str, passes_first_chunk: int, device_name: str) -> dict:
     """The TTFF floor on that device and whether a TTFF lies below it."""
     found = bandwidth_for(device_name or "")
     floor = floor_s(parameters, dtype, passes_first_chunk, found[1]) if found else None
-    return {"ttff_floor_s": floor, "floor_device": found[0] if found else None,
-            "ttff_below_floor": bool(floor is not None and ttff_s is not None and ttff_s < floor)}
+    return {
+        "ttff_floor_s": floor,
+        "floor_device": found[0] if found else None,
+        "ttff_below_floor": bool(floor is not None and ttff_s is not None and ttff_s < floor),
+    }

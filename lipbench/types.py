@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from lipbench import io
+
 # One Request class for models here and in a worker process (the worker side needs it
 # without lipbench), with the audio feed of the timing protocols.
 from lipbench.models.worker_side import Request
@@ -53,12 +54,15 @@ class Clip:
 
     def request(self, audio_rate: int = io.DEFAULT_AUDIO_RATE) -> "Request":
         frames = self.frames()
-        return Request(clip_id=self.id, frames=frames, audio=self.driving_audio(audio_rate),
-                       audio_rate=audio_rate, fps=float(self.fps))
+        return Request(
+            clip_id=self.id,
+            frames=frames,
+            audio=self.driving_audio(audio_rate),
+            audio_rate=audio_rate,
+            fps=float(self.fps),
+        )
 
     def release(self) -> None:
         """Drop decoded data (a sweep keeps one clip in memory at a time)."""
         self._frames = None
         self._audio.clear()
-
-

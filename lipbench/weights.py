@@ -30,48 +30,83 @@ from lipbench.storage import atomic_path, file_sha256  # noqa: F401 (file_sha256
 from lipbench.weight_file import WeightFile  # noqa: F401 (part of this module's API)
 
 
-WEIGHTS: dict[str, WeightFile] = {w.name: w for w in (
-    WeightFile("syncnet_v2.model", "SyncNet audio-visual sync network (state_dict)",
-               ("sync_c", "sync_d", "av_offset"), "joonson/syncnet_python download_model.sh",
-               url="http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",
-               loader="lipbench.metrics.syncnet:load_syncnet"),
-    WeightFile("sfd_face.pth", "S3FD face detector for the SyncNet face tracks (state_dict)",
-               ("sync_c@syncnet_python", "sync_c@latentsync"), "joonson/syncnet_python download_model.sh",
-               url="http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/sfd_face.pth",
-               loader="lipbench.faces.s3fd:load_s3fd"),
-    WeightFile("pt_inception-2015-12-05-6726825d.pth", "FID Inception-v3 port (pytorch-fid)",
-               ("fid",), "pip pytorch-fid 0.3.0, pytorch_fid/inception.py FID_WEIGHTS_URL",
-               url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
-                   "pt_inception-2015-12-05-6726825d.pth",
-               loader="lipbench.metrics.fid:fid_inception_from_file"),
-    WeightFile("i3d_torchscript.pt", "I3D feature extractor for FVD (TorchScript)",
-               ("fvd",), "universome/stylegan-v src/metrics/frechet_video_distance.py",
-               url="https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",
-               format="torchscript", loader="lipbench.checkpoints:read_torchscript"),
-    WeightFile("alexnet-owt-7be5be79.pth", "torchvision AlexNet, the LPIPS trunk",
-               ("lpips",), "torchvision.models.alexnet (AlexNet_Weights.IMAGENET1K_V1)",
-               url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-               loader="lipbench.metrics.lpips_metric:build_lpips"),
-    WeightFile("shape_predictor_68_face_landmarks.dat", "dlib 68-point face landmark predictor (iBUG 300-W)",
-               ("lmd@dlib68",), "dlib.net/files (Davis King); eval_metrics eval_ssim_lmd.py --shape_predictor_path",
-               url="http://dlib.net/files/shape_predictor_68_face_landmarks.dat.bz2",
-               sha256="fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f",
-               format="dlib", loader="lipbench.faces.dlib68:Dlib68"),
-    WeightFile("ms1mv3_arcface_r100_fp16.pth", "ArcFace iresnet100 (MS1MV3) for CSIM (state_dict)",
-               ("csim",), "deepinsight/insightface recognition/arcface_torch model zoo",
-               manual="no direct link: get ms1mv3_arcface_r100_fp16/backbone.pth from the insightface "
-                      "arcface_torch model zoo and save it under this name in the weights directory",
-               loader="lipbench.faces.arcface:load_iresnet100"),
-)}
+WEIGHTS: dict[str, WeightFile] = {
+    w.name: w
+    for w in (
+        WeightFile(
+            "syncnet_v2.model",
+            "SyncNet audio-visual sync network (state_dict)",
+            ("sync_c", "sync_d", "av_offset"),
+            "joonson/syncnet_python download_model.sh",
+            url="http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",
+            loader="lipbench.metrics.syncnet:load_syncnet",
+        ),
+        WeightFile(
+            "sfd_face.pth",
+            "S3FD face detector for the SyncNet face tracks (state_dict)",
+            ("sync_c@syncnet_python", "sync_c@latentsync"),
+            "joonson/syncnet_python download_model.sh",
+            url="http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/sfd_face.pth",
+            loader="lipbench.faces.s3fd:load_s3fd",
+        ),
+        WeightFile(
+            "pt_inception-2015-12-05-6726825d.pth",
+            "FID Inception-v3 port (pytorch-fid)",
+            ("fid",),
+            "pip pytorch-fid 0.3.0, pytorch_fid/inception.py FID_WEIGHTS_URL",
+            url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+            "pt_inception-2015-12-05-6726825d.pth",
+            loader="lipbench.metrics.fid:fid_inception_from_file",
+        ),
+        WeightFile(
+            "i3d_torchscript.pt",
+            "I3D feature extractor for FVD (TorchScript)",
+            ("fvd",),
+            "universome/stylegan-v src/metrics/frechet_video_distance.py",
+            url="https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",
+            format="torchscript",
+            loader="lipbench.checkpoints:read_torchscript",
+        ),
+        WeightFile(
+            "alexnet-owt-7be5be79.pth",
+            "torchvision AlexNet, the LPIPS trunk",
+            ("lpips",),
+            "torchvision.models.alexnet (AlexNet_Weights.IMAGENET1K_V1)",
+            url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+            loader="lipbench.metrics.lpips_metric:build_lpips",
+        ),
+        WeightFile(
+            "shape_predictor_68_face_landmarks.dat",
+            "dlib 68-point face landmark predictor (iBUG 300-W)",
+            ("lmd@dlib68",),
+            "dlib.net/files (Davis King); eval_metrics eval_ssim_lmd.py --shape_predictor_path",
+            url="http://dlib.net/files/shape_predictor_68_face_landmarks.dat.bz2",
+            sha256="fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f",
+            format="dlib",
+            loader="lipbench.faces.dlib68:Dlib68",
+        ),
+        WeightFile(
+            "ms1mv3_arcface_r100_fp16.pth",
+            "ArcFace iresnet100 (MS1MV3) for CSIM (state_dict)",
+            ("csim",),
+            "deepinsight/insightface recognition/arcface_torch model zoo",
+            manual="no direct link: get ms1mv3_arcface_r100_fp16/backbone.pth from the insightface "
+            "arcface_torch model zoo and save it under this name in the weights directory",
+            loader="lipbench.faces.arcface:load_iresnet100",
+        ),
+    )
+}
 
 
 # Model packages keep their weight files beside their code; an installed plug-in adds
 # its own through the entry-point group "lipbench.weights" (value "module:TUPLE" of
 # WeightFile). A name registered before cannot be taken over.
-PACKAGE_WEIGHTS = ("lipbench.models.wav2lip.weights:WEIGHT_FILES",
-                   "lipbench.models.lipforcing.weights:WEIGHT_FILES",
-                   "lipbench.models.musetalk.weights:WEIGHT_FILES",
-                   "lipbench.models.latentsync.weights:WEIGHT_FILES")
+PACKAGE_WEIGHTS = (
+    "lipbench.models.wav2lip.weights:WEIGHT_FILES",
+    "lipbench.models.lipforcing.weights:WEIGHT_FILES",
+    "lipbench.models.musetalk.weights:WEIGHT_FILES",
+    "lipbench.models.latentsync.weights:WEIGHT_FILES",
+)
 
 
 def _register_package_weights() -> None:
@@ -150,7 +185,8 @@ def find_weight(name: str, weights_dir=None, needed_by: str = "") -> Path:
     who = f" (needed by {needed_by})" if needed_by else ""
     raise MissingWeightError(
         f"weight file {name}{who} not found in {', '.join(str(d) for d in dirs)}; "
-        f"get it with: {entry.how_to_get()} (or pass --weights-dir / set LIPBENCH_WEIGHTS)")
+        f"get it with: {entry.how_to_get()} (or pass --weights-dir / set LIPBENCH_WEIGHTS)"
+    )
 
 
 def check(name: str, path) -> tuple[bool | None, str]:
@@ -184,8 +220,9 @@ def fetch(name: str, dest_dir=None, progress: bool = True) -> Path:
             raise DownloadError(f"{name}: download from {entry.url} failed ({exc})") from exc
         ok, digest = check(name, tmp)
         if ok is False:
-            raise DownloadError(f"{name}: downloaded file has sha256 {digest}, which is not the published file; "
-                             f"not saved")
+            raise DownloadError(
+                f"{name}: downloaded file has sha256 {digest}, which is not the published file; not saved"
+            )
     return target
 
 
@@ -242,13 +279,31 @@ def verify(name: str, weights_dir=None) -> Verdict:
         loads, why = None, str(exc)
     if published is False:
         expected = (entry.sha256 or entry.hash_prefix or "")[:16]
-        said = {True: "it loads, but results made with it are not the published weights' results",
-                False: f"it does not load: {why}", None: f"not loaded ({why})"}[loads]
-        return Verdict(name, "wrong hash", f"sha256 {digest[:16]}..., the published file's is {expected}...; {said}",
-                       f"for the published file: {entry.how_to_get()}", path)
+        said = {
+            True: "it loads, but results made with it are not the published weights' results",
+            False: f"it does not load: {why}",
+            None: f"not loaded ({why})",
+        }[loads]
+        return Verdict(
+            name,
+            "wrong hash",
+            f"sha256 {digest[:16]}..., the published file's is {expected}...; {said}",
+            f"for the published file: {entry.how_to_get()}",
+            path,
+        )
     if loads is False:
-        return Verdict(name, "unknown hash", f"no published sha256 to compare with (sha256 {digest[:16]}...); "
-                       f"it does not load: {why}", entry.fix(), path)
+        return Verdict(
+            name,
+            "unknown hash",
+            f"no published sha256 to compare with (sha256 {digest[:16]}...); it does not load: {why}",
+            entry.fix(),
+            path,
+        )
     said = "it loads" if loads else f"not loaded ({why})"
-    return Verdict(name, "unknown hash", f"no published sha256 to compare with (sha256 {digest[:16]}...); {said}",
-                   path=path, problem=not loads)
+    return Verdict(
+        name,
+        "unknown hash",
+        f"no published sha256 to compare with (sha256 {digest[:16]}...); {said}",
+        path=path,
+        problem=not loads,
+    )

@@ -109,7 +109,7 @@ class Sleeper(LipSyncModel):
         for start in range(0, request.n_frames, self.frames_per_chunk):
             with self.stage("sleep"):
                 time.sleep(self.first_s if start == 0 else self.chunk_s)
-            yield request.frames[start:start + self.frames_per_chunk]
+            yield request.frames[start : start + self.frames_per_chunk]
 
 
 class FailsToLoad(LipSyncModel):
@@ -149,7 +149,7 @@ class Jittery(LipSyncModel):
         out = request.frames ^ noise
         yield out[:9]
         for start in range(9, len(out), 12):
-            yield out[start:start + 12]
+            yield out[start : start + 12]
 
 
 class MisChunked(LipSyncModel):
@@ -161,7 +161,7 @@ class MisChunked(LipSyncModel):
 
     def stream(self, request):
         for start in range(0, request.n_frames, 10):
-            yield request.frames[start:start + 10].copy()
+            yield request.frames[start : start + 10].copy()
 
 
 def fixture_maker(name: str):
@@ -198,8 +198,14 @@ class Lifecycle(LipSyncModel):
     dtypes = ("fp16", "bf16")
     calls: list = []
 
-    def __init__(self, prepare_s: float = 0.0, fail_clip: str = "", fail_load: bool = False, weights_dir=None,
-                 dtype: str = "auto"):
+    def __init__(
+        self,
+        prepare_s: float = 0.0,
+        fail_clip: str = "",
+        fail_load: bool = False,
+        weights_dir=None,
+        dtype: str = "auto",
+    ):
         super().__init__()
         self.prepare_s, self.fail_clip, self.fail_load = prepare_s, fail_clip, fail_load
         self.weights_dir, self.dtype_name = weights_dir, dtype

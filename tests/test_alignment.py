@@ -52,8 +52,13 @@ def test_another_frame_rate_fails_the_reference_metrics_unless_resampled():
     assert ctx.reference_problem is None and ctx.n == 25
     # frame k of 25 fps shows the 60 fps frame on screen at k/25 s: floor(k * 60 / 25)
     assert ctx.generated_frames[:, 0, 0, 0].tolist() == [k * 60 // 25 for k in range(25)]
-    assert ctx.notes["generated_resampled"] == {"from_fps": 60.0, "to_fps": 25.0, "why": "frame rate 60 fps, the "
-                                                "reference's is 25 fps", "frames_before": 60, "frames_after": 25}
+    assert ctx.notes["generated_resampled"] == {
+        "from_fps": 60.0,
+        "to_fps": 25.0,
+        "why": "frame rate 60 fps, the reference's is 25 fps",
+        "frames_before": 60,
+        "frames_after": 25,
+    }
 
 
 def test_a_variable_frame_rate_is_found_from_the_timestamps_and_resampled_by_time(tmp_path):
@@ -83,8 +88,9 @@ def test_coverage_below_the_threshold_fails_with_both_counts(n_generated, ok):
         assert values == {}
         assert f"{n_generated} frames for the reference's 41" in errors["psnr@full"]
         assert "90% required" in errors["psnr@full"]
-    assert ctx.notes.get("frames_trimmed_from") == (None if n_generated == 41 else
-                                                    {"reference": 41, "generated": n_generated})
+    assert ctx.notes.get("frames_trimmed_from") == (
+        None if n_generated == 41 else {"reference": 41, "generated": n_generated}
+    )
 
 
 def test_the_coverage_threshold_is_configurable():
@@ -119,8 +125,25 @@ def test_eval_records_notes_per_clip_and_the_alignment(tmp_path):
     assert "frame rate 50 fps" in result["models"]["fake"]["metrics"]["psnr@full"]["failed"]["b"]
     assert result["alignment"] == {"min_coverage": 0.9, "resample_fps": False} and result["complete"] is True
 
-    assert main(["eval", "--fake", str(fake), "--real", str(real), "--metrics", "psnr", "--out", str(out),
-                 "--resample-fps", "--min-coverage", "0.96"]) == 1
+    assert (
+        main(
+            [
+                "eval",
+                "--fake",
+                str(fake),
+                "--real",
+                str(real),
+                "--metrics",
+                "psnr",
+                "--out",
+                str(out),
+                "--resample-fps",
+                "--min-coverage",
+                "0.96",
+            ]
+        )
+        == 1
+    )
     result = json.loads(out.read_text())
     failed = result["models"]["fake"]["metrics"]["psnr@full"]["failed"]
     assert list(failed) == ["a"] and "39 frames for the reference's 41 (95% covered, 96% required" in failed["a"]
@@ -134,23 +157,36 @@ def test_resample_indices_hold_the_frame_on_screen():
 
 
 def test_run_config_keys_are_checked_and_reach_the_specs():
-    base = {"data": {"synthetic": {"clips": 1}}, "models": ["ground_truth"],
-            "metrics": ["fid@per_video", "psnr"]}
+    base = {"data": {"synthetic": {"clips": 1}}, "models": ["ground_truth"], "metrics": ["fid@per_video", "psnr"]}
     config = config_from_dict({**base, "crop": "none", "min_coverage": 0.5, "resample_fps": True})
     assert config.metric_specs() == ["fid@per_video_precropped", "psnr@full"]
     assert config.alignment() == Alignment(0.5, True)
-    for key, value, message in [("crop", "off", "is not one of auto, none"),
-                                ("min_coverage", 1.5, "expected a share in (0, 1]"),
-                                ("resample_fps", "yes", "expected true or false")]:
-        with pytest.raises(ConfigError, match=f"{key}: .*{message}".replace("(", r"\(").replace(")", r"\)")
-                           .replace("[", r"\[").replace("]", r"\]")):
+    for key, value, message in [
+        ("crop", "off", "is not one of auto, none"),
+        ("min_coverage", 1.5, "expected a share in (0, 1]"),
+        ("resample_fps", "yes", "expected true or false"),
+    ]:
+        with pytest.raises(
+            ConfigError,
+            match=f"{key}: .*{message}".replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]"),
+        ):
             config_from_dict({**base, key: value})
 
 
 def test_a_run_with_crop_none_computes_the_precropped_protocols(synth_set, tmp_path):
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({"name": "crops", "data": {"manifest": str(synth_set.path)}, "warmup_clips": 0,
-                                      "models": ["ground_truth"], "metrics": ["ssim@face224"], "crop": "none"}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "crops",
+                "data": {"manifest": str(synth_set.path)},
+                "warmup_clips": 0,
+                "models": ["ground_truth"],
+                "metrics": ["ssim@face224"],
+                "crop": "none",
+            }
+        )
+    )
     assert main(["run", str(config), "--out", str(tmp_path / "run")]) == 0
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["metrics"] == ["ssim@face224_precropped"]
@@ -167,22 +203,33 @@ def test_a_run_config_sets_min_coverage_and_a_change_recomputes(synth_set, tmp_p
 
     def run(**settings):
         config = tmp_path / "c.yaml"
-        config.write_text(yaml.safe_dump({
-            "name": "cover", "data": {"manifest": str(synth_set.path)}, "warmup_clips": 0,
-            "models": [{"name": "elsewhere", "model": "precomputed", "args": {"folder": str(fakes)}}],
-            "metrics": ["psnr"], **settings}))
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "cover",
+                    "data": {"manifest": str(synth_set.path)},
+                    "warmup_clips": 0,
+                    "models": [{"name": "elsewhere", "model": "precomputed", "args": {"folder": str(fakes)}}],
+                    "metrics": ["psnr"],
+                    **settings,
+                }
+            )
+        )
         code = main(["run", str(config), "--out", str(tmp_path / "run")])
         return code, json.loads((tmp_path / "run" / "results.json").read_text())["models"]["elsewhere"]
 
     code, model = run()
     assert code == 1 and model["metrics"]["psnr@full"]["n"] == 0
-    assert all("40 frames for the reference's 49 (82% covered, 90% required" in reason
-               for reason in model["metrics"]["psnr@full"]["failed"].values())
+    assert all(
+        "40 frames for the reference's 49 (82% covered, 90% required" in reason
+        for reason in model["metrics"]["psnr@full"]["failed"].values()
+    )
     capsys.readouterr()
     code, model = run(min_coverage=0.8)
     assert code == 0 and model["metrics"]["psnr@full"]["value"] == 100.0
     assert "evaluate psnr@full: 2 values, failed before" in capsys.readouterr().out
-    assert all(notes["frames_trimmed_from"] == {"reference": 49, "generated": 40}
-               for notes in model["clip_notes"].values())
+    assert all(
+        notes["frames_trimmed_from"] == {"reference": 49, "generated": 40} for notes in model["clip_notes"].values()
+    )
     code, model = run(min_coverage=0.81)  # still met: the values are recomputed under the new setting
     assert code == 0 and "evaluate psnr@full: 2 values, settings changed" in capsys.readouterr().out

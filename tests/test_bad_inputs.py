@@ -46,8 +46,21 @@ PSNR, SSIM, LMD, NCC, LAG = "psnr@full", "ssim@full", "lmd@mediapipe", "av_ncc@m
 
 # ------------------------------------------------------------------ making bad media
 
-def write_av(path, frames, *, fps=FPS, pix_fmt="bgr0", codec="ffv1", fmt=None, audio=None, audio_rate=16000,
-             audio_codec="pcm_s16le", video=True, pts_ms=None):
+
+def write_av(
+    path,
+    frames,
+    *,
+    fps=FPS,
+    pix_fmt="bgr0",
+    codec="ffv1",
+    fmt=None,
+    audio=None,
+    audio_rate=16000,
+    audio_codec="pcm_s16le",
+    video=True,
+    pts_ms=None,
+):
     """Frames (T, H, W, 3) RGB and audio (n,) mono or (n, 2) stereo in any container,
     codec and pixel format PyAV writes. `pts_ms`: each frame's time in milliseconds
     (a variable frame rate), written into the packets."""
@@ -124,7 +137,7 @@ def media(tmp_path_factory, synth_set) -> Media:
     for source in synth_set.clips:
         big[source.id] = root / "big" / f"{source.id}.mkv"
         big[source.id].parent.mkdir(exist_ok=True)
-        io.write_video(big[source.id], source.frames()[:N_BIG], FPS, source.driving_audio()[:N_BIG * 640])
+        io.write_video(big[source.id], source.frames()[:N_BIG], FPS, source.driving_audio()[: N_BIG * 640])
     big[BAD] = root / "big" / f"{BAD}.mkv"  # the bad clip's reference: a copy of synth_001's
     shutil.copy(big["synth_001"], big[BAD])
     big_frames, big_audio = io.read_video(big[BAD])[0], io.read_audio(big[BAD])
@@ -142,19 +155,18 @@ def media(tmp_path_factory, synth_set) -> Media:
     write_av(path("audio_only"), frames, audio=audio, video=False)
     write_av(path("zero_frames"), frames[:0], audio=audio)
     write_av(path("one_frame"), frames[:1], audio=audio[:640])
-    write_av(path("twenty_frames"), frames[:20], audio=audio[:20 * 640])
-    write_av(path("ref_41_frames"), frames[:41], audio=audio[:41 * 640])
+    write_av(path("twenty_frames"), frames[:20], audio=audio[: 20 * 640])
+    write_av(path("ref_41_frames"), frames[:41], audio=audio[: 41 * 640])
     write_av(path("longer"), np.concatenate([frames, frames[-11:]]), audio=audio)
     data = small[BAD].read_bytes()
-    path("half_truncated").write_bytes(data[:len(data) // 2])
+    path("half_truncated").write_bytes(data[: len(data) // 2])
     damaged, third = bytearray(data), len(data) // 3  # 2000 random bytes there: packets that fail to decode
-    damaged[third:third + 2000] = np.random.default_rng(2).integers(0, 256, 2000, dtype=np.uint8).tobytes()
+    damaged[third : third + 2000] = np.random.default_rng(2).integers(0, 256, 2000, dtype=np.uint8).tobytes()
     path("corrupt_video").write_bytes(bytes(damaged))
     at_60 = np.minimum(np.round(np.arange(round(N * 60 / FPS)) * FPS / 60).astype(int), N - 1)
     write_av(path("fps60"), frames[at_60], fps=60, audio=audio)
     times = np.cumsum([0] + [20 if k % 2 == 0 else 60 for k in range(N - 1)])  # 20/60 ms: 25 fps on average
-    write_av(path("vfr"), frames[np.minimum((times * FPS / 1000 + 1e-6).astype(int), N - 1)], audio=audio,
-             pts_ms=times)
+    write_av(path("vfr"), frames[np.minimum((times * FPS / 1000 + 1e-6).astype(int), N - 1)], audio=audio, pts_ms=times)
     for w, h in ((63, 47), (8, 8), (2, 2), (96, 96)):
         write_av(path(f"size_{w}x{h}"), resized(frames, w, h), audio=audio)
     write_av(path("ref_63x47"), resized(frames, 63, 47), audio=audio)  # the same frames: a reference
@@ -203,6 +215,7 @@ def finite(value) -> bool:
 
 # ------------------------------------------------------------------ lipbench eval --fake
 
+
 @dataclass
 class EvalCase:
     fake: str | None  # kind of the bad clip's fake video (None: a good copy of its reference)
@@ -234,60 +247,96 @@ def keys_of(metrics: str) -> list[str]:
 
 EVAL_CASES = {
     "zero_byte": EvalCase("zero_byte", (PSNR, SSIM), (r"is empty \(0 bytes\)",)),
-    "text_file_named_mp4": EvalCase("text_mp4", (PSNR, SSIM), (r"cannot be opened as media",),
-                                    fake_name=BAD + ".mp4"),
+    "text_file_named_mp4": EvalCase("text_mp4", (PSNR, SSIM), (r"cannot be opened as media",), fake_name=BAD + ".mp4"),
     "random_bytes": EvalCase("garbage", (PSNR, SSIM), (r"cannot be opened as media",)),
-    "no_audio_stream": EvalCase("no_audio", (NCC, LAG), (r"has no audio stream",), scored=(PSNR,),
-                                metrics="psnr,avsync", big=True),
+    "no_audio_stream": EvalCase(
+        "no_audio", (NCC, LAG), (r"has no audio stream",), scored=(PSNR,), metrics="psnr,avsync", big=True
+    ),
     "audio_only": EvalCase("audio_only", (PSNR, SSIM), (r"has no video stream",)),
-    "undecodable_audio": EvalCase("bad_audio", (NCC, LAG), (r"audio decoding failed",), scored=(PSNR,),
-                                  metrics="psnr,avsync", big=True, never=("no audio stream",)),
+    "undecodable_audio": EvalCase(
+        "bad_audio",
+        (NCC, LAG),
+        (r"audio decoding failed",),
+        scored=(PSNR,),
+        metrics="psnr,avsync",
+        big=True,
+        never=("no audio stream",),
+    ),
     "zero_frames": EvalCase("zero_frames", (PSNR, SSIM), (r"decodes to no frames",)),
-    "one_frame": EvalCase("one_frame", (PSNR, SSIM),
-                          (re.escape("1 frames for the reference's 49 (2% covered, 90% required"),)),
-    "20_of_41_frames": EvalCase("twenty_frames", (PSNR, SSIM),
-                                (re.escape("20 frames for the reference's 41 (49% covered, 90% required"),),
-                                real="ref_41_frames"),
+    "one_frame": EvalCase(
+        "one_frame", (PSNR, SSIM), (re.escape("1 frames for the reference's 49 (2% covered, 90% required"),)
+    ),
+    "20_of_41_frames": EvalCase(
+        "twenty_frames",
+        (PSNR, SSIM),
+        (re.escape("20 frames for the reference's 41 (49% covered, 90% required"),),
+        real="ref_41_frames",
+    ),
     "corrupt_video_packets": EvalCase("corrupt_video", (PSNR, SSIM), (r"video decoding failed after \d+ frames",)),
-    "half_truncated": EvalCase("half_truncated", (PSNR, SSIM),
-                               (r"decod\w* fail|\d+ frames for the reference's 49 \(\d+% covered",)),
-    "60fps_vs_25fps": EvalCase("fps60", (PSNR, SSIM), (re.escape(
-        "frame rate 60 fps, the reference's is 25 fps; pass --resample-fps"),)),
-    "60fps_resampled": EvalCase("fps60", scored=(PSNR, SSIM), args=("--resample-fps",), psnr_min=100,
-                                notes={"generated_resampled": {"from_fps": 60.0, "to_fps": 25.0}}),
+    "half_truncated": EvalCase(
+        "half_truncated", (PSNR, SSIM), (r"decod\w* fail|\d+ frames for the reference's 49 \(\d+% covered",)
+    ),
+    "60fps_vs_25fps": EvalCase(
+        "fps60", (PSNR, SSIM), (re.escape("frame rate 60 fps, the reference's is 25 fps; pass --resample-fps"),)
+    ),
+    "60fps_resampled": EvalCase(
+        "fps60",
+        scored=(PSNR, SSIM),
+        args=("--resample-fps",),
+        psnr_min=100,
+        notes={"generated_resampled": {"from_fps": 60.0, "to_fps": 25.0}},
+    ),
     "variable_frame_rate": EvalCase("vfr", (PSNR, SSIM), (r"variable frame rate.*pass --resample-fps",)),
-    "variable_frame_rate_resampled": EvalCase("vfr", scored=(PSNR, SSIM), args=("--resample-fps",), psnr_min=40,
-                                              notes={"generated_resampled": {"from_fps": 25.0, "to_fps": 25.0}}),
-    "longer_than_reference": EvalCase("longer", scored=(PSNR, SSIM), psnr_min=100,
-                                      notes={"frames_trimmed_from": {"reference": 49, "generated": 60}}),
+    "variable_frame_rate_resampled": EvalCase(
+        "vfr",
+        scored=(PSNR, SSIM),
+        args=("--resample-fps",),
+        psnr_min=40,
+        notes={"generated_resampled": {"from_fps": 25.0, "to_fps": 25.0}},
+    ),
+    "longer_than_reference": EvalCase(
+        "longer", scored=(PSNR, SSIM), psnr_min=100, notes={"frames_trimmed_from": {"reference": 49, "generated": 60}}
+    ),
     "audio_8khz": EvalCase("audio_8k", scored=(PSNR, NCC, LAG), metrics="psnr,avsync", big=True, like_good=(NCC, LAG)),
-    "audio_48khz_stereo": EvalCase("audio_48k_stereo", scored=(PSNR, NCC, LAG), metrics="psnr,avsync", big=True,
-                                   like_good=(NCC, LAG)),
+    "audio_48khz_stereo": EvalCase(
+        "audio_48k_stereo", scored=(PSNR, NCC, LAG), metrics="psnr,avsync", big=True, like_good=(NCC, LAG)
+    ),
     "odd_size_63x47": EvalCase("size_63x47", scored=(PSNR, SSIM), real="ref_63x47", psnr_min=100),
     "tiny_8x8": EvalCase("size_8x8", scored=(PSNR, SSIM), real="ref_8x8", psnr_min=100),
-    "tiny_2x2": EvalCase("size_2x2", (SSIM,), (r"frames are 2x2; SSIM's 7x7 window needs at least 7x7",),
-                         scored=(PSNR,), real="ref_2x2", blame="clip", psnr_min=100),
-    "tiny_2x2_vs_64x64_reference": EvalCase("size_2x2", scored=(PSNR, SSIM),
-                                            notes={"generated_resized_from": [2, 2]}),
-    "other_size_96x96": EvalCase("size_96x96", scored=(PSNR, SSIM), notes={"generated_resized_from": [96, 96]},
-                                 psnr_min=30),
+    "tiny_2x2": EvalCase(
+        "size_2x2",
+        (SSIM,),
+        (r"frames are 2x2; SSIM's 7x7 window needs at least 7x7",),
+        scored=(PSNR,),
+        real="ref_2x2",
+        blame="clip",
+        psnr_min=100,
+    ),
+    "tiny_2x2_vs_64x64_reference": EvalCase("size_2x2", scored=(PSNR, SSIM), notes={"generated_resized_from": [2, 2]}),
+    "other_size_96x96": EvalCase(
+        "size_96x96", scored=(PSNR, SSIM), notes={"generated_resized_from": [96, 96]}, psnr_min=30
+    ),
     "10bit_yuv420p10le_ffv1": EvalCase("yuv420p10le_ffv1", scored=(PSNR, SSIM), psnr_min=35),
-    "10bit_yuv420p10le_x264": EvalCase("yuv420p10le_x264", scored=(PSNR, SSIM), fake_name=BAD + ".mp4",
-                                       psnr_min=30),
+    "10bit_yuv420p10le_x264": EvalCase("yuv420p10le_x264", scored=(PSNR, SSIM), fake_name=BAD + ".mp4", psnr_min=30),
     "grayscale": EvalCase("gray", scored=(PSNR, SSIM), psnr_min=20),  # the colour is gone, not the picture
-    "non_ascii_name": EvalCase(None, scored=(PSNR, SSIM), fake_name="clip_é_日本.mkv", real_name="clip_é_日本.mkv",
-                               psnr_min=100),
+    "non_ascii_name": EvalCase(
+        None, scored=(PSNR, SSIM), fake_name="clip_é_日本.mkv", real_name="clip_é_日本.mkv", psnr_min=100
+    ),
     "symlink_loop": EvalCase("symlink_loop", (PSNR, SSIM), (r"is a broken or looping symlink",)),
     "broken_symlink": EvalCase("broken_symlink", (PSNR, SSIM), (r"is a broken or looping symlink",)),
     "folder_named_like_a_fake_video": EvalCase("folder", (PSNR, SSIM), (r"is a folder",)),
     "folder_named_like_a_real_video": EvalCase(None, (PSNR, SSIM), (r"is a folder",), real="folder", blame="real"),
-    "zero_byte_reference": EvalCase(None, (PSNR, SSIM), (r"is empty \(0 bytes\)",), real="zero_byte",
-                                    blame="real"),
-    "resolution_changes_midway": EvalCase("size_change", (PSNR, SSIM), (re.escape(
-        "frame size changes midway: frame 10 is 80x48, the frames before are 64x64"),),
-        fake_name=BAD + ".ts", explicit=True),
-    "no_face": EvalCase("no_face", (LMD, NCC, LAG), (r"face",), scored=(PSNR,), metrics="psnr,lmd,avsync", big=True,
-                        blame="clip"),
+    "zero_byte_reference": EvalCase(None, (PSNR, SSIM), (r"is empty \(0 bytes\)",), real="zero_byte", blame="real"),
+    "resolution_changes_midway": EvalCase(
+        "size_change",
+        (PSNR, SSIM),
+        (re.escape("frame size changes midway: frame 10 is 80x48, the frames before are 64x64"),),
+        fake_name=BAD + ".ts",
+        explicit=True,
+    ),
+    "no_face": EvalCase(
+        "no_face", (LMD, NCC, LAG), (r"face",), scored=(PSNR,), metrics="psnr,lmd,avsync", big=True, blame="clip"
+    ),
 }
 
 
@@ -323,8 +372,20 @@ def eval_setup(media: Media, case: EvalCase, tmp_path: Path) -> tuple[Path, Path
 def test_eval_bad_input(case: EvalCase, media, tmp_path, capsys):
     fake_dir, real_dir, fake_args, blamed, bad = eval_setup(media, case, tmp_path)
     out = tmp_path / "eval.json"
-    code = main(["eval", "--fake", *fake_args, "--real", str(real_dir), "--metrics", case.metrics,
-                 "--out", str(out), *case.args])
+    code = main(
+        [
+            "eval",
+            "--fake",
+            *fake_args,
+            "--real",
+            str(real_dir),
+            "--metrics",
+            case.metrics,
+            "--out",
+            str(out),
+            *case.args,
+        ]
+    )
     printed = capsys.readouterr()
     assert code == (1 if case.fails else 0), printed.err
     assert "Traceback" not in printed.err
@@ -357,8 +418,10 @@ def test_eval_bad_input(case: EvalCase, media, tmp_path, capsys):
         for text in case.never:
             assert text not in reason, reason
         assert {"model": "fake", "clip": bad, "metric": key, "error": reason} in result["failures"]["metric_values"]
-        assert any(line.startswith(f"failed values: fake/{bad}: ") and key in line and reason in line
-                   for line in printed.err.splitlines()), printed.err
+        assert any(
+            line.startswith(f"failed values: fake/{bad}: ") and key in line and reason in line
+            for line in printed.err.splitlines()
+        ), printed.err
     assert result["failures"]["counts"]["metric_values"] == len(case.fails)
     assert result["failures"]["counts"]["units"] == 0
     if case.psnr_min is not None:
@@ -378,6 +441,7 @@ def test_eval_bad_input(case: EvalCase, media, tmp_path, capsys):
 
 # ------------------------------------------------------------------ eval: errors before any work
 
+
 def _previous(out: Path) -> str:
     out.write_text('{"previous": "results"}', encoding="utf-8")
     return out.read_text(encoding="utf-8")
@@ -386,22 +450,28 @@ def _previous(out: Path) -> str:
 def usage_dup_real(media, tmp_path):
     fake_dir, real_dir, args, _, _ = eval_setup(media, EvalCase(None), tmp_path)
     shutil.copy(media.small[BAD], real_dir / f"{BAD}_cfr25.mkv")
-    return (["--fake", *args, "--real", str(real_dir)],
-            [str(real_dir / f"{BAD}.mkv"), str(real_dir / f"{BAD}_cfr25.mkv"), f"clip id '{BAD}'", "real videos"])
+    return (
+        ["--fake", *args, "--real", str(real_dir)],
+        [str(real_dir / f"{BAD}.mkv"), str(real_dir / f"{BAD}_cfr25.mkv"), f"clip id '{BAD}'", "real videos"],
+    )
 
 
 def usage_dup_fake(media, tmp_path):
     fake_dir, real_dir, args, _, _ = eval_setup(media, EvalCase(None), tmp_path)
     shutil.copy(media.small[BAD], fake_dir / f"{BAD}_synced.mkv")
-    return (["--fake", *args, "--real", str(real_dir)],
-            [str(fake_dir / f"{BAD}.mkv"), str(fake_dir / f"{BAD}_synced.mkv"), f"clip id '{BAD}'", "fake videos"])
+    return (
+        ["--fake", *args, "--real", str(real_dir)],
+        [str(fake_dir / f"{BAD}.mkv"), str(fake_dir / f"{BAD}_synced.mkv"), f"clip id '{BAD}'", "fake videos"],
+    )
 
 
 def usage_missing_fake_file(media, tmp_path):
     fake_dir, real_dir, _, _, _ = eval_setup(media, EvalCase(None), tmp_path)
     missing = fake_dir / "synth_003.mkv"
-    return (["--fake", *(str(fake_dir / f"{c}.mkv") for c in GOOD), str(missing), "--real", str(real_dir)],
-            [str(missing), "no such file"])
+    return (
+        ["--fake", *(str(fake_dir / f"{c}.mkv") for c in GOOD), str(missing), "--real", str(real_dir)],
+        [str(missing), "no such file"],
+    )
 
 
 def usage_missing_real_folder(media, tmp_path):
@@ -413,8 +483,10 @@ def usage_broken_symlink_argument(media, tmp_path):
     fake_dir, real_dir, _, _, _ = eval_setup(media, EvalCase(None), tmp_path)
     link = tmp_path / "elsewhere" / f"{BAD}.mkv"
     put(media, "broken_symlink", link)
-    return (["--fake", *(str(fake_dir / f"{c}.mkv") for c in GOOD), str(link), "--real", str(real_dir)],
-            [str(link), "broken or looping symlink"])
+    return (
+        ["--fake", *(str(fake_dir / f"{c}.mkv") for c in GOOD), str(link), "--real", str(real_dir)],
+        [str(link), "broken or looping symlink"],
+    )
 
 
 USAGE_CASES = {
@@ -452,6 +524,7 @@ def test_eval_out_is_a_folder(media, tmp_path, capsys):
 
 # ------------------------------------------------------------------ lipbench run / data verify
 
+
 def write_manifest(media: Media, folder: Path, kind: str, name: str = BAD + ".mkv") -> tuple[Path, Path]:
     """A manifest of the two good clips and a third whose file is `kind`, recorded with
     the values its good file had (frames, size, sha256): a damaged data set.
@@ -469,12 +542,23 @@ def write_manifest(media: Media, folder: Path, kind: str, name: str = BAD + ".mk
             put(media, kind, dest)
         else:
             shutil.copy(media.small[cid], dest)
-        entries.append({"id": cid, "video": dest.name, "frames": expected.n_frames, "fps": expected.fps,
-                        "width": expected.width, "height": expected.height, "audio_rate": expected.audio_rate,
-                        "sha256": expected.sha256})
+        entries.append(
+            {
+                "id": cid,
+                "video": dest.name,
+                "frames": expected.n_frames,
+                "fps": expected.fps,
+                "width": expected.width,
+                "height": expected.height,
+                "audio_rate": expected.audio_rate,
+                "sha256": expected.sha256,
+            }
+        )
     path = folder / "manifest.yaml"
-    path.write_text(yaml.safe_dump({"lipbench_manifest": 1, "name": "bad_inputs", "clips": entries},
-                                   allow_unicode=True), encoding="utf-8")
+    path.write_text(
+        yaml.safe_dump({"lipbench_manifest": 1, "name": "bad_inputs", "clips": entries}, allow_unicode=True),
+        encoding="utf-8",
+    )
     return path, folder / name
 
 
@@ -513,9 +597,18 @@ def no_figures(monkeypatch):
 
 
 def write_config(path: Path, manifest: Path) -> Path:
-    path.write_text(yaml.safe_dump({"name": "bad_inputs", "data": {"manifest": str(manifest)},
-                                    "models": ["ground_truth", "still"], "metrics": ["psnr"],
-                                    "warmup_clips": 1}), encoding="utf-8")
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "bad_inputs",
+                "data": {"manifest": str(manifest)},
+                "models": ["ground_truth", "still"],
+                "metrics": ["psnr"],
+                "warmup_clips": 1,
+            }
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -536,15 +629,18 @@ def test_run_with_a_bad_clip(kind, says, media, tmp_path, capsys, no_figures):
     for error in failed.values():
         assert str(bad_file) in error and re.search(says, error), error
     for model in ("ground_truth", "still"):  # listed at the end on stderr, with the file and the problem
-        assert any(line.strip().startswith(f"{model}/{BAD} (generate): MediaError: {bad_file}: ")
-                   and re.search(says, line) for line in printed.err.splitlines()), printed.err
+        assert any(
+            line.strip().startswith(f"{model}/{BAD} (generate): MediaError: {bad_file}: ") and re.search(says, line)
+            for line in printed.err.splitlines()
+        ), printed.err
         summary = result["models"][model]
         assert summary["n_ok"] == 2 and summary["n_failed"] == 1
         assert all(finite(summary["clips"][cid][PSNR]) for cid in GOOD)
         assert summary["metrics"][PSNR]["n"] == 2 and BAD in summary["metrics"][PSNR]["failed"]
     assert result["models"]["ground_truth"]["clips"]["synth_000"][PSNR] == 100.0
-    units = {p: p.stat().st_mtime_ns for p in (run / "units").rglob("*.json")
-             if json.loads(p.read_text())["status"] == "ok"}
+    units = {
+        p: p.stat().st_mtime_ns for p in (run / "units").rglob("*.json") if json.loads(p.read_text())["status"] == "ok"
+    }
     assert len(units) == 4
     # (c) a rerun keeps the completed units and retries only the failed ones
     assert main(["run", str(config), "--out", str(run)]) == 1
@@ -587,6 +683,7 @@ def test_data_verify_names_the_bad_clip(kind, says, media, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ missing config, manifest
+
 
 def missing_config(media, tmp_path):
     path = tmp_path / "no_such_bench.yaml"

@@ -29,16 +29,38 @@ def test_a_clip_file_and_adapter_arguments(tmp_path, capsys):
     request = synthetic_request(frames=21, size=96)
     path = tmp_path / "talk.mkv"
     io.write_video(path, request.frames, request.fps, request.audio, request.audio_rate)
-    assert main(["check-adapter", "lipforcing", "--clip", str(path), "--device", "cpu", "--arg", "size=tiny",
-                 "--arg", "random_weights=true", "--arg", "decoder=wan_vae"]) == 0
+    assert (
+        main(
+            [
+                "check-adapter",
+                "lipforcing",
+                "--clip",
+                str(path),
+                "--device",
+                "cpu",
+                "--arg",
+                "size=tiny",
+                "--arg",
+                "random_weights=true",
+                "--arg",
+                "decoder=wan_vae",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "streaming talk (21 frames, 96x96) twice" in out
     assert "chunk sizes: [9, 12] against the declared [9, 12]" in out
 
 
-@pytest.mark.parametrize("model, failed", [("tests.helpers:Jittery", "deterministic"),
-                                           ("tests.helpers:MisChunked", "chunk sizes"),
-                                           ("tests.helpers:Overhears", "audio lookahead as declared")])
+@pytest.mark.parametrize(
+    "model, failed",
+    [
+        ("tests.helpers:Jittery", "deterministic"),
+        ("tests.helpers:MisChunked", "chunk sizes"),
+        ("tests.helpers:Overhears", "audio lookahead as declared"),
+    ],
+)
 def test_a_broken_model_fails_the_check_it_breaks(model, failed, capsys):
     assert main(["check-adapter", model]) == 1
     out = capsys.readouterr().out

@@ -13,7 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-PROBE = '''
+PROBE = """
 import pytest
 
 
@@ -23,7 +23,7 @@ def test_needs_the_samples(hdtf_samples):
 
 def test_needs_an_optional_package():
     pytest.importorskip("lipbench_no_such_optional_package")
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +42,14 @@ def run_pytest(checkout: Path, ci: str | None) -> subprocess.CompletedProcess:
     if ci is not None:
         env["CI"] = ci
     env["PYTHONPATH"] = str(REPO)
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "tests"],
-                          cwd=checkout, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "tests"],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize("ci", [None, "false"])

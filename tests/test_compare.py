@@ -19,31 +19,68 @@ from lipbench.types import Clip
 M = "still"  # a registered model name: fabricated runs name models the config loader knows
 
 
-def fake_run(root: Path, values: dict, metrics=("psnr", "ssim@full"), weights=None, sha="a" * 64, timing=None,
-             errors=None, device_name="Test CPU", clips=None, models=None, unit_extra=None,
-             fingerprints=None) -> RunDir:
+def fake_run(
+    root: Path,
+    values: dict,
+    metrics=("psnr", "ssim@full"),
+    weights=None,
+    sha="a" * 64,
+    timing=None,
+    errors=None,
+    device_name="Test CPU",
+    clips=None,
+    models=None,
+    unit_extra=None,
+    fingerprints=None,
+) -> RunDir:
     """A run directory written as the runner and evaluator would. `values` maps (model, clip)
     to its metric values, or to an error text for a failed unit; `timing` and `unit_extra`
     to unit fields, `errors` to metric errors, `fingerprints` to the metric rows' fingerprints.
     `clips`/`models` widen the config x manifest beyond the units written."""
     models = models or sorted({m for m, _ in values})
     clips = clips or sorted({c for _, c in values})
-    config = config_from_dict({"name": root.name, "data": {"manifest": "x.yaml"}, "models": models,
-                               "metrics": list(metrics), "bootstrap_resamples": 500, "set_resamples": 50}, "test")
+    config = config_from_dict(
+        {
+            "name": root.name,
+            "data": {"manifest": "x.yaml"},
+            "models": models,
+            "metrics": list(metrics),
+            "bootstrap_resamples": 500,
+            "set_resamples": 50,
+        },
+        "test",
+    )
     manifest = Manifest(name="m", clips=[Clip(id=c, video=root / f"{c}.mkv", sha256=sha) for c in clips])
     run = RunDir(root)
     run.save_inputs(config, manifest)
     if weights:
         write_json(root / "weights.json", weights)
     for (model, clip), vals in values.items():
-        unit = {"model": model, "clip": clip, "device": "cpu", "device_name": device_name,
-                **(unit_extra or {}).get((model, clip), {})}
+        unit = {
+            "model": model,
+            "clip": clip,
+            "device": "cpu",
+            "device_name": device_name,
+            **(unit_extra or {}).get((model, clip), {}),
+        }
         if isinstance(vals, str):
             write_json(run.unit(model, clip), {**unit, "status": "error", "error": vals})
             continue
-        write_json(run.unit(model, clip), {**unit, "status": "ok", "video": "v.mkv", "ttff_s": 0.1, "fps": 25.0,
-                                           "total_s": 3.0, "n_frames": 75, "chunk_frames": [75], "chunk_s": [3.0],
-                                           **(timing or {}).get((model, clip), {})})
+        write_json(
+            run.unit(model, clip),
+            {
+                **unit,
+                "status": "ok",
+                "video": "v.mkv",
+                "ttff_s": 0.1,
+                "fps": 25.0,
+                "total_s": 3.0,
+                "n_frames": 75,
+                "chunk_frames": [75],
+                "chunk_s": [3.0],
+                **(timing or {}).get((model, clip), {}),
+            },
+        )
         row = {"model": model, "clip": clip, "values": vals, "errors": (errors or {}).get((model, clip), {})}
         if fingerprints:
             row["fingerprints"] = fingerprints
@@ -54,8 +91,9 @@ def fake_run(root: Path, values: dict, metrics=("psnr", "ssim@full"), weights=No
 def clip_values(seed, shift=0.0, n=30):
     rng = np.random.default_rng(seed)
     base = rng.normal(30, 2, n)  # clips differ a lot from each other...
-    return {f"c{i:02d}": {"psnr@full": float(b + shift + rng.normal(0, 0.3)), "ssim@full": 0.9}
-            for i, b in enumerate(base)}
+    return {
+        f"c{i:02d}": {"psnr@full": float(b + shift + rng.normal(0, 0.3)), "ssim@full": 0.9} for i, b in enumerate(base)
+    }
 
 
 def verdicts(result, model=M):
@@ -70,10 +108,14 @@ def test_compare_calls_a_real_shift_and_not_noise(tmp_path):
     base_vals = clip_values(0)
     base = fake_run(tmp_path / "base", {(M, c): v for c, v in base_vals.items()})
     rng = np.random.default_rng(5)
-    noisy = fake_run(tmp_path / "noisy", {(M, c): {**v, "psnr@full": v["psnr@full"] + rng.normal(0, 0.3)}
-                                          for c, v in base_vals.items()})
-    worse = fake_run(tmp_path / "worse", {(M, c): {**v, "psnr@full": v["psnr@full"] - 0.5 + rng.normal(0, 0.3)}
-                                          for c, v in base_vals.items()})
+    noisy = fake_run(
+        tmp_path / "noisy",
+        {(M, c): {**v, "psnr@full": v["psnr@full"] + rng.normal(0, 0.3)} for c, v in base_vals.items()},
+    )
+    worse = fake_run(
+        tmp_path / "worse",
+        {(M, c): {**v, "psnr@full": v["psnr@full"] - 0.5 + rng.normal(0, 0.3)} for c, v in base_vals.items()},
+    )
     result = compare_runs(base.root, noisy.root, resamples=1000)
     assert verdicts(result)["psnr@full"] == "unchanged" and verdicts(result)["ssim@full"] == "unchanged"
     assert result["gate"] == [] and result["shared_clips"] == 30
@@ -98,8 +140,10 @@ def test_compare_refuses_different_weights_inputs_and_protocols(tmp_path):
     assert main(["compare", str(base.root), str(other_inputs.root)]) == 2  # a user-facing error, one line
     sync_base = fake_run(tmp_path / "sb", vals, metrics=("psnr", "ssim@full", "syncnet@latentsync"))
     sync_new = fake_run(tmp_path / "sn", vals, metrics=("psnr", "ssim@full", "syncnet@syncnet_python"))
-    with pytest.raises(NotComparable, match=f"metric syncnet: protocol latentsync in {sync_base.root}, "
-                                            f"syncnet_python in {sync_new.root}"):
+    with pytest.raises(
+        NotComparable,
+        match=f"metric syncnet: protocol latentsync in {sync_base.root}, syncnet_python in {sync_new.root}",
+    ):
         compare_runs(sync_base.root, sync_new.root)
 
 
@@ -116,7 +160,8 @@ def test_a_clip_replaced_on_disk_is_caught_by_the_unit_hashes(tmp_path):
     with pytest.raises(NotComparable, match=r"clip c02: input sha256 differs between the runs \(cccccccccccc"):
         compare_runs(base.root, new.root)
     assert compare_runs(base.root, new.root, force=True)["forced_despite"] == [
-        f"clip c02: input sha256 differs between the runs (cccccccccccc in {base.root}, dddddddddddd in {new.root})"]
+        f"clip c02: input sha256 differs between the runs (cccccccccccc in {base.root}, dddddddddddd in {new.root})"
+    ]
     # a unit without clip_sha256 falls back to the manifest's hash
     old = fake_run(tmp_path / "old", vals, sha="c" * 64)
     assert compare_runs(base.root, old.root)["forced_despite"] == []
@@ -137,10 +182,18 @@ def test_weight_hashes_from_metric_rows_of_shared_metrics(tmp_path):
     with pytest.raises(NotComparable, match="weight file psnr.pt: sha256 111111111111 in .*, 222222222222 in"):
         compare_runs(base.root, other.root)
     # the file belongs to a metric only NEW computes: nothing to compare it with
-    only_new = fake_run(tmp_path / "only_new", {(M, c): {"psnr@full": v["psnr@full"]} for (_, c), v in vals.items()},
-                        metrics=("psnr",), fingerprints={"ssim@full": {"weights": {"psnr.pt": "3" * 64}}})
-    psnr_base = fake_run(tmp_path / "psnr_base", {(M, c): {"psnr@full": v["psnr@full"]} for (_, c), v in vals.items()},
-                         metrics=("psnr",), fingerprints=prints("1" * 64))
+    only_new = fake_run(
+        tmp_path / "only_new",
+        {(M, c): {"psnr@full": v["psnr@full"]} for (_, c), v in vals.items()},
+        metrics=("psnr",),
+        fingerprints={"ssim@full": {"weights": {"psnr.pt": "3" * 64}}},
+    )
+    psnr_base = fake_run(
+        tmp_path / "psnr_base",
+        {(M, c): {"psnr@full": v["psnr@full"]} for (_, c), v in vals.items()},
+        metrics=("psnr",),
+        fingerprints=prints("1" * 64),
+    )
     assert compare_runs(psnr_base.root, only_new.root)["forced_despite"] == []
     # weights.json of one run and metric rows of the other are read alike
     legacy = fake_run(tmp_path / "legacy", vals, weights={"psnr.pt": "2" * 64})
@@ -152,11 +205,12 @@ def test_only_clips_scored_in_both_runs_are_compared(tmp_path):
     vals = {(M, c): v for c, v in clip_values(0, n=6).items()}
     base = fake_run(tmp_path / "base", vals)
     new_vals = dict(vals)
-    new_vals[(M, "c01")] = {"psnr@full": float("nan"), "ssim@full": 0.9}       # not finite
-    new_vals[(M, "c02")] = {"ssim@full": 0.9}                                   # missing
-    new_vals[(M, "c04")] = "RuntimeError: the model failed"                     # unit failed
-    new = fake_run(tmp_path / "new", new_vals,
-                   errors={(M, "c03"): {"psnr@full": "ValueError: bad"}})        # value there, family failed
+    new_vals[(M, "c01")] = {"psnr@full": float("nan"), "ssim@full": 0.9}  # not finite
+    new_vals[(M, "c02")] = {"ssim@full": 0.9}  # missing
+    new_vals[(M, "c04")] = "RuntimeError: the model failed"  # unit failed
+    new = fake_run(
+        tmp_path / "new", new_vals, errors={(M, "c03"): {"psnr@full": "ValueError: bad"}}
+    )  # value there, family failed
     result = compare_runs(base.root, new.root, resamples=200)
     assert row(result, "psnr@full")["n_clips"] == 2  # c00, c05
     assert row(result, "ssim@full")["n_clips"] == 5
@@ -213,9 +267,10 @@ def test_new_with_fewer_scored_units_fails_the_gate(tmp_path, capsys):
     new = fake_run(tmp_path / "new", {(M, c): values[c] for c in ("c00", "c01", "c02")})
     result = compare_runs(base.root, new.root, resamples=200)
     assert result["regressions"] == 0 and result["shared_clips"] == 3
-    assert result["gate"] == ["new run has fewer ok units than base: 3 against 5",
-                              "new run has fewer scored values than base: psnr@full 3 against 5, "
-                              "ssim@full 3 against 5"]
+    assert result["gate"] == [
+        "new run has fewer ok units than base: 3 against 5",
+        "new run has fewer scored values than base: psnr@full 3 against 5, ssim@full 3 against 5",
+    ]
     assert run_cli(capsys, base.root, new.root, "--fail-on-regression")[0] == 1
     assert run_cli(capsys, new.root, base.root, "--fail-on-regression")[0] == 0  # more is fine
 
@@ -233,8 +288,14 @@ def timed(factors, seed=0, n=12, fps=30.0, ttff=0.4):
     """Unit timings per clip: clips differ from each other by up to +-30%; each is scaled by factors[i]."""
     rng = np.random.default_rng(seed)
     spread = rng.uniform(0.7, 1.3, n)
-    return {(M, f"c{i:02d}"): {"fps": fps * spread[i] * factors[i], "total_s": 75 / (fps * spread[i] * factors[i]),
-                               "ttff_s": ttff / spread[i] / factors[i]} for i in range(n)}
+    return {
+        (M, f"c{i:02d}"): {
+            "fps": fps * spread[i] * factors[i],
+            "total_s": 75 / (fps * spread[i] * factors[i]),
+            "ttff_s": ttff / spread[i] / factors[i],
+        }
+        for i in range(n)
+    }
 
 
 def timing_runs(tmp_path, new_factors, base_device="Test CPU", new_device="Test CPU"):
@@ -278,8 +339,11 @@ def test_timing_threshold_flag_changes_the_verdict(tmp_path, capsys):
     assert run_cli(capsys, base.root, new.root, "--fail-on-regression")[0] == 1
     code, out = run_cli(capsys, base.root, new.root, "--fail-on-regression", "--timing-threshold", "0.2")
     assert code == 0 and "0 regressions" in out
-    for bad, message in (("1.5", "1.5 is not a fraction in [0, 1)"), ("-0.1", "-0.1 is not a fraction"),
-                         ("five", "not a number: 'five'")):
+    for bad, message in (
+        ("1.5", "1.5 is not a fraction in [0, 1)"),
+        ("-0.1", "-0.1 is not a fraction"),
+        ("five", "not a number: 'five'"),
+    ):
         with pytest.raises(SystemExit) as exc:
             main(["compare", str(base.root), str(new.root), "--timing-threshold", bad])
         assert exc.value.code == 2 and message in capsys.readouterr().err
@@ -331,8 +395,7 @@ def test_out_json_has_counts_gate_and_exit_reason(tmp_path, capsys):
     out = tmp_path / "cmp.json"
     assert main(["compare", str(base.root), str(new.root), "--fail-on-regression", "--out", str(out)]) == 1
     data = json.loads(out.read_text())
-    assert {r["metric"]: r["n_clips"] for r in data["rows"]} == {"psnr@full": 3, "ssim@full": 3, "fps": 3,
-                                                                 "ttff_s": 3}
+    assert {r["metric"]: r["n_clips"] for r in data["rows"]} == {"psnr@full": 3, "ssim@full": 3, "fps": 3, "ttff_s": 3}
     assert data["scored_units"] == {"base": 4, "new": 3} and data["units"] == {"base": 4, "new": 4}
     assert data["shared_clips"] == 3 and data["shared_units"] == 3
     assert data["gate"][0] == "new run incomplete: 1 of 4 units failed (still: 1)"
@@ -346,8 +409,17 @@ def test_out_json_has_counts_gate_and_exit_reason(tmp_path, capsys):
 def test_two_real_runs_of_one_config(synth_set, tmp_path, capsys):
     """The real run directory layout: two runs of one config, timing fabricated (a few % apart)."""
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({"name": "t", "data": {"manifest": str(synth_set.path)},
-                                      "models": ["ground_truth", "still"], "metrics": ["psnr"], "warmup_clips": 0}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "t",
+                "data": {"manifest": str(synth_set.path)},
+                "models": ["ground_truth", "still"],
+                "metrics": ["psnr"],
+                "warmup_clips": 0,
+            }
+        )
+    )
     runs = [tmp_path / "a", tmp_path / "b"]
     for run_dir in runs:
         main(["run", str(config), "--out", str(run_dir)])
@@ -382,8 +454,12 @@ def test_set_level_metrics_pair_the_clips_with_features_in_both(tmp_path):
     real = {c: rng.normal(size=(1, 8)) for c in clips}
     vals = {(M, c): {"psnr@full": 30.0} for c in clips}
     base = fake_run(tmp_path / "base", vals, metrics=("psnr", "fvd@stylegan_v"))
-    new = fake_run(tmp_path / "new", vals, metrics=("psnr", "fvd@stylegan_v"),
-                   errors={(M, "c07"): {"fvd@stylegan_v": "ValueError: 12 frames compared"}})
+    new = fake_run(
+        tmp_path / "new",
+        vals,
+        metrics=("psnr", "fvd@stylegan_v"),
+        errors={(M, "c07"): {"fvd@stylegan_v": "ValueError: 12 frames compared"}},
+    )
     for c in clips:
         base.save_features(M, c, "fvd@stylegan_v", {"real": real[c], "fake": real[c] + rng.normal(0, 0.1, (1, 8))})
         if c != "c06":  # c06: no features; c07: features left from before, but the metric failed
@@ -391,5 +467,6 @@ def test_set_level_metrics_pair_the_clips_with_features_in_both(tmp_path):
     result = compare_runs(base.root, new.root, resamples=200)
     fvd = row(result, "fvd@stylegan_v")
     assert fvd["n_clips"] == 6 and fvd["verdict"] == "regressed" and fvd["difference"] > 0
-    assert ("new run incomplete: 2 of 16 metric values of ok units failed or missing (fvd@stylegan_v: 2)"
-            in result["gate"])
+    assert (
+        "new run incomplete: 2 of 16 metric values of ok units failed or missing (fvd@stylegan_v: 2)" in result["gate"]
+    )

@@ -56,7 +56,7 @@ def _smooth_image(rng, height: int, width: int) -> np.ndarray:
     total = np.zeros((height, width, 3), np.int64)
     for dy in range(9):
         for dx in range(9):
-            total += padded[dy:dy + height, dx:dx + width]
+            total += padded[dy : dy + height, dx : dx + width]
     return (total // 81).astype(np.uint8)
 
 
@@ -147,8 +147,13 @@ def test_wrong_files_are_named(tmp_path, damage):
         torch.save(state, path)
     with pytest.raises(ValueError, match=damage + r"\.pth") as error:
         load_iresnet100(path)
-    expected = {"missing": "layer3.29.bn3.weight", "unexpected": "head.weight", "shape": "size mismatch for fc.weight",
-                "not_a_dict": "list", "garbage": "cannot be read"}[damage]
+    expected = {
+        "missing": "layer3.29.bn3.weight",
+        "unexpected": "head.weight",
+        "shape": "size mismatch for fc.weight",
+        "not_a_dict": "list",
+        "garbage": "cannot be read",
+    }[damage]
     assert expected in str(error.value)
 
 

@@ -17,8 +17,9 @@ def test_demo_end_to_end(tmp_path, capsys):
     mean = lambda model, key: m[model][key]["value"]  # noqa: E731
     for key, higher in (("psnr@full", True), ("ssim@full", True), ("lmd@mediapipe", False)):
         others = [mean(x, key) for x in ("still", "av_shift", "procedural")]
-        assert mean("ground_truth", key) == (max(others + [mean("ground_truth", key)]) if higher
-                                             else min(others + [mean("ground_truth", key)]))
+        assert mean("ground_truth", key) == (
+            max(others + [mean("ground_truth", key)]) if higher else min(others + [mean("ground_truth", key)])
+        )
     sync = {x: mean(x, "av_ncc@mesh_energy") for x in m}
     assert sync["still"] == min(sync.values())
     assert mean("av_shift", "av_lag@mesh_energy") == 3.0

@@ -22,9 +22,17 @@ def write_config(path, manifest, slow=None):
     """Models "slow" (Sleeper: 50 ms per chunk of 7 frames, unless `slow` says another
     model and args) and "still"."""
     slow = slow or {"model": "tests.helpers:Sleeper", "args": {"first_s": 0.05, "chunk_s": 0.05, "frames_per_chunk": 7}}
-    path.write_text(yaml.safe_dump({
-        "name": "dist", "data": {"manifest": str(manifest.path)}, "warmup_clips": 0, "metrics": ["psnr"],
-        "models": [{"name": "slow", **slow}, "still"]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "dist",
+                "data": {"manifest": str(manifest.path)},
+                "warmup_clips": 0,
+                "metrics": ["psnr"],
+                "models": [{"name": "slow", **slow}, "still"],
+            }
+        )
+    )
     return path
 
 
@@ -39,13 +47,16 @@ def unit_times(run: RunDir) -> dict:
     """Per unit record, what changes when it is written again: records are replaced
     atomically (a new inode), so this holds where two writes share an mtime (a coarse
     file-system clock, or two writes within one of its ticks)."""
-    return {p.relative_to(run.root): (p.stat().st_ino, p.stat().st_mtime_ns)
-            for p in (run.root / "units").rglob("*.json")}
+    return {
+        p.relative_to(run.root): (p.stat().st_ino, p.stat().st_mtime_ns) for p in (run.root / "units").rglob("*.json")
+    }
 
 
 def metric_values(run: RunDir) -> dict:
-    return {str(p.relative_to(run.root)): json.loads(p.read_text())["values"]
-            for p in sorted((run.root / "metrics").rglob("*.json"))}
+    return {
+        str(p.relative_to(run.root)): json.loads(p.read_text())["values"]
+        for p in sorted((run.root / "metrics").rglob("*.json"))
+    }
 
 
 def assert_same_videos(a: RunDir, b: RunDir):
@@ -67,12 +78,19 @@ def test_killed_sweep_resumes_without_recomputing(synth_set, reference_run, tmp_
     # "slow" waits on clip synth_001 until the gate file exists: the kill lands mid-sweep
     # however fast or busy the machine is (no race between a sleep and the poll below)
     gate = tmp_path / "gate"
-    config = write_config(tmp_path / "c.yaml", synth_set,
-                          slow={"model": "tests.helpers:Gated", "args": {"clip": "synth_001", "gate": str(gate)}})
+    config = write_config(
+        tmp_path / "c.yaml",
+        synth_set,
+        slow={"model": "tests.helpers:Gated", "args": {"clip": "synth_001", "gate": str(gate)}},
+    )
     run = RunDir(tmp_path / "run")
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    proc = subprocess.Popen(CLI + ["run", str(config), "--out", str(run.root)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        CLI + ["run", str(config), "--out", str(run.root)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     while len(unit_times(run)) < 1:
         assert proc.poll() is None, f"the run ended (exit code {proc.returncode}) before any unit was written"
@@ -117,11 +135,20 @@ def test_two_ranks_equal_one_process(synth_set, reference_run, tmp_path):
 def test_rerun_behaviour_holds_under_two_ranks(synth_set, tmp_path):
     """Changed args remake that model only, an added metric is computed for existing videos
     only, a narrowed rerun keeps the directory whole: with two torchrun ranks."""
+
     def config(shift, metrics):
         path = tmp_path / "c.yaml"
-        path.write_text(yaml.safe_dump({
-            "name": "dist", "data": {"manifest": str(synth_set.path)}, "warmup_clips": 0, "metrics": metrics,
-            "models": ["ground_truth", {"name": "shift", "model": "av_shift", "args": {"shift_frames": shift}}]}))
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "dist",
+                    "data": {"manifest": str(synth_set.path)},
+                    "warmup_clips": 0,
+                    "metrics": metrics,
+                    "models": ["ground_truth", {"name": "shift", "model": "av_shift", "args": {"shift_frames": shift}}],
+                }
+            )
+        )
         return str(path)
 
     run = RunDir(tmp_path / "run")
@@ -131,11 +158,13 @@ def test_rerun_behaviour_holds_under_two_ranks(synth_set, tmp_path):
     assert "generate shift: 2 units, args changed" in out and "evaluate ssim@full: 4 values, metric added" in out
     assert "evaluate psnr@full: 2 values, video regenerated" in out
     now = unit_times(run)
-    assert {k: v for k, v in now.items() if "ground_truth" in str(k)} == \
-        {k: v for k, v in first.items() if "ground_truth" in str(k)}
+    assert {k: v for k, v in now.items() if "ground_truth" in str(k)} == {
+        k: v for k, v in first.items() if "ground_truth" in str(k)
+    }
     assert all(now[k] != first[k] for k in now if "shift" in str(k))
-    out = run_cli(TORCHRUN + ["run", config(4, ["psnr", "ssim@full"]), "--out", str(run.root),
-                              "--models", "shift"], os.getcwd())
+    out = run_cli(
+        TORCHRUN + ["run", config(4, ["psnr", "ssim@full"]), "--out", str(run.root), "--models", "shift"], os.getcwd()
+    )
     assert out.count("generate: 0 made") == 2
     rows = [json.loads(line) for line in (run.root / "per_clip.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and all(r["status"] == "ok" and "ssim@full" in r for r in rows)

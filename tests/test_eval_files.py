@@ -29,15 +29,17 @@ def test_pairing_strips_role_suffixes(fake_and_real):
     assert [(cid, f.name, r.name if r else None) for cid, f, r in pairs] == [
         ("orphan", "orphan_synced.mkv", None),
         ("synth_000", "synth_000_synced.mkv", "synth_000_cfr25.mkv"),
-        ("synth_001", "synth_001_synced.mkv", "synth_001_cfr25.mkv")]
+        ("synth_001", "synth_001_synced.mkv", "synth_001_cfr25.mkv"),
+    ]
     assert clip_id(fake / "A_B_take2.mp4", r"^(?P<id>.+)_take\d$") == "A_B"
 
 
 def test_eval_cli_scores_pairs_and_lists_failures(fake_and_real, tmp_path, capsys):
     fake, real = fake_and_real
     out = tmp_path / "eval.json"
-    code = main(["eval", "--fake", str(fake), "--real", str(real), "--metrics", "psnr,ssim@full,av_ncc",
-                 "--out", str(out)])
+    code = main(
+        ["eval", "--fake", str(fake), "--real", str(real), "--metrics", "psnr,ssim@full,av_ncc", "--out", str(out)]
+    )
     assert code == 1  # the orphan has nothing to compare with
     result = json.loads(out.read_text())
     assert result["lipbench_results"] == 2 and result["kind"] == "eval"
@@ -47,23 +49,32 @@ def test_eval_cli_scores_pairs_and_lists_failures(fake_and_real, tmp_path, capsy
     reason = "no real video with clip id 'orphan'"
     # psnr and ssim need the real video and fail for the orphan; the sync metric still scores it
     assert [(v["clip"], v["metric"]) for v in result["failures"]["metric_values"]] == [
-        ("orphan", "psnr@full"), ("orphan", "ssim@full")]
+        ("orphan", "psnr@full"),
+        ("orphan", "ssim@full"),
+    ]
     assert all(reason in v["error"] for v in result["failures"]["metric_values"])
     assert result["failures"]["counts"] == {"units": 0, "metric_values": 2, "pending_units": 0}
     clips = model["clips"]
     assert clips["synth_000"]["psnr@full"] == 100.0  # identical frames (2 fewer, aligned)
     assert clips["synth_001"]["av_ncc@mesh_energy"] < clips["synth_000"]["av_ncc@mesh_energy"]
     agg = model["metrics"]["psnr@full"]
-    assert agg["n"] == 2 and agg["value"] == pytest.approx(np.mean([clips[c]["psnr@full"] for c in ("synth_000", "synth_001")]))
+    assert agg["n"] == 2 and agg["value"] == pytest.approx(
+        np.mean([clips[c]["psnr@full"] for c in ("synth_000", "synth_001")])
+    )
     assert agg["ci95"][0] <= agg["value"] <= agg["ci95"][1]
     assert list(agg["failed"]) == ["orphan"] and reason in agg["failed"]["orphan"]
     assert model["metrics"]["av_ncc@mesh_energy"]["n"] == 3
     assert result["metrics"] == ["psnr@full", "ssim@full", "avsync@mesh_energy"]
     printed = capsys.readouterr()
-    table = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
-             for line in printed.out.splitlines() if line.startswith("| ")}
+    table = {
+        line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+        for line in printed.out.splitlines()
+        if line.startswith("| ")
+    }
     assert table["psnr@full"][2:] == ["2/3", "1"] and table["av_ncc@mesh_energy"][2:] == ["3/3", "0"]
-    assert f"failed values: generated/orphan: psnr@full, ssim@full: {fake / 'orphan_synced.mkv'}: {reason}" in printed.err
+    assert (
+        f"failed values: generated/orphan: psnr@full, ssim@full: {fake / 'orphan_synced.mkv'}: {reason}" in printed.err
+    )
     assert "failures: 0 units, 2 metric values" in printed.err
 
 
@@ -74,11 +85,15 @@ def test_eval_name_and_all_failed_values(fake_and_real, tmp_path, capsys):
     (fake / "orphan_synced.mkv").unlink()
     (fake / "synth_001_synced.mkv").write_bytes(b"not a video")
     out = tmp_path / "eval.json"
-    assert main(["eval", "--fake", str(fake), "--real", str(real), "--metrics", "psnr", "--name", "v2",
-                 "--out", str(out)]) == 1
+    assert (
+        main(["eval", "--fake", str(fake), "--real", str(real), "--metrics", "psnr", "--name", "v2", "--out", str(out)])
+        == 1
+    )
     result = json.loads(out.read_text())
     agg = result["models"]["v2"]["metrics"]["psnr@full"]
-    assert agg["n"] == 1 and list(agg["failed"]) == ["synth_001"] and "synth_001_synced.mkv" in agg["failed"]["synth_001"]
+    assert (
+        agg["n"] == 1 and list(agg["failed"]) == ["synth_001"] and "synth_001_synced.mkv" in agg["failed"]["synth_001"]
+    )
     assert agg["ci95"] is None and agg["resamples_ok"] == 0  # one clip: no interval
     assert "failed values: v2/synth_001: psnr@full:" in capsys.readouterr().err
 
@@ -94,7 +109,11 @@ def test_sync_only_needs_the_fake_video(fake_and_real, tmp_path):
 
 def test_metric_names_keys_and_suites_resolve():
     assert metrics.resolve_specs(["av_lag", "psnr", "avsync@mesh_energy", "weight_free"]) == [
-        "avsync@mesh_energy", "psnr@full", "ssim@full", "lmd@mediapipe"]
+        "avsync@mesh_energy",
+        "psnr@full",
+        "ssim@full",
+        "lmd@mediapipe",
+    ]
     with pytest.raises(ValueError, match="psnr has no protocol 'face224'"):
         metrics.resolve_specs(["psnr@face224"])
     with pytest.raises(KeyError, match="unknown metric 'sharpness'"):

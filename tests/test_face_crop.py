@@ -56,7 +56,7 @@ def astronaut_frames(n: int, seed: int = 0, size: int = 192) -> np.ndarray:
     frames = []
     for _ in range(n):
         x, y = rng.integers(0, 48, size=2)
-        window = photo[y:y + 448, x:x + 448]
+        window = photo[y : y + 448, x : x + 448]
         frame = cv2.resize(window, (size, size), interpolation=cv2.INTER_AREA).astype(np.float64)
         frames.append(np.clip(frame + rng.normal(0, 3, frame.shape), 0, 255).astype(np.uint8))
     return np.stack(frames)
@@ -97,12 +97,15 @@ def test_missed_frame_is_flagged_not_dropped():
 
 def _stub(box):
     """A MediaPipe detector stand-in that finds `box` (relative x, y, w, h) or nothing."""
+
     def process(_frame):
         if box is None:
             return types.SimpleNamespace(detections=[])
         rel = types.SimpleNamespace(xmin=box[0], ymin=box[1], width=box[2], height=box[3])
-        return types.SimpleNamespace(detections=[types.SimpleNamespace(
-            location_data=types.SimpleNamespace(relative_bounding_box=rel))])
+        return types.SimpleNamespace(
+            detections=[types.SimpleNamespace(location_data=types.SimpleNamespace(relative_bounding_box=rel))]
+        )
+
     return types.SimpleNamespace(process=process, close=lambda: None)
 
 
@@ -164,8 +167,10 @@ def test_mediapipe_start_up_logging_stays_off_the_terminal():
         "    tracker.reset()\n"  # restarts the graph, as the procedural model does per clip
         "    tracker.track(frames)\n"
         "    tracker.close()\n"
-        "print('built 40 solutions', flush=True)\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                          cwd=Path(__file__).parents[1])
+        "print('built 40 solutions', flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1]
+    )
     assert done.returncode == 0 and "built 40 solutions" in done.stdout, done.stderr
     assert "inference_feedback_manager" not in done.stderr and "W0000" not in done.stderr, done.stderr

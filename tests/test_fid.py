@@ -50,8 +50,11 @@ def weights_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def local_download(weights_dir):
     """pytorch-fid's weight download, answered from the seeded file."""
-    with mock.patch.object(fid_inception, "load_state_dict_from_url",
-                           lambda *a, **k: torch.load(weights_dir / FID_WEIGHTS, weights_only=True)):
+    with mock.patch.object(
+        fid_inception,
+        "load_state_dict_from_url",
+        lambda *a, **k: torch.load(weights_dir / FID_WEIGHTS, weights_only=True),
+    ):
         yield
 
 
@@ -126,13 +129,18 @@ def reference_values(local_download, clips, tmp_path_factory):
     root = tmp_path_factory.mktemp("fid_pngs")
     per_clip, kept = {}, {}
     for name, real, fake in clips:
-        kept[name] = (write_pngs_like_eval_fid_videos(real, root / name / "inputs"),
-                      write_pngs_like_eval_fid_videos(fake, root / name / "previews"))
+        kept[name] = (
+            write_pngs_like_eval_fid_videos(real, root / name / "inputs"),
+            write_pngs_like_eval_fid_videos(fake, root / name / "previews"),
+        )
         per_clip[name] = fid_score.calculate_fid_given_paths(
-            [str(root / name / "inputs"), str(root / name / "previews")], batch_size=64, device="cpu", dims=64)
+            [str(root / name / "inputs"), str(root / name / "previews")], batch_size=64, device="cpu", dims=64
+        )
     model = fid_inception.InceptionV3([fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM[64]])
-    stats = [fid_score.calculate_activation_statistics(sorted(root.glob(f"*/{side}/*.png")), model, dims=64)
-             for side in ("inputs", "previews")]
+    stats = [
+        fid_score.calculate_activation_statistics(sorted(root.glob(f"*/{side}/*.png")), model, dims=64)
+        for side in ("inputs", "previews")
+    ]
     pooled = fid_score.calculate_frechet_distance(*stats[0], *stats[1])
     return {"per_clip": per_clip, "pooled": pooled, "kept": kept}
 
@@ -177,8 +185,10 @@ def test_per_video_fid_matches_eval_fid_videos_run_on_hdtf(hdtf_samples, weights
         reference = expected["per_video"][name]
         assert relative(got, reference["fid"]) <= 1e-3, (name, got, reference["fid"])
         counts = ctx.notes["fid_face_crops"]
-        found = {side: counts[key]["frames"] - counts[key]["missed"] for side, key in
-                 (("real", "reference"), ("fake", "generated"))}
+        found = {
+            side: counts[key]["frames"] - counts[key]["missed"]
+            for side, key in (("real", "reference"), ("fake", "generated"))
+        }
         assert found == reference["frames_with_face"]
         features.append(metric.features(ctx))
     expected_mean = np.mean([expected["per_video"][name]["fid"] for name in names])
@@ -223,4 +233,5 @@ def test_low_rank_distance_equals_pytorch_fid_with_fewer_samples_than_dims():
     assert frechet_distance(real, fake) == frechet_distance_low_rank(real, fake)
     many = np.abs(rng.normal(size=(300, 16)))  # more samples than dims: pytorch-fid itself
     assert frechet_distance(many, many[::-1] + 0.1) == pytest.approx(
-        calculate_frechet_distance(*statistics(many), *statistics(many[::-1] + 0.1)), rel=1e-12)
+        calculate_frechet_distance(*statistics(many), *statistics(many[::-1] + 0.1)), rel=1e-12
+    )

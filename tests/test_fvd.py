@@ -52,8 +52,9 @@ def test_stylegan_v_matches_upstream_compute_fvd(weights_dir):
     real, fake = stylegan_v_videos(expected["seed"])
     assert real.shape == (expected["videos"], expected["frames"], expected["size"], expected["size"], 3)
     metric = FVD("stylegan_v", weights_dir=weights_dir)
-    features = [metric.features(ClipContext(f"v{i}", Video(fake[i], 25.0), Video(real[i], 25.0)))
-                for i in range(len(real))]
+    features = [
+        metric.features(ClipContext(f"v{i}", Video(fake[i], 25.0), Video(real[i], 25.0))) for i in range(len(real))
+    ]
     got = metric.combine(features)["fvd@stylegan_v"]
     assert relative(got, expected["fvd"]) <= 1e-3, (got, expected["fvd"])
     # the other protocol's statistics on the same features give another number
@@ -101,6 +102,7 @@ def test_few_clips_take_the_exact_low_rank_distance_of_the_references_formula(pr
     # 12 clips against 400 dims (every real split has fewer clips than dims): the
     # references' sqrtm formula on their own statistics, against what lipbench returns.
     from lipbench.metrics.fvd import frechet
+
     rng = np.random.default_rng(4)
     real = rng.normal(size=(12, 400)).astype(np.float32)
     fake = (real * 0.8 + rng.normal(size=real.shape) + 0.2).astype(np.float32)
@@ -120,8 +122,11 @@ def test_few_clips_take_the_exact_low_rank_distance_of_the_references_formula(pr
     many_fake = (many_real + rng.normal(size=many_real.shape)).astype(np.float32)
     if protocol == "latentsync":
         assert fvd_latentsync(many_real, many_fake) == frechet(
-            many_real.mean(axis=0), np.cov(many_real, rowvar=False), many_fake.mean(axis=0),
-            np.cov(many_fake, rowvar=False))
+            many_real.mean(axis=0),
+            np.cov(many_real, rowvar=False),
+            many_fake.mean(axis=0),
+            np.cov(many_fake, rowvar=False),
+        )
     else:
         assert fvd_stylegan_v(many_real, many_fake) == frechet(*feature_stats(many_fake), *feature_stats(many_real))
 

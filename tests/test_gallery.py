@@ -104,8 +104,13 @@ def test_pages_list_every_clip_model_and_preview(demo_run):
 
 
 def chromium_binary() -> str:
-    for name in (os.environ.get("LIPBENCH_CHROMIUM"), "chromium", "chromium-browser", "google-chrome",
-                 "google-chrome-stable"):
+    for name in (
+        os.environ.get("LIPBENCH_CHROMIUM"),
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+        "google-chrome-stable",
+    ):
         if name and shutil.which(name):
             return shutil.which(name)
     message = "no chromium binary found (apt-get install -y chromium, or set LIPBENCH_CHROMIUM)"
@@ -120,9 +125,18 @@ class Browser:
     def __init__(self, binary: str):
         websocket = require_module("websocket", "websocket-client is needed to drive Chromium")
         self.profile = tempfile.mkdtemp(prefix="lipbench-chromium-")
-        args = [binary, "--headless=new", "--remote-debugging-port=0", f"--user-data-dir={self.profile}",
-                "--autoplay-policy=no-user-gesture-required", "--no-first-run", "--disable-gpu",
-                "--allow-file-access-from-files", "--window-size=1400,900", "about:blank"]
+        args = [
+            binary,
+            "--headless=new",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={self.profile}",
+            "--autoplay-policy=no-user-gesture-required",
+            "--no-first-run",
+            "--disable-gpu",
+            "--allow-file-access-from-files",
+            "--window-size=1400,900",
+            "about:blank",
+        ]
         if os.geteuid() == 0:
             args.insert(1, "--no-sandbox")  # Chromium refuses to run as root with its sandbox
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -160,8 +174,10 @@ class Browser:
         if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
             self.errors.append(" ".join(str(a.get("value", a.get("description"))) for a in params.get("args", [])))
         elif method == "Runtime.exceptionThrown":
-            self.errors.append(params["exceptionDetails"].get("exception", {}).get("description")
-                               or params["exceptionDetails"].get("text"))
+            self.errors.append(
+                params["exceptionDetails"].get("exception", {}).get("description")
+                or params["exceptionDetails"].get("text")
+            )
         elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
             self.errors.append(params["entry"].get("text"))
 
@@ -185,8 +201,10 @@ class Browser:
 
     def click(self, selector):
         """A real mouse click (a user gesture) at the middle of the element."""
-        x, y = self.js(f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
-                       " return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        x, y = self.js(
+            f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+            " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
         for kind in ("mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
 
@@ -214,8 +232,10 @@ def test_clip_page_plays_in_chromium(browser, demo_run):
     n_videos = len(_models(demo_run)) + 1
     browser.open(demo_run / "gallery" / "synth_001.html")
     # every video loaded (decoded its first frame) and none failed
-    browser.wait_for(f"(() => {{ const v = [...document.querySelectorAll('video')];"
-                     f" return v.length === {n_videos} && v.every(x => x.readyState >= 2 && !x.error); }})()")
+    browser.wait_for(
+        f"(() => {{ const v = [...document.querySelectorAll('video')];"
+        f" return v.length === {n_videos} && v.every(x => x.readyState >= 2 && !x.error); }})()"
+    )
     assert browser.js("[...document.querySelectorAll('video')].every(v => v.currentTime < 0.1)")
     assert browser.js("document.querySelectorAll('button#play').length") == 1
     browser.click("#play")
@@ -248,8 +268,11 @@ def test_index_sorts_in_chromium(browser, demo_run):
         values = {r["clip"]: r["psnr@full"] for r in rows if r["model"] == model}
         if len(set(values.values())) == len(values):
             break
-    col = next(int(c) for c, text in headers[1 + i * metrics_per_model:1 + (i + 1) * metrics_per_model]
-               if text.startswith("psnr@full"))
+    col = next(
+        int(c)
+        for c, text in headers[1 + i * metrics_per_model : 1 + (i + 1) * metrics_per_model]
+        if text.startswith("psnr@full")
+    )
     worst_first = sorted(values, key=values.get)  # psnr: higher is better, so the lowest first
     browser.click(f"th[data-col='{col}']")
     assert browser.js(order) == worst_first

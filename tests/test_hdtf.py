@@ -40,9 +40,11 @@ def raw_and_annotations(tmp_path_factory):
     write_source(raw / "Speaker1.mkv", 5.0)
     write_source(raw / "Speaker2.mkv", 2.0)
     (ann / "WRA_annotion_time.txt").write_text(
-        "Speaker1.mp4 00:00-00:01 00:01-00:05 \nSpeaker2.mp4 00:00-00:02\nAbsent.mp4 00:00-00:30\n")
-    (ann / "WRA_crop_wh.txt").write_text("Speaker1_0.mp4 10 100 0 100\nSpeaker1_1.mp4 33 101 17 91\n"
-                                         "Speaker2_0.mp4 0 64 0 64\nAbsent_0.mp4 0 64 0 64\n")
+        "Speaker1.mp4 00:00-00:01 00:01-00:05 \nSpeaker2.mp4 00:00-00:02\nAbsent.mp4 00:00-00:30\n"
+    )
+    (ann / "WRA_crop_wh.txt").write_text(
+        "Speaker1_0.mp4 10 100 0 100\nSpeaker1_1.mp4 33 101 17 91\nSpeaker2_0.mp4 0 64 0 64\nAbsent_0.mp4 0 64 0 64\n"
+    )
     (ann / "WRA_crop_ratio.txt").write_text("Speaker1_1.mp4 1.2\n")
     (ann / "WRA_video_url.txt").write_text("Speaker1.mp4 https://example.invalid/1\n")
     return raw, ann
@@ -54,17 +56,27 @@ def split(*ids):
 
 def test_prepare_cuts_resamples_crops_and_hashes(raw_and_annotations, tmp_path):
     raw, ann = raw_and_annotations
-    manifest, problems = hdtf.prepare(split("WRA_Speaker1_001", "WRA_Speaker2_000", "WRA_Absent_000",
-                                            "WRA_Speaker1_002"), raw, ann, tmp_path / "out", n_frames=20,
-                                      progress=False)
+    manifest, problems = hdtf.prepare(
+        split("WRA_Speaker1_001", "WRA_Speaker2_000", "WRA_Absent_000", "WRA_Speaker1_002"),
+        raw,
+        ann,
+        tmp_path / "out",
+        n_frames=20,
+        progress=False,
+    )
     assert set(problems) == {"WRA_Absent_000", "WRA_Speaker1_002"}  # one bad clip does not stop the others
     assert "has 2 annotated intervals, no interval 2" in problems["WRA_Speaker1_002"]
     assert "source video Absent.mp4 not found" in problems["WRA_Absent_000"]
     assert manifest.clip("WRA_Speaker2_000").width == 64
     clip = manifest.clip("WRA_Speaker1_001")
     assert (clip.n_frames, clip.fps, clip.width, clip.height, clip.audio_rate) == (20, 25.0, 100, 90, SOURCE_RATE)
-    assert clip.info == {"subset": "WRA", "speaker": "Speaker1", "interval": 1, "crop_ratio": 1.2,
-                         "driving_audio_rate": 16000}
+    assert clip.info == {
+        "subset": "WRA",
+        "speaker": "Speaker1",
+        "interval": 1,
+        "crop_ratio": 1.2,
+        "driving_audio_rate": 16000,
+    }
     frames, fps = io.read_video(clip.video)
     # crop: x from 33 rounded down to 32, y from 17 to 16 (even, as ffmpeg's crop filter)
     assert abs(float(frames[:, 5:-5, 5:-5, 0].mean()) - (32 + 5 + 44.5)) < 1.5
@@ -93,9 +105,26 @@ def test_too_short_intervals_and_missing_sources_are_reported_per_clip(raw_and_a
     raw, ann = raw_and_annotations
     _, problems = hdtf.prepare(split("WRA_Speaker1_000"), raw, ann, tmp_path / "o", n_frames=30, progress=False)
     assert "shorter than 30 frames" in problems["WRA_Speaker1_000"]
-    code = main(["data", "hdtf", "prepare", "--raw", str(raw), "--annotations", str(ann), "--out", str(tmp_path / "c"),
-                 "--clips", "WRA_Speaker2_000,WRA_Absent_000", "--frames", "10", "--download",
-                 "--split", "hdtf_test33"])
+    code = main(
+        [
+            "data",
+            "hdtf",
+            "prepare",
+            "--raw",
+            str(raw),
+            "--annotations",
+            str(ann),
+            "--out",
+            str(tmp_path / "c"),
+            "--clips",
+            "WRA_Speaker2_000,WRA_Absent_000",
+            "--frames",
+            "10",
+            "--download",
+            "--split",
+            "hdtf_test33",
+        ]
+    )
     # those two ids are not in the paper's split: nothing to do, nothing fails
     assert code == 0
 

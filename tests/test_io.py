@@ -40,7 +40,7 @@ def test_mp4_round_trip_is_close_and_audio_is_aligned(tmp_path, size):
     decoded, fps = io.read_video(path)
     assert decoded.shape == frames.shape and fps == 25.0
     mse = np.mean((decoded.astype(float) - frames) ** 2)
-    assert 10 * np.log10(255 ** 2 / mse) > 30  # chroma subsampling of tiny frames costs a few dB
+    assert 10 * np.log10(255**2 / mse) > 30  # chroma subsampling of tiny frames costs a few dB
     back = io.read_audio(path, 16000)
     onset = int(np.argmax(np.abs(back) > 0.05))
     assert abs(onset - 4000) <= 2  # AAC priming delay is compensated
@@ -72,7 +72,7 @@ def test_resampled_44k_audio_matches_the_16k_track_of_the_same_speech(hdtf_sampl
     a, b = real[:n] - real[:n].mean(), fake[:n] - fake[:n].mean()
     corr = np.correlate(a, np.pad(b, 200), mode="valid")  # lags -200..200 samples
     lag = int(np.argmax(corr)) - 200
-    r = corr.max() / np.sqrt((a ** 2).sum() * (b ** 2).sum())
+    r = corr.max() / np.sqrt((a**2).sum() * (b**2).sum())
     assert abs(lag) <= 2 and r > 0.9, (lag, r)
 
 
@@ -96,6 +96,7 @@ def test_errors_name_the_file_and_the_reason(tmp_path):
         io.read_audio(silent)
     wav_only = tmp_path / "speech.mkv"
     import av
+
     with av.open(str(wav_only), "w") as c:
         s = c.add_stream("pcm_s16le", rate=16000)
         s.layout = "mono"

@@ -48,8 +48,10 @@ def latentsync_env():
     if not (Path(python).is_file() and os.access(python, os.X_OK)):
         pytest.skip(f"{ls_adapter.PYTHON_ENV}={python} is not an executable file {build}")
     if not checkout or not (Path(checkout) / "latentsync" / "pipelines" / "lipsync_pipeline.py").is_file():
-        pytest.skip(f"LatentSync checkout not found: {ls_adapter.CHECKOUT_ENV}={checkout!r} "
-                    "(a checkout of bytedance/LatentSync a229c39)")
+        pytest.skip(
+            f"LatentSync checkout not found: {ls_adapter.CHECKOUT_ENV}={checkout!r} "
+            "(a checkout of bytedance/LatentSync a229c39)"
+        )
     return python, checkout
 
 
@@ -62,8 +64,16 @@ def test_the_adapter_declares_upstream_shape(tmp_path, monkeypatch):
     assert model.parameters == LatentSync.parameters == 1_267_099_844
     assert model.forward_passes_first_chunk == model.forward_passes_per_chunk == 41  # 20 steps x 2 (CFG) + VAE
     assert model.weight_files() == {}
-    assert model.args == {"checkout": str(checkout.resolve()), "causal": True, "steps": 20, "guidance": 1.5,
-                          "seed": 1247, "size": "real", "random_weights": True, "faces": "fixed"}
+    assert model.args == {
+        "checkout": str(checkout.resolve()),
+        "causal": True,
+        "steps": 20,
+        "guidance": 1.5,
+        "seed": 1247,
+        "size": "real",
+        "random_weights": True,
+        "faces": "fixed",
+    }
     assert model.path == [str(Path(ls_adapter.__file__).resolve().parent), str(checkout.resolve())]
     whole = LatentSync(causal=False, steps=10, guidance=1.0, random_weights=True, faces="fixed")
     assert (whole.causal, whole.chunk_frames, whole.forward_passes_first_chunk) == (False, (), 11)
@@ -81,8 +91,12 @@ def test_what_is_missing_is_named(tmp_path, monkeypatch):
         LatentSync(python=sys.executable, checkout=str(tmp_path))
     from lipbench.weights import MissingWeightError
 
-    model = LatentSync(python=sys.executable, checkout=str(fake_checkout(tmp_path / "ls")), random_weights=True,
-                       weights_dir=str(tmp_path / "weights"))
+    model = LatentSync(
+        python=sys.executable,
+        checkout=str(fake_checkout(tmp_path / "ls")),
+        random_weights=True,
+        weights_dir=str(tmp_path / "weights"),
+    )
     with pytest.raises(MissingWeightError, match="det_10g.onnx"):
         model.weight_files()
 
@@ -91,8 +105,12 @@ def test_weight_files_name_upstream_sources():
     from lipbench.models.latentsync.weights import WEIGHT_FILES
 
     by_name = {w.name: w for w in WEIGHT_FILES}
-    assert set(by_name) == {"latentsync_unet.pt", "whisper/tiny.pt", "sd-vae-ft-mse/config.json",
-                            "sd-vae-ft-mse/diffusion_pytorch_model.safetensors"}
+    assert set(by_name) == {
+        "latentsync_unet.pt",
+        "whisper/tiny.pt",
+        "sd-vae-ft-mse/config.json",
+        "sd-vae-ft-mse/diffusion_pytorch_model.safetensors",
+    }
     assert by_name["latentsync_unet.pt"].url.endswith("ByteDance/LatentSync-1.6/resolve/main/latentsync_unet.pt")
     assert by_name["latentsync_unet.pt"].large and all("latentsync" in w.needed_by for w in WEIGHT_FILES)
 
@@ -117,19 +135,46 @@ def test_the_worker_matches_upstream_lipsync_pipeline(latentsync_env, tmp_path):
     n = 24
     t = np.arange(int(n / 25 * 16000)) / 16000
     audio = (0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(2 * np.pi * 3 * t)).astype(np.float32)
-    np.savez(tmp_path / "inputs.npz", frames=base[np.arange(n) % len(base)], audio=audio, det_frame=base[0],
-             det_boxes=parity["det0_boxes"], det_landmarks=parity["det0_landmarks"])
+    np.savez(
+        tmp_path / "inputs.npz",
+        frames=base[np.arange(n) % len(base)],
+        audio=audio,
+        det_frame=base[0],
+        det_boxes=parity["det0_boxes"],
+        det_landmarks=parity["det0_landmarks"],
+    )
     faces = tmp_path / "faces"
     faces.mkdir()
     (faces / "det_10g.onnx").write_bytes((FACE_FIXTURES / "tiny_det.onnx").read_bytes())
     (faces / "2d106det.onnx").write_bytes((FACE_FIXTURES / "tiny_2d106.onnx").read_bytes())
     script = REPO / "lipbench" / "models" / "latentsync" / "upstream_check.py"
-    done = subprocess.run([python, "-I", str(script), "--checkout", checkout,
-                           "--worker-side", str(REPO / "lipbench" / "models" / "worker_side.py"),
-                           "--inputs", str(tmp_path / "inputs.npz"), "--face-models", str(faces),
-                           "--out", str(tmp_path / "result.json"), "--steps", "5", "--faces", "fixed", "--other-seed"],
-                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        [
+            python,
+            "-I",
+            str(script),
+            "--checkout",
+            checkout,
+            "--worker-side",
+            str(REPO / "lipbench" / "models" / "worker_side.py"),
+            "--inputs",
+            str(tmp_path / "inputs.npz"),
+            "--face-models",
+            str(faces),
+            "--out",
+            str(tmp_path / "result.json"),
+            "--steps",
+            "5",
+            "--faces",
+            "fixed",
+            "--other-seed",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "result.json").read_text())
     # upstream makes one frame per whisper chunk (26 for 24 frames of audio) and loops the video
@@ -150,10 +195,17 @@ def test_end_to_end_through_the_runner(latentsync_env, tmp_path, monkeypatch):
     python, checkout = latentsync_env
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the worker inherits it: 2-core CI machines
     clips = synthesize(tmp_path / "clips", SynthRecipe(clips=1, frames=20, size=96, seed=5), progress=False)
-    args = {"python": python, "checkout": checkout, "size": "tiny", "random_weights": True, "faces": "fixed",
-            "steps": 3}
-    config = make_config(clips, [{"name": "latentsync", "model": "lipbench.models.latentsync.adapter:LatentSync",
-                                  "args": args}])
+    args = {
+        "python": python,
+        "checkout": checkout,
+        "size": "tiny",
+        "random_weights": True,
+        "faces": "fixed",
+        "steps": 3,
+    }
+    config = make_config(
+        clips, [{"name": "latentsync", "model": "lipbench.models.latentsync.adapter:LatentSync", "args": args}]
+    )
     run = RunDir(tmp_path / "run")
     assert generate(config, clips, run, progress=False) == {"done": 1, "skipped": 0, "failed": 0}
     record = run.read_unit("latentsync", "synth_000")
@@ -166,7 +218,9 @@ def test_end_to_end_through_the_runner(latentsync_env, tmp_path, monkeypatch):
 def test_env_create_checks_the_checkout_before_installing_anything(tmp_path, capsys):
     from lipbench.cli import main
 
-    assert main(["env", "create", "latentsync", "--dest", str(tmp_path / "env"), "--checkout",
-                 str(tmp_path / "nowhere")]) == 1
+    assert (
+        main(["env", "create", "latentsync", "--dest", str(tmp_path / "env"), "--checkout", str(tmp_path / "nowhere")])
+        == 1
+    )
     assert "is not a LatentSync checkout (no latentsync/pipelines/lipsync_pipeline.py)" in capsys.readouterr().err
     assert not (tmp_path / "env").exists()

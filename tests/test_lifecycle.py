@@ -17,13 +17,19 @@ MODEL = "tests.helpers:Lifecycle"
 
 def test_prepare_runs_before_each_stream_and_close_after_a_failure(synth_set, tmp_path):
     Lifecycle.calls = []
-    config = make_config(synth_set, [{"name": "m", "model": MODEL, "args": {"fail_clip": "synth_001"}}],
-                         warmup_clips=1)
+    config = make_config(synth_set, [{"name": "m", "model": MODEL, "args": {"fail_clip": "synth_001"}}], warmup_clips=1)
     counts = generate(config, synth_set, RunDir(tmp_path / "run"), progress=False)
     assert counts == {"done": 1, "skipped": 0, "failed": 1}
-    assert Lifecycle.calls == ["load", "prepare synth_000", "stream synth_000",  # the warm-up
-                               "prepare synth_000", "stream synth_000", "prepare synth_001", "stream synth_001",
-                               "close"]
+    assert Lifecycle.calls == [
+        "load",
+        "prepare synth_000",
+        "stream synth_000",  # the warm-up
+        "prepare synth_000",
+        "stream synth_000",
+        "prepare synth_001",
+        "stream synth_001",
+        "close",
+    ]
 
 
 def test_close_follows_a_failed_load(synth_set, tmp_path):
@@ -38,10 +44,17 @@ def test_close_follows_a_failed_load(synth_set, tmp_path):
 def test_prepare_is_timed_apart_from_ttff_and_reported(synth_set, tmp_path):
     out = tmp_path / "run"
     config = tmp_path / "c.yaml"
-    config.write_text(json.dumps({"name": "t", "data": {"manifest": str(synth_set.path)}, "warmup_clips": 0,
-                                  "metrics": ["psnr"], "models": [
-                                      {"name": "prepares", "model": MODEL, "args": {"prepare_s": 0.3}},
-                                      "ground_truth"]}))
+    config.write_text(
+        json.dumps(
+            {
+                "name": "t",
+                "data": {"manifest": str(synth_set.path)},
+                "warmup_clips": 0,
+                "metrics": ["psnr"],
+                "models": [{"name": "prepares", "model": MODEL, "args": {"prepare_s": 0.3}}, "ground_truth"],
+            }
+        )
+    )
     assert main(["run", str(config), "--out", str(out)]) == 0
     unit = RunDir(out).read_unit("prepares", "synth_000")
     assert unit["prepare_s"] >= 0.3 > unit["ttff_s"]  # the stream yields at once; preparing is not in TTFF
@@ -57,11 +70,21 @@ def test_prepare_is_timed_apart_from_ttff_and_reported(synth_set, tmp_path):
 
 def test_run_wide_weights_dir_and_dtype_reach_the_adapters(synth_set, tmp_path, capsys):
     config = tmp_path / "c.yaml"
-    config.write_text(json.dumps({"name": "t", "data": {"manifest": str(synth_set.path)}, "warmup_clips": 0,
-                                  "metrics": ["psnr"], "models": [
-                                      {"name": "plain", "model": MODEL},
-                                      {"name": "own", "model": MODEL, "args": {"weights_dir": "/mine", "dtype": "fp16"}},
-                                      "ground_truth"]}))
+    config.write_text(
+        json.dumps(
+            {
+                "name": "t",
+                "data": {"manifest": str(synth_set.path)},
+                "warmup_clips": 0,
+                "metrics": ["psnr"],
+                "models": [
+                    {"name": "plain", "model": MODEL},
+                    {"name": "own", "model": MODEL, "args": {"weights_dir": "/mine", "dtype": "fp16"}},
+                    "ground_truth",
+                ],
+            }
+        )
+    )
     out = tmp_path / "run"
     argv = ["generate", str(config), "--out", str(out), "--weights-dir", str(tmp_path / "w"), "--dtype", "bf16"]
     assert main(argv) == 0
@@ -95,8 +118,11 @@ def test_a_plugin_registers_its_weight_files_with_a_stand_in(monkeypatch, tmp_pa
         value = "tests.test_lifecycle:PLUGIN_WEIGHTS"
 
     real = metadata.entry_points
-    monkeypatch.setattr(metadata, "entry_points",
-                        lambda group=None: [EntryPoint()] if group == "lipbench.weights" else real(group=group))
+    monkeypatch.setattr(
+        metadata,
+        "entry_points",
+        lambda group=None: [EntryPoint()] if group == "lipbench.weights" else real(group=group),
+    )
     monkeypatch.setattr(weights, "WEIGHTS", dict(weights.WEIGHTS))
     weights._register_package_weights()
     assert weights.spec("plugin_net.bin").needed_by == ("my_model",)
@@ -111,8 +137,15 @@ def write_plugin_stand_in(path, seed):
         f.write(f"stand-in {seed}".encode())
 
 
-PLUGIN_WEIGHTS = (WeightFile("plugin_net.bin", "a plug-in's network", ("my_model",), "my lab",
-                                     stand_in="tests.test_lifecycle:write_plugin_stand_in"),)
+PLUGIN_WEIGHTS = (
+    WeightFile(
+        "plugin_net.bin",
+        "a plug-in's network",
+        ("my_model",),
+        "my lab",
+        stand_in="tests.test_lifecycle:write_plugin_stand_in",
+    ),
+)
 
 
 class Watched(Lifecycle):
@@ -132,7 +165,12 @@ class Watched(Lifecycle):
 def test_a_model_is_released_before_the_next_one_loads(synth_set, tmp_path):
     """Its last unit done and closed, nothing keeps a model (its device memory) alive."""
     Lifecycle.calls, Watched.alive = [], []
-    config = make_config(synth_set, [{"name": "a", "model": "tests.test_lifecycle:Watched"},
-                                     {"name": "b", "model": "tests.test_lifecycle:Watched"}])
+    config = make_config(
+        synth_set,
+        [
+            {"name": "a", "model": "tests.test_lifecycle:Watched"},
+            {"name": "b", "model": "tests.test_lifecycle:Watched"},
+        ],
+    )
     generate(config, synth_set, RunDir(tmp_path / "run"), progress=False)
     assert [c for c in Lifecycle.calls if c.startswith("load")] == ["load, earlier models alive: 0"] * 2

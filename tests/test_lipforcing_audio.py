@@ -52,7 +52,7 @@ def test_normalization_equals_upstream_extractor(parity):
     ours = audio_features.normalize(make.seeded_audio())
     reference = parity["normalized"]
     assert ours.dtype == np.float32
-    assert np.abs(ours[::make.NORM_STRIDE] - reference).max() <= 1e-5 * np.abs(reference).max()
+    assert np.abs(ours[:: make.NORM_STRIDE] - reference).max() <= 1e-5 * np.abs(reference).max()
     assert abs(float(ours.mean())) < 1e-4 and abs(float(ours.std()) - 1) < 1e-3
 
 
@@ -93,11 +93,14 @@ def test_base_960h_architecture_gives_10752_per_frame():
     assert out.shape == (1, 9, 10752)
 
 
-@pytest.mark.parametrize("audio,n_frames,problem", [
-    (np.zeros(0, np.float32), 5, "empty"),
-    (np.zeros(640, np.float32), 0, "n_frames"),
-    (np.zeros((2, 640), np.float32), 5, "mono"),
-])
+@pytest.mark.parametrize(
+    "audio,n_frames,problem",
+    [
+        (np.zeros(0, np.float32), 5, "empty"),
+        (np.zeros(640, np.float32), 0, "n_frames"),
+        (np.zeros((2, 640), np.float32), 5, "mono"),
+    ],
+)
 def test_bad_input_is_a_clear_error(encoder, audio, n_frames, problem):
     with pytest.raises(ValueError, match=problem):
         encoder.features(audio, n_frames)
@@ -108,8 +111,7 @@ def test_from_pretrained_reads_a_ctc_checkpoint_folder(encoder, tmp_path):
     from transformers import Wav2Vec2ForCTC
 
     ctc = Wav2Vec2ForCTC(make.tiny_config())
-    missing, _ = ctc.load_state_dict(
-        {"wav2vec2." + k: v for k, v in encoder.model.state_dict().items()}, strict=False)
+    missing, _ = ctc.load_state_dict({"wav2vec2." + k: v for k, v in encoder.model.state_dict().items()}, strict=False)
     assert all(key.startswith("lm_head") for key in missing)
     ctc.save_pretrained(tmp_path)
     (tmp_path / "preprocessor_config.json").write_text(json.dumps({"do_normalize": True, "sampling_rate": 16000}))

@@ -118,13 +118,19 @@ def test_config_limits():
 
 # --- streaming behaviour -------------------------------------------------------------
 
+
 def run_chunks(model, condition, frames=make.FRAMES):
     noise, _ = make.seeded_noise()
     outs = []
     with torch.no_grad():
         for start in range(0, frames, make.CHUNK):
-            x0 = model(noise[:, :, start:start + make.CHUNK], torch.tensor([0.999]), condition,
-                       cur_start_frame=start, fwd_pred_type="x0")
+            x0 = model(
+                noise[:, :, start : start + make.CHUNK],
+                torch.tensor([0.999]),
+                condition,
+                cur_start_frame=start,
+                fwd_pred_type="x0",
+            )
             model(x0, torch.tensor([0.0]), condition, cur_start_frame=start, store_kv=True)
             outs.append(x0)
     return outs
@@ -149,10 +155,13 @@ def test_conditions_may_grow_chunk_by_chunk(state):
     with torch.no_grad():
         for block, start in enumerate(range(0, make.FRAMES, make.CHUNK)):
             end = start + make.CHUNK
-            cond = dict(full, masked_video=full["masked_video"][:, :, :end],
-                        ref_sequence=full["ref_sequence"][:, :, :end], audio_emb=full["audio_emb"][:, :4 * end - 3])
-            x0 = model(noise[:, :, start:end], torch.tensor([0.999]), cond, cur_start_frame=start,
-                       fwd_pred_type="x0")
+            cond = dict(
+                full,
+                masked_video=full["masked_video"][:, :, :end],
+                ref_sequence=full["ref_sequence"][:, :, :end],
+                audio_emb=full["audio_emb"][:, : 4 * end - 3],
+            )
+            x0 = model(noise[:, :, start:end], torch.tensor([0.999]), cond, cur_start_frame=start, fwd_pred_type="x0")
             model(x0, torch.tensor([0.0]), cond, cur_start_frame=start, store_kv=True)
             assert torch.allclose(x0, whole[block], atol=1e-5)
         short = dict(cond, audio_emb=full["audio_emb"][:, :10])
@@ -163,8 +172,9 @@ def test_conditions_may_grow_chunk_by_chunk(state):
 def test_noise_schedule():
     schedule = causal_dit.CausalOmniAvatarWan(make.TINY).noise_scheduler
     x0, eps = torch.ones(2, 3), torch.zeros(2, 3)
-    assert torch.allclose(schedule.forward_process(x0, eps, torch.tensor([0.25, 0.5])),
-                          torch.tensor([[0.75] * 3, [0.5] * 3]))
+    assert torch.allclose(
+        schedule.forward_process(x0, eps, torch.tensor([0.25, 0.5])), torch.tensor([[0.75] * 3, [0.5] * 3])
+    )
     with pytest.raises(ValueError, match="t must be in"):
         schedule.forward_process(x0, eps, torch.tensor([1.0, 0.5]))
 
@@ -180,6 +190,7 @@ def test_random_weights_are_not_degenerate(state):
 
 # --- loading -------------------------------------------------------------------------
 
+
 def released_format(state) -> dict:
     """lipforcing_14b.pth's layout: a plain state_dict, keys without `_core.`, bf16."""
     return {k: v.to(torch.bfloat16) for k, v in state.items()}
@@ -191,8 +202,10 @@ def test_load_released_format(state, tmp_path):
     model = causal_dit.load_dit(path, make.TINY, causal=True, device="cpu", dtype=torch.float32)
     assert isinstance(model, causal_dit.CausalOmniAvatarWan) and not model.training
     loaded = model.core.state_dict()
-    assert all(loaded[k].dtype == torch.float32 and torch.equal(loaded[k], v.to(torch.bfloat16).float())
-               for k, v in state.items())
+    assert all(
+        loaded[k].dtype == torch.float32 and torch.equal(loaded[k], v.to(torch.bfloat16).float())
+        for k, v in state.items()
+    )
     teacher = causal_dit.load_dit(path, make.TINY, causal=False, dtype=torch.float32)
     assert isinstance(teacher, dit.OmniAvatarWan)
 

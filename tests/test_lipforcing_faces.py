@@ -5,7 +5,6 @@ truncate to uint8 (upstream: kornia; here: torch grid_sample with the same grid)
 values that land within float noise of an integer may truncate either way.
 """
 
-
 import cv2
 import numpy as np
 import pytest
@@ -47,7 +46,7 @@ def assert_images_close(ours, theirs, levels=1, fraction=0.01):
 
 def assert_half_close(ours, theirs):
     """Matrices rounded to float16 on both sides: equal, or one float16 step apart."""
-    step = np.abs(theirs.astype(np.float16).astype(np.float32)) * 2.0 ** -10 + 1e-6
+    step = np.abs(theirs.astype(np.float16).astype(np.float32)) * 2.0**-10 + 1e-6
     assert np.all(np.abs(ours - theirs) <= step)
 
 
@@ -83,9 +82,14 @@ def tiny_latentsync(upstream, tmp_path):
     mask = tmp_path / "mask.png"
     cv2.imwrite(str(mask), (mf.composite_mask() * 255).astype(np.uint8))
     mean, std = upstream["landmark_input_mean_std"]  # the tiny model normalises outside its graph
-    return F.LatentSyncFaces(mf.RESOLUTION, detector=FIXTURES / "tiny_det.onnx",
-                             landmarker=FIXTURES / "tiny_2d106.onnx", mask=mask,
-                             landmark_mean=float(mean), landmark_std=float(std))
+    return F.LatentSyncFaces(
+        mf.RESOLUTION,
+        detector=FIXTURES / "tiny_det.onnx",
+        landmarker=FIXTURES / "tiny_2d106.onnx",
+        mask=mask,
+        landmark_mean=float(mean),
+        landmark_std=float(std),
+    )
 
 
 @pytest.mark.parametrize("k", range(len(mf.DETECT_FRAME_HW)))
@@ -176,9 +180,10 @@ def test_latentsync_mask_from_png(tmp_path):
     png[100:190, 50:190] = 0  # edges off the 16i + 8 sample boundaries
     path = tmp_path / "mask.png"
     cv2.imwrite(str(path), png)
-    protocol = F.LatentSyncFaces(128, detector=FIXTURES / "tiny_det.onnx", landmarker=FIXTURES / "tiny_2d106.onnx",
-                                 mask=path)
-    expected = (cv2.resize(png.astype(np.float32) / 255, (128, 128), interpolation=cv2.INTER_LINEAR) > 0.5)
+    protocol = F.LatentSyncFaces(
+        128, detector=FIXTURES / "tiny_det.onnx", landmarker=FIXTURES / "tiny_2d106.onnx", mask=path
+    )
+    expected = cv2.resize(png.astype(np.float32) / 255, (128, 128), interpolation=cv2.INTER_LINEAR) > 0.5
     np.testing.assert_array_equal(protocol.mask(), expected.astype(np.float32))
     soft = protocol.composite_mask()
     assert soft.min() >= 0 and soft.max() <= 1 and 0 < ((soft > 0) & (soft < 1)).mean() < 0.05
@@ -213,8 +218,9 @@ def test_mediapipe_aligns_a_real_hdtf_frame():
         unit = protocol.align(frame)
         # the face lands on the template: brows and nose found again in the aligned face
         found = detect_landmarks(unit.face[None], video=False)[0]
-        points = np.stack([found[F.MESH_LEFT_BROW].mean(0), found[F.MESH_RIGHT_BROW].mean(0),
-                           found[F.MESH_NOSE].mean(0)])
+        points = np.stack(
+            [found[F.MESH_LEFT_BROW].mean(0), found[F.MESH_RIGHT_BROW].mean(0), found[F.MESH_NOSE].mean(0)]
+        )
         width, height = protocol.crop_size
         template = protocol.template * [512 / width, 512 / height]
         brow_distance = template[1, 0] - template[0, 0]

@@ -130,15 +130,21 @@ def test_paper_sizes_declare_their_floor_figures():
     assert create("lipforcing", size="14B", dtype="bf16").dtype == "bf16"
 
 
-@pytest.mark.parametrize("args, message", [
-    ({"size": "tiny"}, "no published student checkpoint; give checkpoint: FILE"),
-    ({"size": "7B"}, "size must be one of"),
-    ({"size": "tiny", "random_weights": True, "decoder": "vae"}, "decoder must be 'taehv' or 'wan_vae'"),
-    ({"size": "tiny", "random_weights": True, "composite": "lips"}, "composite must be 'mouth' or 'full'"),
-    ({"size": "tiny", "random_weights": True, "faces": "dlib"}, "faces must be"),
-    ({"size": "tiny", "random_weights": True, "t_list": [0.999, 0.5]}, "t_list must run from at most 0.999 down to 0"),
-    ({"size": "1.3B"}, "no published student checkpoint; give checkpoint: FILE"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"size": "tiny"}, "no published student checkpoint; give checkpoint: FILE"),
+        ({"size": "7B"}, "size must be one of"),
+        ({"size": "tiny", "random_weights": True, "decoder": "vae"}, "decoder must be 'taehv' or 'wan_vae'"),
+        ({"size": "tiny", "random_weights": True, "composite": "lips"}, "composite must be 'mouth' or 'full'"),
+        ({"size": "tiny", "random_weights": True, "faces": "dlib"}, "faces must be"),
+        (
+            {"size": "tiny", "random_weights": True, "t_list": [0.999, 0.5]},
+            "t_list must run from at most 0.999 down to 0",
+        ),
+        ({"size": "1.3B"}, "no published student checkpoint; give checkpoint: FILE"),
+    ],
+)
 def test_bad_adapter_arguments_say_what_is_wrong(args, message):
     with pytest.raises(ValueError, match=message):
         create("lipforcing", **args)
@@ -153,10 +159,21 @@ def test_missing_weight_files_name_the_file_and_the_command(tmp_path, monkeypatc
 
 
 def test_fastgen_spans_leave_face_alignment_out():
-    spans = [["audio_encode", 0.0, 0.5], ["align", 0.5, 1.0], ["encode", 1.0, 1.5], ["denoise", 1.5, 2.5],
-             ["decode", 2.5, 3.0], ["composite", 3.0, 3.2], ["kv_update", 3.2, 3.7], ["align", 3.7, 4.2],
-             ["encode", 4.2, 4.5], ["denoise", 4.5, 5.5], ["decode", 5.5, 6.0], ["composite", 6.0, 6.1],
-             ["kv_update", 6.1, 6.5]]
+    spans = [
+        ["audio_encode", 0.0, 0.5],
+        ["align", 0.5, 1.0],
+        ["encode", 1.0, 1.5],
+        ["denoise", 1.5, 2.5],
+        ["decode", 2.5, 3.0],
+        ["composite", 3.0, 3.2],
+        ["kv_update", 3.2, 3.7],
+        ["align", 3.7, 4.2],
+        ["encode", 4.2, 4.5],
+        ["denoise", 4.5, 5.5],
+        ["decode", 5.5, 6.0],
+        ["composite", 6.0, 6.1],
+        ["kv_update", 6.1, 6.5],
+    ]
     got = pipeline.fastgen_spans(spans, 21)
     assert got["ff_full_pipeline"] == pytest.approx(2.0)  # first encode -> first decode
     assert got["ff_audio_to_decode"] == pytest.approx(2.5)
@@ -185,14 +202,26 @@ def test_files_in_the_published_formats_load_and_match_the_seeded_build(student,
     torch.save(causal_dit.random_state_dict(config, build.WEIGHT_SEED), weights / "tiny_student.pth")  # no `_core.`
     torch.save(wan_vae.random_state_dict(build.WEIGHT_SEED, **build.TINY_VAE), weights / "Wan2.1_VAE.pth")
     torch.save(taehv.random_state_dict(build.WEIGHT_SEED), weights / "taew2_1.pth")
-    torch.save(build.random_text(8, config.text_dim, build.WEIGHT_SEED + 1, "cpu", torch.float32),
-               weights / "lipforcing_text_emb.pt")
-    model = create("lipforcing", size="tiny", checkpoint=str(weights / "tiny_student.pth"),
-                   weights_dir=str(weights), faces="mediapipe")
-    assert set(model.weight_files()) == {str(weights / "tiny_student.pth"), "Wan2.1_VAE.pth", "taew2_1.pth",
-                                         "lipforcing_text_emb.pt", "wav2vec2-base-960h/config.json",
-                                         "wav2vec2-base-960h/preprocessor_config.json",
-                                         "wav2vec2-base-960h/model.safetensors"}
+    torch.save(
+        build.random_text(8, config.text_dim, build.WEIGHT_SEED + 1, "cpu", torch.float32),
+        weights / "lipforcing_text_emb.pt",
+    )
+    model = create(
+        "lipforcing",
+        size="tiny",
+        checkpoint=str(weights / "tiny_student.pth"),
+        weights_dir=str(weights),
+        faces="mediapipe",
+    )
+    assert set(model.weight_files()) == {
+        str(weights / "tiny_student.pth"),
+        "Wan2.1_VAE.pth",
+        "taew2_1.pth",
+        "lipforcing_text_emb.pt",
+        "wav2vec2-base-960h/config.json",
+        "wav2vec2-base-960h/preprocessor_config.json",
+        "wav2vec2-base-960h/model.safetensors",
+    }
     model.load("cpu")
     assert model.describe()["random_weights"] is False
     # two builds of the same weights: at most a rounding level apart (buffers differ in
@@ -231,15 +260,29 @@ def test_the_gpu_path_imports_without_mediapipe_transformers_onnxruntime_or_the_
     import subprocess
     import sys
 
-    absent = ("mediapipe", "transformers", "onnxruntime", "flash_attn", "lpips", "pytorch_fid", "torchmetrics",
-              "skimage", "librosa", "matplotlib", "pandas", "tabulate")
-    code = (f"import sys; sys.modules.update(dict.fromkeys({absent!r}))\n"  # None: any import of them fails
-            "from lipbench.models.lipforcing import (adapters, audio_features, build, causal_dit, dit, faces,\n"
-            "    pipeline, sampler, taehv, wan_vae)\n"
-            "import lipbench.check_adapter, lipbench.runner, lipbench.timing, lipbench.weights\n"
-            "import lipbench.models.worker, lipbench.models.wav2lip.adapter\n"
-            "from lipbench.models import create\n"
-            "print(create('lipforcing', size='14B', random_weights=True).parameters)")
+    absent = (
+        "mediapipe",
+        "transformers",
+        "onnxruntime",
+        "flash_attn",
+        "lpips",
+        "pytorch_fid",
+        "torchmetrics",
+        "skimage",
+        "librosa",
+        "matplotlib",
+        "pandas",
+        "tabulate",
+    )
+    code = (
+        f"import sys; sys.modules.update(dict.fromkeys({absent!r}))\n"  # None: any import of them fails
+        "from lipbench.models.lipforcing import (adapters, audio_features, build, causal_dit, dit, faces,\n"
+        "    pipeline, sampler, taehv, wan_vae)\n"
+        "import lipbench.check_adapter, lipbench.runner, lipbench.timing, lipbench.weights\n"
+        "import lipbench.models.worker, lipbench.models.wav2lip.adapter\n"
+        "from lipbench.models import create\n"
+        "print(create('lipforcing', size='14B', random_weights=True).parameters)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "14294081696"

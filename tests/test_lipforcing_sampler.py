@@ -36,6 +36,7 @@ def test_seeds_match_fixture(parity):
 
 # --- teacher ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("steps", make.TEACHER_SIGMA_STEPS)
 def test_teacher_sigmas_equal_upstream_scheduler(parity, steps):
     sigmas = sampler.teacher_sigmas(steps)
@@ -64,8 +65,7 @@ def test_sample_teacher_equals_upstream(parity, steps, cfg):
 
     steps_seen = []
     # the default shift is OmniAvatar's (FlowMatchScheduler(shift=5), sigma_shift=5)
-    x0 = sampler.sample_teacher(predict_flow, make.seeded_teacher_noise(), steps, cfg=cfg,
-                                on_step=steps_seen.append)
+    x0 = sampler.sample_teacher(predict_flow, make.seeded_teacher_noise(), steps, cfg=cfg, on_step=steps_seen.append)
     reference = parity[f"teacher_{steps}"]
     assert x0.shape == reference.shape == make.TEACHER_NOISE_SHAPE and x0.dtype == torch.float32
     # measured: 0.0 for all three cases (torch 2.14.1 CPU)
@@ -81,6 +81,7 @@ def test_sample_teacher_defaults_are_omniavatar_inference():
 
 # --- student ---------------------------------------------------------------------------
 
+
 def lipbench_student(t_list, context_noise):
     """The blocks as lipbench's pipeline runs them: one generator for the clip's noise,
     each block's fresh noise and the cache update's noise."""
@@ -88,11 +89,12 @@ def lipbench_student(t_list, context_noise):
     noise = torch.randn((1, 16, make.STUDENT_FRAMES) + make.STUDENT_LATENT, generator=generator)
     blocks, caches, calls = [], [], [0]
     for first in range(0, make.STUDENT_FRAMES, make.STUDENT_CHUNK):
+
         def predict_x0(x, t, first=first):
             calls[0] += 1
             return make.toy_x0(x, torch.full((x.shape[0],), t, dtype=torch.float64), first)
 
-        x0 = sampler.denoise_block(predict_x0, noise[:, :, first:first + make.STUDENT_CHUNK], t_list, generator)
+        x0 = sampler.denoise_block(predict_x0, noise[:, :, first : first + make.STUDENT_CHUNK], t_list, generator)
         blocks.append(x0)
         cache_input = x0
         if context_noise > 0:
@@ -157,18 +159,21 @@ def test_student_t_list_constants():
     assert sampler.RF_MAX_T == make.RF_MAX_T
 
 
-@pytest.mark.parametrize("t_list", [
-    [0.999, 0.999, 0.0],  # not strictly decreasing
-    [0.5, 0.769, 0.0],  # increasing
-    [0.999, 0.0, 0.5, 0.0],  # decreasing only in places
-    [0.999, 0.5],  # not ending at 0
-    [0.999, 0.5, 1e-9],  # not ending at exactly 0
-    [1.5, 0.5, 0.0],  # above 1
-    [1.0, 0.5, 0.0],  # above upstream's max_t 0.999
-    [float("nan"), 0.5, 0.0],
-    [0.0],  # no step
-    [],
-])
+@pytest.mark.parametrize(
+    "t_list",
+    [
+        [0.999, 0.999, 0.0],  # not strictly decreasing
+        [0.5, 0.769, 0.0],  # increasing
+        [0.999, 0.0, 0.5, 0.0],  # decreasing only in places
+        [0.999, 0.5],  # not ending at 0
+        [0.999, 0.5, 1e-9],  # not ending at exactly 0
+        [1.5, 0.5, 0.0],  # above 1
+        [1.0, 0.5, 0.0],  # above upstream's max_t 0.999
+        [float("nan"), 0.5, 0.0],
+        [0.0],  # no step
+        [],
+    ],
+)
 def test_check_t_list_rejects(t_list):
     with pytest.raises(ValueError):
         sampler.check_t_list(t_list)

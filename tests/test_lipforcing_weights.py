@@ -10,10 +10,20 @@ from lipbench.errors import UnknownNameError
 from lipbench.random_weights import default_stand_ins, write_random_weights
 from lipbench.weights import WEIGHTS, verify
 
-FAMILY = ["lipforcing_14b.pth", "omniavatar_ls_14b.pt", "Wan2.1_VAE.pth", "taew2_1.pth",
-          "wav2vec2-base-960h/config.json", "wav2vec2-base-960h/preprocessor_config.json",
-          "wav2vec2-base-960h/model.safetensors", "lipforcing_text_emb.pt", "omniavatar_negative_text_emb.pt",
-          "det_10g.onnx", "2d106det.onnx", "latentsync_mask.png"]
+FAMILY = [
+    "lipforcing_14b.pth",
+    "omniavatar_ls_14b.pt",
+    "Wan2.1_VAE.pth",
+    "taew2_1.pth",
+    "wav2vec2-base-960h/config.json",
+    "wav2vec2-base-960h/preprocessor_config.json",
+    "wav2vec2-base-960h/model.safetensors",
+    "lipforcing_text_emb.pt",
+    "omniavatar_negative_text_emb.pt",
+    "det_10g.onnx",
+    "2d106det.onnx",
+    "latentsync_mask.png",
+]
 
 
 def test_every_file_of_the_family_is_listed_with_its_source(capsys, tmp_path, monkeypatch):
@@ -48,9 +58,14 @@ def test_a_large_file_is_checked_by_its_container_not_loaded(tmp_path):
 def test_stand_ins_load_as_the_real_files_do(tmp_path):
     from lipbench.models.lipforcing import audio_features, build, faces, taehv
 
-    names = ["taew2_1.pth", "lipforcing_text_emb.pt", "latentsync_mask.png",
-             "wav2vec2-base-960h/config.json", "wav2vec2-base-960h/preprocessor_config.json",
-             "wav2vec2-base-960h/model.safetensors"]
+    names = [
+        "taew2_1.pth",
+        "lipforcing_text_emb.pt",
+        "latentsync_mask.png",
+        "wav2vec2-base-960h/config.json",
+        "wav2vec2-base-960h/preprocessor_config.json",
+        "wav2vec2-base-960h/model.safetensors",
+    ]
     written = write_random_weights(tmp_path, seed=3, names=names)
     assert set(written) == set(names)
     taehv.load_taehv(written["taew2_1.pth"])

@@ -37,8 +37,9 @@ def clock(monkeypatch):
 
 def request(n_frames=16, fps=32.0, rate=16000):
     # 32 fps, 1/8 s, 1/16 s: every time below is exact in binary
-    return Request("c", np.zeros((n_frames, 4, 4, 3), np.uint8), np.zeros(int(n_frames / fps * rate), np.float32),
-                   rate, fps)
+    return Request(
+        "c", np.zeros((n_frames, 4, 4, 3), np.uint8), np.zeros(int(n_frames / fps * rate), np.float32), rate, fps
+    )
 
 
 def predicted(n_frames, fps, chunk, lookahead, work, lead=0.0, live=True):
@@ -63,8 +64,11 @@ def test_a_known_delay_model_gives_exactly_the_predicted_latencies(clock, lead):
     latency = exists - np.maximum((index + 1) / 32.0 - lead, 0.0)
     assert row["timing_protocol"] == "live" and row["chunk_s"] == list(np.diff([0.0, *exists[3::4]]))
     assert row["ttff_s"] == exists[0] == 0.3125 - lead  # speech to 4/32 + 0.125 s, then 0.0625 s of work
-    assert (row["latency_p50_s"], row["latency_p95_s"], row["latency_max_s"]) == \
-        (np.percentile(latency, 50), np.percentile(latency, 95), latency.max())
+    assert (row["latency_p50_s"], row["latency_p95_s"], row["latency_max_s"]) == (
+        np.percentile(latency, 50),
+        np.percentile(latency, 95),
+        latency.max(),
+    )
     assert row["playback_delay_s"] == (exists - index / 32.0).max()
     assert row["stalls"] == int((exists > 0.25 + index / 32.0).sum()) and row["stall_delay_s"] == 0.25
     assert row["lookahead_s"] == row["lookahead_declared_s"] == 0.125
@@ -100,11 +104,22 @@ def test_real_clock_bounds():
 
 def test_a_run_reports_both_protocols(synth_set, tmp_path):
     config = tmp_path / "c.yaml"
-    config.write_text(json.dumps({
-        "name": "t", "data": {"manifest": str(synth_set.path)}, "warmup_clips": 0, "metrics": ["psnr"],
-        "timing_protocols": ["offline", "live"], "player_delay_s": 0.5,
-        "models": [{"name": "streams", "model": "tests.helpers:Listens", "args": {"chunk": 7, "lookahead_s": 0.1}},
-                   {"name": "whole", "model": "tests.helpers:Listens", "args": {"whole": True}}]}))
+    config.write_text(
+        json.dumps(
+            {
+                "name": "t",
+                "data": {"manifest": str(synth_set.path)},
+                "warmup_clips": 0,
+                "metrics": ["psnr"],
+                "timing_protocols": ["offline", "live"],
+                "player_delay_s": 0.5,
+                "models": [
+                    {"name": "streams", "model": "tests.helpers:Listens", "args": {"chunk": 7, "lookahead_s": 0.1}},
+                    {"name": "whole", "model": "tests.helpers:Listens", "args": {"whole": True}},
+                ],
+            }
+        )
+    )
     out = tmp_path / "run"
     assert main(["run", str(config), "--out", str(out)]) == 0
     unit = json.loads((out / "units" / "whole" / "synth_000.json").read_text())
@@ -130,10 +145,18 @@ def test_compare_has_the_live_columns(synth_set, tmp_path):
     runs = []
     for work in (0.0, 0.3):
         config = tmp_path / f"c{work}.yaml"
-        config.write_text(json.dumps({
-            "name": "t", "data": {"manifest": str(synth_set.path)}, "warmup_clips": 0, "metrics": ["psnr"],
-            "timing_protocols": ["offline", "live"],
-            "models": [{"name": "m", "model": "tests.helpers:Listens", "args": {"chunk": 25, "work_s": work}}]}))
+        config.write_text(
+            json.dumps(
+                {
+                    "name": "t",
+                    "data": {"manifest": str(synth_set.path)},
+                    "warmup_clips": 0,
+                    "metrics": ["psnr"],
+                    "timing_protocols": ["offline", "live"],
+                    "models": [{"name": "m", "model": "tests.helpers:Listens", "args": {"chunk": 25, "work_s": work}}],
+                }
+            )
+        )
         runs.append(tmp_path / f"run{work}")
         assert main(["generate", str(config), "--out", str(runs[-1])]) == 0
         assert main(["eval", str(runs[-1])]) == 0

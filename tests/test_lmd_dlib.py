@@ -85,7 +85,10 @@ def test_missing_predictor_is_named_before_any_clip(tmp_path, monkeypatch):
 
     monkeypatch.delenv("LIPBENCH_WEIGHTS", raising=False)
     monkeypatch.setenv("LIPBENCH_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(MissingWeightError, match=rf"{PREDICTOR_FILE} \(needed by lmd@dlib68\).*"
-                                                 rf"lipbench weights fetch {PREDICTOR_FILE}"):
+    with pytest.raises(
+        MissingWeightError,
+        match=rf"{PREDICTOR_FILE} \(needed by lmd@dlib68\).*"
+        rf"lipbench weights fetch {PREDICTOR_FILE}",
+    ):
         create_metrics(["lmd@dlib68"], weights_dir=tmp_path)
     assert metrics.create("lmd").protocol == "mediapipe"  # the default needs no optional package

@@ -10,8 +10,7 @@ import torch
 
 from lipbench.faces import mesh
 from lipbench.metrics.base import ClipContext, Video
-from lipbench.metrics.lpips_metric import (LPIPS, MOUTH_CROP_SIZE, TRUNK_FILE, build_lpips, lpips_per_frame,
-                                           mouth_boxes)
+from lipbench.metrics.lpips_metric import LPIPS, MOUTH_CROP_SIZE, TRUNK_FILE, build_lpips, lpips_per_frame, mouth_boxes
 from lipbench.weights import MissingWeightError
 
 TRUNK_SEED = 20240612
@@ -117,10 +116,16 @@ def test_mouth_box_and_patches(metric_factory, package_lpips):
     import cv2
 
     def patch(frame, x, y):
-        return cv2.resize(frame[y:y + 60, x:x + 60], (MOUTH_CROP_SIZE, MOUTH_CROP_SIZE), interpolation=cv2.INTER_AREA)
+        return cv2.resize(
+            frame[y : y + 60, x : x + 60], (MOUTH_CROP_SIZE, MOUTH_CROP_SIZE), interpolation=cv2.INTER_AREA
+        )
+
     boxes = {0: (40, 38), 2: (100, 60), 3: (10, 0)}
-    expected = _reference_lpips(package_lpips, np.stack([patch(reference[t], *b) for t, b in boxes.items()]),
-                                np.stack([patch(generated[t], *b) for t, b in boxes.items()]))
+    expected = _reference_lpips(
+        package_lpips,
+        np.stack([patch(reference[t], *b) for t, b in boxes.items()]),
+        np.stack([patch(generated[t], *b) for t, b in boxes.items()]),
+    )
     assert abs(value - expected.mean()) <= 1e-5
 
 
@@ -143,7 +148,10 @@ def test_mouth_precropped_is_the_fixed_lower_box(metric_factory):
     h, w = reference.shape[1:3]
     side = min(h, w) // 2
     y0, x0 = h - side, (w - side) // 2
-    patch = lambda f: np.stack([cv2.resize(x[y0:, x0:x0 + side], (64, 64), interpolation=cv2.INTER_AREA) for x in f])
+
+    def patch(f):
+        return np.stack([cv2.resize(x[y0:, x0 : x0 + side], (64, 64), interpolation=cv2.INTER_AREA) for x in f])
+
     expected = _reference_lpips(metric.net, patch(reference), patch(generated)).mean()
     assert metric.compute(ctx)["lpips@mouth_precropped"] == pytest.approx(float(expected), abs=1e-6)
 
@@ -163,7 +171,7 @@ def test_mouth_on_a_real_face(metric_factory):
     assert (lips >= (x, y)).all() and (lips <= (x + side, y + side)).all()
 
     generated = reference.copy()
-    generated[:, y:y + side, x:x + side] = cv2.GaussianBlur(reference[0, y:y + side, x:x + side], (9, 9), 3)
+    generated[:, y : y + side, x : x + side] = cv2.GaussianBlur(reference[0, y : y + side, x : x + side], (9, 9), 3)
     video = Video(reference, 25.0)
     video.shared("mediapipe_mesh", lambda: landmarks)
     ctx = ClipContext("c", Video(generated, 25.0), video)

@@ -34,8 +34,9 @@ def test_ssim_matches_the_reference_scripts_call(frame_pairs):
     expected = []
     for r, g in zip(ref, gen):
         r_bgr, g_bgr = r[..., ::-1].copy(), g[..., ::-1].copy()
-        expected.append(structural_similarity(cv2.cvtColor(r_bgr, cv2.COLOR_BGR2GRAY),
-                                              cv2.cvtColor(g_bgr, cv2.COLOR_BGR2GRAY)))
+        expected.append(
+            structural_similarity(cv2.cvtColor(r_bgr, cv2.COLOR_BGR2GRAY), cv2.cvtColor(g_bgr, cv2.COLOR_BGR2GRAY))
+        )
     np.testing.assert_allclose(ssim_per_frame(ref, gen), expected, rtol=1e-12)
     values = ssim_per_frame(ref, gen)
     assert np.all(np.diff(values) < 0)  # more noise, lower SSIM
@@ -49,7 +50,7 @@ def test_lmd_closed_form_and_reference_formula():
     # moving one of P points by d: after centring, 2|d|(P-1)/P^2
     moved = ref.copy()
     moved[:, 0] += [3.0, 4.0]
-    np.testing.assert_allclose(mouth_lmd(ref, moved), 2 * 5.0 * 19 / 20 ** 2)
+    np.testing.assert_allclose(mouth_lmd(ref, moved), 2 * 5.0 * 19 / 20**2)
     # eval_metrics compute_lmd: centre each, sum of norms / P
     gen = ref + rng.normal(0, 2, ref.shape)
     expected = []
@@ -66,7 +67,7 @@ def test_lagged_correlation_is_pearson_at_each_lag():
     v = np.roll(a, 4) + 0.1 * rng.normal(size=60)
     r = lagged_correlation(v, a, 6)
     for lag in (-3, 0, 4):
-        expected = np.corrcoef(v[max(lag, 0):60 + min(lag, 0)], a[max(-lag, 0):60 - max(lag, 0)])[0, 1]
+        expected = np.corrcoef(v[max(lag, 0) : 60 + min(lag, 0)], a[max(-lag, 0) : 60 - max(lag, 0)])[0, 1]
         assert r[lag + 6] == pytest.approx(expected, abs=1e-12)
     assert sync_score(v, a, 6)[1] == 4.0
 
@@ -77,7 +78,7 @@ def test_sync_score_raises_instead_of_a_stand_in_number():
     with pytest.raises(ValueError, match="mouth aperture has no variance over the 60 frames with a face"):
         sync_score(np.full(60, 0.3), a, 6)
     few = np.full(60, np.nan)
-    few[:MIN_OVERLAP_FRAMES - 1] = np.linspace(0.1, 0.4, MIN_OVERLAP_FRAMES - 1)
+    few[: MIN_OVERLAP_FRAMES - 1] = np.linspace(0.1, 0.4, MIN_OVERLAP_FRAMES - 1)
     with pytest.raises(ValueError, match=f"only {MIN_OVERLAP_FRAMES - 1} of 60 frames have a face"):
         sync_score(few, a, 6)
     with pytest.raises(ValueError, match="speech loudness has no variance"):
@@ -115,9 +116,12 @@ def test_sync_refuses_a_face_below_the_measured_size(synth_reference):
     the mesh's lip gap no longer follows the mouth (lags of -10..+10 on correctly synced clips)."""
     clip, reference = synth_reference
     small = downscaled(clip.frames()[:5], 96)
-    with pytest.raises(ValueError, match=rf"synth_000: face is 2\d\.\d px \(median distance between the outer eye "
-                                         rf"corners over the 5 frames with a face\); av_ncc/av_lag need >= "
-                                         rf"{MIN_FACE_PX:g} px: .*benchmarks/perf/avsync_face_size.py"):
+    with pytest.raises(
+        ValueError,
+        match=rf"synth_000: face is 2\d\.\d px \(median distance between the outer eye "
+        rf"corners over the 5 frames with a face\); av_ncc/av_lag need >= "
+        rf"{MIN_FACE_PX:g} px: .*benchmarks/perf/avsync_face_size.py",
+    ):
         AVSync().compute(ClipContext(clip.id, as_video(small, reference)))
 
 
@@ -187,8 +191,9 @@ def test_ssim_face224_follows_the_papers_script(hdtf_samples):
 
     real, _ = io.read_video(hdtf_samples / "real" / "RD_Radio33_000_cfr25.mp4", max_frames=6)
     fake, _ = io.read_video(hdtf_samples / "fake" / "RD_Radio33_000_synced.mp4", max_frames=6)
-    detectors = [mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=c)
-                 for c in (0.5, 0.2)]
+    detectors = [
+        mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=c) for c in (0.5, 0.2)
+    ]
 
     def crop(bgr):
         h, w = bgr.shape[:2]
@@ -205,8 +210,9 @@ def test_ssim_face224_follows_the_papers_script(hdtf_samples):
     for r, f in zip(real, fake):
         cr, cf = crop(r[..., ::-1].copy()), crop(f[..., ::-1].copy())
         if cr is not None and cf is not None:
-            expected.append(structural_similarity(cv2.cvtColor(cr, cv2.COLOR_BGR2GRAY),
-                                                  cv2.cvtColor(cf, cv2.COLOR_BGR2GRAY)))
+            expected.append(
+                structural_similarity(cv2.cvtColor(cr, cv2.COLOR_BGR2GRAY), cv2.cvtColor(cf, cv2.COLOR_BGR2GRAY))
+            )
     ctx = ClipContext("RD_Radio33_000", Video(fake, 25.0), Video(real, 25.0))
     value = metrics.create("ssim@face224").compute(ctx)["ssim@face224"]
     assert len(expected) == 6 and value == pytest.approx(np.mean(expected), abs=1e-5)
@@ -221,8 +227,21 @@ def test_lmd_dlib68_without_dlib_says_how_to_install_it_before_any_clip(hdtf_sam
 
     monkeypatch.setitem(sys.modules, "dlib", None)  # as on a machine without dlib
     (tmp_path / PREDICTOR_FILE).write_bytes(b"present, never read")
-    code = main(["eval", "--fake", str(hdtf_samples / "fake"), "--real", str(hdtf_samples / "real"),
-                 "--metrics", "lmd@dlib68", "--weights-dir", str(tmp_path), "--out", str(tmp_path / "x.json")])
+    code = main(
+        [
+            "eval",
+            "--fake",
+            str(hdtf_samples / "fake"),
+            "--real",
+            str(hdtf_samples / "real"),
+            "--metrics",
+            "lmd@dlib68",
+            "--weights-dir",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "x.json"),
+        ]
+    )
     assert code == 2
     assert "pip install 'lipbench[dlib]'" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()

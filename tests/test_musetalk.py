@@ -59,11 +59,17 @@ def test_real_size_layouts_equal_upstreams():
     """UNet (upstream's wrapper on musetalk.json), VAE and whisper at the published size,
     built here with today's diffusers / transformers on the meta device."""
     layouts = json.loads((FOLDER / "state_dict.json").read_text())
-    assert layouts["unet_config"] == {"_class_name": "UNet2DConditionModel", "_diffusers_version": "0.6.0.dev0",
-                                      **networks.UNET_CONFIG}
+    assert layouts["unet_config"] == {
+        "_class_name": "UNet2DConditionModel",
+        "_diffusers_version": "0.6.0.dev0",
+        **networks.UNET_CONFIG,
+    }
     with torch.device("meta"):
-        built = {"unet": networks.build_unet(networks.UNET_CONFIG), "vae": networks.build_vae(networks.VAE_CONFIG),
-                 "whisper": networks.build_whisper(networks.WHISPER_CONFIG)}
+        built = {
+            "unet": networks.build_unet(networks.UNET_CONFIG),
+            "vae": networks.build_vae(networks.VAE_CONFIG),
+            "whisper": networks.build_whisper(networks.WHISPER_CONFIG),
+        }
     for name, net in built.items():
         ours = {k: list(v.shape) for k, v in net.state_dict().items()}
         assert ours == dict(layouts[name]["keys"]), name
@@ -120,7 +126,7 @@ def test_frame_windows_match_upstream(parity, case):
     windows = audio.frame_windows(states, samples, fps=fps)
     np.testing.assert_array_equal(windows.numpy().astype(np.int32), parity[f"chunks_{case}"])
     # frame i reads rows [floor(i * 50 / fps) - 4, + 10), zeros outside the audio
-    rows = windows[:, ::MAKER.CHUNK_LAYERS, 0].numpy() - 1
+    rows = windows[:, :: MAKER.CHUNK_LAYERS, 0].numpy() - 1
     assert rows[0, :4].tolist() == [-1] * 4 and rows[0, 4:].tolist() == [0, 1, 2, 3, 4, 5]
     if fps == 25:
         assert rows[10].tolist() == list(range(16, 26))
@@ -132,7 +138,7 @@ def test_frame_windows_past_the_audio_read_zeros():
     upstream = audio.frame_windows(states, samples, fps=25)
     longer = audio.frame_windows(states, samples, fps=25, n_frames=len(upstream) + 7)
     assert len(longer) == len(upstream) + 7
-    torch.testing.assert_close(longer[:len(upstream)], upstream, rtol=0, atol=0)
+    torch.testing.assert_close(longer[: len(upstream)], upstream, rtol=0, atol=0)
     assert float(longer[-1].abs().max()) == 0.0
 
 
@@ -217,8 +223,9 @@ def test_stand_in_files_load_strictly_and_wrong_ones_are_refused(tiny_files, tmp
     raw = torch.load(tiny_files / "sd-vae-ft-mse/diffusion_pytorch_model.bin", weights_only=True)
     assert any(k.endswith("attentions.0.query.weight") for k in raw)  # the published file's diffusers-0.4 names
     assert networks.modern_vae_keys(raw).keys() == networks.build_vae(networks.TINY_VAE_CONFIG).state_dict().keys()
-    assert all(k.startswith("model.") for k in torch.load(tiny_files / "whisper-tiny/pytorch_model.bin",
-                                                         weights_only=True))
+    assert all(
+        k.startswith("model.") for k in torch.load(tiny_files / "whisper-tiny/pytorch_model.bin", weights_only=True)
+    )
     wrong = tmp_path / "musetalkV15"
     wrong.mkdir()
     (wrong / "musetalk.json").write_text((tiny_files / "musetalkV15/musetalk.json").read_text())
@@ -249,8 +256,12 @@ def test_weight_entries_name_loaders_and_stand_ins(tmp_path):
             assert callable(getattr(importlib.import_module(module), function)), target
     by_name = {w.name: w for w in WEIGHT_FILES}
     assert by_name["musetalkV15/unet.pth"].large
-    for name in ("musetalkV15/musetalk.json", "sd-vae-ft-mse/config.json", "whisper-tiny/config.json",
-                 "whisper-tiny/preprocessor_config.json"):  # the small ones: written and read back
+    for name in (
+        "musetalkV15/musetalk.json",
+        "sd-vae-ft-mse/config.json",
+        "whisper-tiny/config.json",
+        "whisper-tiny/preprocessor_config.json",
+    ):  # the small ones: written and read back
         entry, target = by_name[name], tmp_path / name
         target.parent.mkdir(parents=True, exist_ok=True)
         module, _, function = entry.stand_in.partition(":")

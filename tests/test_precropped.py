@@ -71,12 +71,31 @@ def test_crop_none_scores_the_frames_as_crops_without_a_detector(crops, tmp_path
 
     monkeypatch.setattr(detect, "detect_face_crops", no_detector)
     out = tmp_path / "scores.json"
-    code = main(["eval", "--fake", str(fake_dir), "--real", str(real_dir), "--crop", "none", "--metrics", SPECS,
-                 "--weights-dir", str(weights), "--out", str(out)])
+    code = main(
+        [
+            "eval",
+            "--fake",
+            str(fake_dir),
+            "--real",
+            str(real_dir),
+            "--crop",
+            "none",
+            "--metrics",
+            SPECS,
+            "--weights-dir",
+            str(weights),
+            "--out",
+            str(out),
+        ]
+    )
     result = json.loads(out.read_text())
     assert code == 0, result["failures"]
-    assert result["metrics"] == ["fid@per_video_precropped", "fid@pooled_precropped", "ssim@face224_precropped",
-                                 "fvd@latentsync_precropped"]
+    assert result["metrics"] == [
+        "fid@per_video_precropped",
+        "fid@pooled_precropped",
+        "ssim@face224_precropped",
+        "fvd@latentsync_precropped",
+    ]
     scored = result["models"]["fake"]
     clips = sorted(frames)
 
@@ -85,8 +104,9 @@ def test_crop_none_scores_the_frames_as_crops_without_a_detector(crops, tmp_path
     per_video = {c: frechet_distance(*acts[c]) for c in clips}
     for c in clips:
         assert scored["clips"][c]["fid@per_video_precropped"] == pytest.approx(per_video[c], rel=1e-6)
-    assert scored["metrics"]["fid@per_video_precropped"]["value"] == pytest.approx(np.mean(list(per_video.values())),
-                                                                                   rel=1e-6)
+    assert scored["metrics"]["fid@per_video_precropped"]["value"] == pytest.approx(
+        np.mean(list(per_video.values())), rel=1e-6
+    )
     pooled = frechet_distance(np.concatenate([acts[c][0] for c in clips]), np.concatenate([acts[c][1] for c in clips]))
     assert scored["metrics"]["fid@pooled_precropped"]["value"] == pytest.approx(pooled, rel=1e-6)
 
@@ -96,13 +116,16 @@ def test_crop_none_scores_the_frames_as_crops_without_a_detector(crops, tmp_path
         assert scored["clips"][c]["ssim@face224_precropped"] == pytest.approx(ssim, abs=1e-12)
 
     i3d = torch.jit.load(str(weights / I3D_WEIGHTS))
+
     def features(video):  # eval_fvd.py: frames [20:36] / 255, (B, C, T, H, W), no rescale or resize
         clip = torch.from_numpy(video[20:36]).float().div(255).permute(3, 0, 1, 2).unsqueeze(0)
         return i3d(clip, rescale=False, resize=False, return_features=True).detach().numpy()
+
     real = np.concatenate([features(frames[c][0]) for c in clips])
     fake = np.concatenate([features(frames[c][1]) for c in clips])
-    assert scored["metrics"]["fvd@latentsync_precropped"]["value"] == pytest.approx(fvd_latentsync(real, fake),
-                                                                                    rel=1e-5)
+    assert scored["metrics"]["fvd@latentsync_precropped"]["value"] == pytest.approx(
+        fvd_latentsync(real, fake), rel=1e-5
+    )
 
 
 def test_without_crop_none_the_same_inputs_have_no_face(crops, tmp_path):
@@ -110,23 +133,49 @@ def test_without_crop_none_the_same_inputs_have_no_face(crops, tmp_path):
     come from taking the frames as the crops."""
     fake_dir, real_dir, weights, _ = crops
     out = tmp_path / "auto.json"
-    code = main(["eval", "--fake", str(fake_dir), "--real", str(real_dir), "--metrics", "ssim@face224",
-                 "--out", str(out)])
+    code = main(
+        ["eval", "--fake", str(fake_dir), "--real", str(real_dir), "--metrics", "ssim@face224", "--out", str(out)]
+    )
     failed = json.loads(out.read_text())["models"]["fake"]["metrics"]["ssim@face224"]["failed"]
     assert code == 1 and len(failed) == N_CLIPS and all("no frame with a face" in r for r in failed.values()), failed
 
 
 def test_crop_none_maps_every_face_crop_protocol_and_keeps_the_others():
-    specs = ["fid@per_video", "fid@pooled", "ssim@face224", "ssim@full", "fvd@latentsync", "fvd@stylegan_v",
-             "lpips@mouth", "lpips@full", "syncnet@latentsync", "syncnet@syncnet_python", "psnr", "lmd"]
+    specs = [
+        "fid@per_video",
+        "fid@pooled",
+        "ssim@face224",
+        "ssim@full",
+        "fvd@latentsync",
+        "fvd@stylegan_v",
+        "lpips@mouth",
+        "lpips@full",
+        "syncnet@latentsync",
+        "syncnet@syncnet_python",
+        "psnr",
+        "lmd",
+    ]
     assert metrics.resolve_specs(specs, "none") == [
-        "fid@per_video_precropped", "fid@pooled_precropped", "ssim@face224_precropped", "ssim@full",
-        "fvd@latentsync_precropped", "fvd@stylegan_v", "lpips@mouth_precropped", "lpips@full",
-        "syncnet@precropped", "psnr@full", "lmd@mediapipe"]
+        "fid@per_video_precropped",
+        "fid@pooled_precropped",
+        "ssim@face224_precropped",
+        "ssim@full",
+        "fvd@latentsync_precropped",
+        "fvd@stylegan_v",
+        "lpips@mouth_precropped",
+        "lpips@full",
+        "syncnet@precropped",
+        "psnr@full",
+        "lmd@mediapipe",
+    ]
     assert metrics.resolve_specs(specs, "auto")[0] == "fid@per_video"
     assert metrics.resolve_specs(["lipforcing"], "none") == [
-        "syncnet@precropped", "csim@arcface112", "fid@per_video_precropped", "fvd@latentsync_precropped",
-        "ssim@face224_precropped"]
+        "syncnet@precropped",
+        "csim@arcface112",
+        "fid@per_video_precropped",
+        "fvd@latentsync_precropped",
+        "ssim@face224_precropped",
+    ]
 
 
 def test_crop_none_with_a_run_directory_is_refused(tmp_path):

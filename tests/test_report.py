@@ -12,11 +12,27 @@ SNAPSHOTS = Path(__file__).parent / "snapshots"
 
 
 def test_pareto_fronts_with_ties_and_missing_values():
-    points = {"fast_bad": (100, 0.5), "slow_good": (10, 0.9), "dominated": (50, 0.4), "tie_a": (60, 0.7),
-              "tie_b": (60, 0.7), "no_fps": (None, 0.99), "nan_quality": (200, float("nan")), "middle": (60, 0.6)}
+    points = {
+        "fast_bad": (100, 0.5),
+        "slow_good": (10, 0.9),
+        "dominated": (50, 0.4),
+        "tie_a": (60, 0.7),
+        "tie_b": (60, 0.7),
+        "no_fps": (None, 0.99),
+        "nan_quality": (200, float("nan")),
+        "middle": (60, 0.6),
+    }
     status = pareto_status(points, x_higher=True, y_higher=True)
-    assert status == {"fast_bad": "front", "slow_good": "front", "dominated": "dominated", "tie_a": "front",
-                      "tie_b": "front", "no_fps": "missing", "nan_quality": "missing", "middle": "dominated"}
+    assert status == {
+        "fast_bad": "front",
+        "slow_good": "front",
+        "dominated": "dominated",
+        "tie_a": "front",
+        "tie_b": "front",
+        "no_fps": "missing",
+        "nan_quality": "missing",
+        "middle": "dominated",
+    }
     # lower-is-better axes flip the directions (TTFF against FVD)
     lower = pareto_status({"a": (0.3, 120.0), "b": (0.5, 100.0), "c": (0.6, 130.0)}, False, False)
     assert lower == {"a": "front", "b": "front", "c": "dominated"}
@@ -39,26 +55,40 @@ def test_bootstrap_is_seeded_and_handles_tiny_samples():
 
 def snapshot_results():
     def agg(value, n=3, ci=None, failed=(), error=None):
-        return {"value": value, "ci95": ci, "n": n, "failed": {c: "RuntimeError: boom" for c in failed},
-                "error": error}
+        return {"value": value, "ci95": ci, "n": n, "failed": {c: "RuntimeError: boom" for c in failed}, "error": error}
 
     return {
-        "metrics_info": {"psnr@full": {"higher_is_better": True, "unit": "dB", "description": ""},
-                         "lmd@mediapipe": {"higher_is_better": False, "unit": "px", "description": ""},
-                         "av_lag@mesh_energy": {"higher_is_better": None, "unit": "frames", "description": ""},
-                         "fvd@latentsync": {"higher_is_better": False, "unit": "", "description": ""}},
+        "metrics_info": {
+            "psnr@full": {"higher_is_better": True, "unit": "dB", "description": ""},
+            "lmd@mediapipe": {"higher_is_better": False, "unit": "px", "description": ""},
+            "av_lag@mesh_energy": {"higher_is_better": None, "unit": "frames", "description": ""},
+            "fvd@latentsync": {"higher_is_better": False, "unit": "", "description": ""},
+        },
         "models": {
-            "model_a": {"n_ok": 3, "n_clips": 3,
-                        "timing": {"fps": agg(31.58, ci=[0.5, 0.7]), "ttff_s": agg(0.32)},
-                        "metrics": {"psnr@full": agg(28.1234, ci=[27.5, 28.6]), "lmd@mediapipe": agg(1.71),
-                                    "av_lag@mesh_energy": agg(0.0), "fvd@latentsync": agg(120.5)}},
-            "model_b": {"n_ok": 2, "n_clips": 3,  # one unit failed, one clip without a face (lmd NaN)
-                        "timing": {"fps": agg(1234.5, 2, failed=["c3"]), "ttff_s": agg(0.0012, 2, failed=["c3"])},
-                        "metrics": {"psnr@full": agg(19.8, 2, failed=["c3"]),
-                                    "lmd@mediapipe": agg(2.38, 1, failed=["c2", "c3"]),
-                                    "av_lag@mesh_energy": agg(None, 0, failed=["c1", "c2", "c3"]),
-                                    "fvd@latentsync": agg(None, 2, failed=["c3"], error="ValueError: too few")}},
-        }}
+            "model_a": {
+                "n_ok": 3,
+                "n_clips": 3,
+                "timing": {"fps": agg(31.58, ci=[0.5, 0.7]), "ttff_s": agg(0.32)},
+                "metrics": {
+                    "psnr@full": agg(28.1234, ci=[27.5, 28.6]),
+                    "lmd@mediapipe": agg(1.71),
+                    "av_lag@mesh_energy": agg(0.0),
+                    "fvd@latentsync": agg(120.5),
+                },
+            },
+            "model_b": {
+                "n_ok": 2,
+                "n_clips": 3,  # one unit failed, one clip without a face (lmd NaN)
+                "timing": {"fps": agg(1234.5, 2, failed=["c3"]), "ttff_s": agg(0.0012, 2, failed=["c3"])},
+                "metrics": {
+                    "psnr@full": agg(19.8, 2, failed=["c3"]),
+                    "lmd@mediapipe": agg(2.38, 1, failed=["c2", "c3"]),
+                    "av_lag@mesh_energy": agg(None, 0, failed=["c1", "c2", "c3"]),
+                    "fvd@latentsync": agg(None, 2, failed=["c3"], error="ValueError: too few"),
+                },
+            },
+        },
+    }
 
 
 @pytest.mark.parametrize("fmt", ["md", "csv", "tex"])
@@ -78,10 +108,18 @@ def test_paper_layout_and_comparison_of_precomputed_rows(synth_set, tmp_path):
         io.write_video(outputs / f"{clip.id}.mkv", clip.frames(), 25.0, clip.driving_audio(), 16000)
         (outputs / f"{clip.id}.json").write_text(json.dumps({"ttff_s": 0.54, "fps": 15.11}))
     config = tmp_path / "c.yaml"
-    config.write_text(json.dumps({"name": "paper_check", "data": {"manifest": str(synth_set.path)},
-                                  "warmup_clips": 0, "metrics": ["psnr"], "bootstrap_resamples": 200,
-                                  "models": [{"name": "lip_forcing_14b", "model": "precomputed",
-                                              "args": {"folder": str(outputs)}}]}))
+    config.write_text(
+        json.dumps(
+            {
+                "name": "paper_check",
+                "data": {"manifest": str(synth_set.path)},
+                "warmup_clips": 0,
+                "metrics": ["psnr"],
+                "bootstrap_resamples": 200,
+                "models": [{"name": "lip_forcing_14b", "model": "precomputed", "args": {"folder": str(outputs)}}],
+            }
+        )
+    )
     run = tmp_path / "run"
     assert main(["run", str(config), "--out", str(run)]) == 0
     assert main(["report", str(run), "--paper", "lip_forcing"]) == 0

@@ -17,10 +17,23 @@ from lipbench.storage import read_json
 
 
 def write_config(path, manifest_path, models=None, metrics=("psnr",), **extra):
-    models = models if models is not None else ["ground_truth", {"name": "shift", "model": "av_shift",
-                                                                  "args": {"shift_frames": 2}}]
-    path.write_text(yaml.safe_dump({"name": "rerun", "data": {"manifest": str(manifest_path)}, "models": models,
-                                    "metrics": list(metrics), "warmup_clips": 0, **extra}))
+    models = (
+        models
+        if models is not None
+        else ["ground_truth", {"name": "shift", "model": "av_shift", "args": {"shift_frames": 2}}]
+    )
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "rerun",
+                "data": {"manifest": str(manifest_path)},
+                "models": models,
+                "metrics": list(metrics),
+                "warmup_clips": 0,
+                **extra,
+            }
+        )
+    )
     return str(path)
 
 
@@ -28,13 +41,17 @@ def mtimes(run: RunDir, folder: str) -> dict:
     """Per record, what changes when it is written again: records are replaced atomically
     (a new inode), so a rewrite shows even where the mtime does not move (a coarse
     file-system clock, or two writes within one of its ticks)."""
-    return {str(p.relative_to(run.root)): (p.stat().st_ino, p.stat().st_mtime_ns)
-            for p in (run.root / folder).rglob("*.json")}
+    return {
+        str(p.relative_to(run.root)): (p.stat().st_ino, p.stat().st_mtime_ns)
+        for p in (run.root / folder).rglob("*.json")
+    }
 
 
 def values(run: RunDir) -> dict:
-    return {str(p.relative_to(run.root)): json.loads(p.read_text())["values"]
-            for p in sorted((run.root / "metrics").rglob("*.json"))}
+    return {
+        str(p.relative_to(run.root)): json.loads(p.read_text())["values"]
+        for p in sorted((run.root / "metrics").rglob("*.json"))
+    }
 
 
 def run_cli(capsys, *args) -> tuple[int, str, str]:
@@ -66,15 +83,20 @@ def test_same_config_recomputes_nothing_and_changed_args_remake_that_model_only(
     assert code == 0 and "generate: 0 made, 4 already done" in out and "evaluate: 0 scored" in out
     assert (mtimes(run, "units"), mtimes(run, "metrics")) == (units, scored)
 
-    config = write_config(tmp_path / "c.yaml", clips, models=[
-        "ground_truth", {"name": "shift", "model": "av_shift", "args": {"shift_frames": 5}}])
+    config = write_config(
+        tmp_path / "c.yaml",
+        clips,
+        models=["ground_truth", {"name": "shift", "model": "av_shift", "args": {"shift_frames": 5}}],
+    )
     code, out, _ = run_cli(capsys, "run", config, "--out", str(run.root))
     assert code == 0
     assert 'generate shift: 2 units, args changed ({"shift_frames": 2} -> {"shift_frames": 5})' in out
     assert "evaluate psnr@full: 2 values, video regenerated" in out
     assert "generate: 2 made, 2 already done" in out
     now = mtimes(run, "units")
-    assert {k: v for k, v in now.items() if "ground_truth" in k} == {k: v for k, v in units.items() if "ground_truth" in k}
+    assert {k: v for k, v in now.items() if "ground_truth" in k} == {
+        k: v for k, v in units.items() if "ground_truth" in k
+    }
     assert all(now[k] != units[k] for k in now if "shift" in k)
     assert read_json(run.root / "results.json")["config"]["models"][1]["args"] == {"shift_frames": 5}
 
@@ -87,8 +109,9 @@ def test_an_added_metric_is_computed_for_existing_videos_only(clips, tmp_path, c
     run = RunDir(tmp_path / "run")
     run_cli(capsys, "run", write_config(tmp_path / "c.yaml", clips), "--out", str(run.root))
     units, before = mtimes(run, "units"), values(run)
-    code, out, _ = run_cli(capsys, "run", write_config(tmp_path / "c.yaml", clips, metrics=("psnr", "ssim@full")),
-                           "--out", str(run.root))
+    code, out, _ = run_cli(
+        capsys, "run", write_config(tmp_path / "c.yaml", clips, metrics=("psnr", "ssim@full")), "--out", str(run.root)
+    )
     assert code == 0 and "evaluate ssim@full: 4 values, metric added" in out and "psnr" not in out.split("evaluate:")[0]
     assert mtimes(run, "units") == units
     after = values(run)
@@ -102,17 +125,23 @@ def test_narrowing_runs_less_and_the_directory_keeps_everything(clips, tmp_path,
     run = RunDir(tmp_path / "run")
     code, out, _ = run_cli(capsys, "run", config, "--out", str(run.root), "--models", "shift", "--limit", "1")
     assert code == 0 and "generate: 1 made" in out
-    code, out, _ = run_cli(capsys, "run", config, "--out", str(run.root), "--models", "ground_truth",
-                           "--clips", "synth_001")
+    code, out, _ = run_cli(
+        capsys, "run", config, "--out", str(run.root), "--models", "ground_truth", "--clips", "synth_001"
+    )
     assert code == 0 and "generate: 1 made" in out
     saved = yaml.safe_load((run.root / "config.yaml").read_text())
     assert [m["label"] for m in saved["models"]] == ["ground_truth", "shift"]
-    assert [c["id"] for c in yaml.safe_load((run.root / "manifest.yaml").read_text())["clips"]] == \
-        ["synth_000", "synth_001"]
+    assert [c["id"] for c in yaml.safe_load((run.root / "manifest.yaml").read_text())["clips"]] == [
+        "synth_000",
+        "synth_001",
+    ]
     rows = [json.loads(line) for line in (run.root / "per_clip.jsonl").read_text().splitlines()]
     assert sorted((r["model"], r["clip"], r["status"]) for r in rows) == [
-        ("ground_truth", "synth_000", "pending"), ("ground_truth", "synth_001", "ok"),
-        ("shift", "synth_000", "ok"), ("shift", "synth_001", "pending")]
+        ("ground_truth", "synth_000", "pending"),
+        ("ground_truth", "synth_001", "ok"),
+        ("shift", "synth_000", "ok"),
+        ("shift", "synth_001", "pending"),
+    ]
 
 
 def test_other_clips_or_protocols_on_the_same_out_need_force(clips, synth_set, tmp_path, capsys):
@@ -180,8 +209,10 @@ def test_a_replaced_or_fixed_weight_file_recomputes_the_values_that_used_it(clip
     assert code == 0 and f"evaluate lpips@full: 2 values, weight file {trunk.name} changed" in out
     row = run.read_metrics("still", "synth_000")
     assert row["values"]["lpips@full"] != first
-    assert (row["values"]["psnr@full"], row["fingerprints"]["psnr@full"]) == \
-        (psnr["values"]["psnr@full"], psnr["fingerprints"]["psnr@full"])
+    assert (row["values"]["psnr@full"], row["fingerprints"]["psnr@full"]) == (
+        psnr["values"]["psnr@full"],
+        psnr["fingerprints"]["psnr@full"],
+    )
 
 
 def test_damaged_records_are_named_set_aside_and_redone(clips, tmp_path, capsys):
@@ -215,8 +246,10 @@ def test_interrupted_writes_are_removed_and_one_writer_at_a_time(clips, tmp_path
     with run.lock():  # another writer (flock conflicts across open files, even in one process)
         code, _, err = run_cli(capsys, "run", config, "--out", str(run.root))
         assert code == 2 and "in use by pid" in err and "--wait" in err
-    leftovers = [run.root / "videos" / "ground_truth" / ".synth_000.x1y2.partial.mkv",
-                 run.root / ".pareto.abcd.partial.png"]  # what a kill -9 mid-write leaves
+    leftovers = [
+        run.root / "videos" / "ground_truth" / ".synth_000.x1y2.partial.mkv",
+        run.root / ".pareto.abcd.partial.png",
+    ]  # what a kill -9 mid-write leaves
     for path in leftovers:
         path.write_bytes(b"half")
     code, _, err = run_cli(capsys, "run", config, "--out", str(run.root))
@@ -257,8 +290,14 @@ def test_a_missing_first_clip_fails_only_its_own_units(clips, tmp_path, capsys):
 
 @pytest.mark.parametrize("exc", ["SystemExit", "KeyboardInterrupt"])
 def test_a_plugin_raising_systemexit_or_keyboardinterrupt_fails_its_unit(clips, tmp_path, capsys, exc):
-    config = write_config(tmp_path / "c.yaml", clips, models=[
-        {"name": "rude", "model": "tests.helpers:RaisesBase", "args": {"clip": "synth_000", "exc": exc}}, "still"])
+    config = write_config(
+        tmp_path / "c.yaml",
+        clips,
+        models=[
+            {"name": "rude", "model": "tests.helpers:RaisesBase", "args": {"clip": "synth_000", "exc": exc}},
+            "still",
+        ],
+    )
     run = RunDir(tmp_path / "run")
     code, out, err = run_cli(capsys, "run", config, "--out", str(run.root))
     assert code == 1 and "failed: 1 of 4 units" in err and f"rude/synth_000 (generate): {exc}: 3" in err
@@ -267,8 +306,12 @@ def test_a_plugin_raising_systemexit_or_keyboardinterrupt_fails_its_unit(clips, 
 
 
 def test_a_model_that_hangs_is_stopped_after_the_unit_timeout(clips, tmp_path, capsys):
-    config = write_config(tmp_path / "c.yaml", clips, unit_timeout_s=1.0, models=[
-        {"name": "stuck", "model": "tests.helpers:Hangs", "args": {"clip": "synth_000"}}])
+    config = write_config(
+        tmp_path / "c.yaml",
+        clips,
+        unit_timeout_s=1.0,
+        models=[{"name": "stuck", "model": "tests.helpers:Hangs", "args": {"clip": "synth_000"}}],
+    )
     run = RunDir(tmp_path / "run")
     code, _, err = run_cli(capsys, "run", config, "--out", str(run.root))
     record = run.read_unit("stuck", "synth_000")

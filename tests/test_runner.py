@@ -12,8 +12,17 @@ from tests.helpers import Interrupting
 
 
 def make_config(manifest, models, **extra):
-    return config_from_dict({"name": "t", "data": {"manifest": str(manifest.path)}, "models": models,
-                             "metrics": ["psnr"], "warmup_clips": 0, **extra}, "test")
+    return config_from_dict(
+        {
+            "name": "t",
+            "data": {"manifest": str(manifest.path)},
+            "models": models,
+            "metrics": ["psnr"],
+            "warmup_clips": 0,
+            **extra,
+        },
+        "test",
+    )
 
 
 def test_chunk_bounds_follow_lip_forcing_shape():
@@ -48,12 +57,19 @@ def test_interrupted_sweep_resumes_without_recomputing(synth_set, tmp_path):
             np.testing.assert_array_equal(a, synth_set.clip(clip).frames())
 
 
-@pytest.mark.parametrize("how, message", [("raise", "RuntimeError: simulated model failure"),
-                                          ("short", "48 frames, expected 49"),
-                                          ("float", "frames are float32, expected uint8")])
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ("raise", "RuntimeError: simulated model failure"),
+        ("short", "48 frames, expected 49"),
+        ("float", "frames are float32, expected uint8"),
+    ],
+)
 def test_a_failing_unit_is_recorded_and_the_sweep_goes_on(synth_set, tmp_path, how, message):
-    config = make_config(synth_set, [{"name": "bad", "model": "tests.helpers:FailsOn",
-                                      "args": {"clip": "synth_000", "how": how}}, "still"])
+    config = make_config(
+        synth_set,
+        [{"name": "bad", "model": "tests.helpers:FailsOn", "args": {"clip": "synth_000", "how": how}}, "still"],
+    )
     run = RunDir(tmp_path / "run")
     counts = generate(config, synth_set, run, progress=False)
     assert counts == {"done": 3, "skipped": 0, "failed": 1}

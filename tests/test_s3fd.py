@@ -20,8 +20,9 @@ FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "syncnet" / "parity.j
 def frames(synth_set):
     """Clip 0 of SynthRecipe(frames=49, seed=7): the clip the fixture was made from."""
     out, _ = io.read_video(synth_set.clips[0].video)
-    assert int(out.astype(np.int64).sum()) == FIXTURE["inputs"]["frames_sum"], \
+    assert int(out.astype(np.int64).sum()) == FIXTURE["inputs"]["frames_sum"], (
         "the synthetic clip changed since the fixture was made: rerun make_fixtures.py"
+    )
     return out
 
 
@@ -124,8 +125,9 @@ def assert_same_detections(mine, want, universe, nms_iou, cuts, inherited=(), *,
     assert (np.diff(mine[:, 0]) <= 0).all(), "lipbench's rows are not best first"
 
     def close(row, rows):
-        return np.flatnonzero((np.abs(rows[:, 0] - row[0]) <= SCORE_ATOL)
-                              & (np.abs(rows[:, 1:] - row[1:]).max(1) <= box_atol))
+        return np.flatnonzero(
+            (np.abs(rows[:, 0] - row[0]) <= SCORE_ATOL) & (np.abs(rows[:, 1:] - row[1:]).max(1) <= box_atol)
+        )
 
     free = np.ones(len(mine), bool)
     want_only = []
@@ -137,8 +139,11 @@ def assert_same_detections(mine, want, universe, nms_iou, cuts, inherited=(), *,
             want_only.append(j)
     mine_only = np.flatnonzero(free)
 
-    problems = [f"lipbench row {i} {mine[i].round(6).tolist()} is none of its own candidates"
-                for i in range(len(mine)) if not len(close(mine[i], universe))]
+    problems = [
+        f"lipbench row {i} {mine[i].round(6).tolist()} is none of its own candidates"
+        for i in range(len(mine))
+        if not len(close(mine[i], universe))
+    ]
     sides = (("lipbench", mine, mine_only, want, want_only), ("upstream", want, want_only, mine, mine_only))
     for name, rows, only, other, other_only in sides:
         other_shared = np.ones(len(other), bool)
@@ -155,7 +160,8 @@ def assert_same_detections(mine, want, universe, nms_iou, cuts, inherited=(), *,
                 continue
             overlap = iou(row[1:], other[:, 1:])
             suppressor = (other[:, 0] >= row[0] - TIE) & np.where(
-                other_shared, np.abs(overlap - nms_iou) <= IOU_ATOL, overlap > nms_iou - IOU_ATOL)
+                other_shared, np.abs(overlap - nms_iou) <= IOU_ATOL, overlap > nms_iou - IOU_ATOL
+            )
             if not suppressor.any():
                 problems.append(f"{text}: not near a cut, nor suppressible by a row of the other side")
     assert not problems, f"{len(problems)} differences float rounding does not explain:\n" + "\n".join(problems)
@@ -186,8 +192,15 @@ def test_detections_match_upstream(detector, frames, case):
     want = np.array(expected["boxes"], dtype=np.float64).reshape(-1, 5)
     assert len(want) > 0
     inherited = [row * to_pixels for side in raw_only for row in side if row[0] > conf]
-    assert_same_detections(boxes[:, [4, 0, 1, 2, 3]], want[:, [4, 0, 1, 2, 3]], universe * to_pixels,
-                           UPSTREAM_FINAL_IOU, [conf], inherited, box_atol=BOX_ATOL * max(width, height))
+    assert_same_detections(
+        boxes[:, [4, 0, 1, 2, 3]],
+        want[:, [4, 0, 1, 2, 3]],
+        universe * to_pixels,
+        UPSTREAM_FINAL_IOU,
+        [conf],
+        inherited,
+        box_atol=BOX_ATOL * max(width, height),
+    )
 
 
 def test_detect_rejects_float_frames(detector):

@@ -13,8 +13,13 @@ from lipbench.cli import main
 from lipbench.random_weights import write_random_weights
 
 SUITE_METRICS = ["syncnet@latentsync", "fvd@latentsync", "ssim@face224"]
-SUITE_FILES = ["syncnet_v2.model", "sfd_face.pth", "pt_inception-2015-12-05-6726825d.pth",
-               "i3d_torchscript.pt", "ms1mv3_arcface_r100_fp16.pth"]
+SUITE_FILES = [
+    "syncnet_v2.model",
+    "sfd_face.pth",
+    "pt_inception-2015-12-05-6726825d.pth",
+    "i3d_torchscript.pt",
+    "ms1mv3_arcface_r100_fp16.pth",
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +41,7 @@ def pair(hdtf_samples, tmp_path_factory):
             path = hdtf_samples / kind / f"{name}{suffix}.mp4"
             frames, fps = io.read_video(path, max_frames=56)
             small = np.stack([cv2.resize(f, (160, 160), interpolation=cv2.INTER_AREA) for f in frames])
-            io.write_video(root / kind / f"{name}{suffix}.mkv", small, fps, io.read_audio(path)[:56 * 640], 16000)
+            io.write_video(root / kind / f"{name}{suffix}.mkv", small, fps, io.read_audio(path)[: 56 * 640], 16000)
     return root
 
 
@@ -48,8 +53,21 @@ def test_lipforcing_suite_runs_end_to_end(pair, weights, tmp_path, capsys):
 
     assert SUITES["lipforcing"] == [SUITE_METRICS[0], "csim@arcface112", "fid@per_video", *SUITE_METRICS[1:]]
     out = tmp_path / "scores.json"
-    code = main(["eval", "--fake", str(pair / "fake"), "--real", str(pair / "real"), "--metrics",
-                 ",".join(SUITE_METRICS), "--weights-dir", str(weights), "--out", str(out)])
+    code = main(
+        [
+            "eval",
+            "--fake",
+            str(pair / "fake"),
+            "--real",
+            str(pair / "real"),
+            "--metrics",
+            ",".join(SUITE_METRICS),
+            "--weights-dir",
+            str(weights),
+            "--out",
+            str(out),
+        ]
+    )
     result = json.loads(out.read_text())
     assert code == 0, result["failures"]
     (model,) = result["models"].values()
@@ -69,8 +87,21 @@ def test_a_missing_weight_file_names_itself_the_metric_and_the_fix(pair, weights
     for name in SUITE_FILES:
         if name != "pt_inception-2015-12-05-6726825d.pth":
             (partial / name).symlink_to(weights / name)
-    code = main(["eval", "--fake", str(pair / "fake"), "--real", str(pair / "real"), "--suite", "lipforcing",
-                 "--weights-dir", str(partial), "--out", str(tmp_path / "x.json")])
+    code = main(
+        [
+            "eval",
+            "--fake",
+            str(pair / "fake"),
+            "--real",
+            str(pair / "real"),
+            "--suite",
+            "lipforcing",
+            "--weights-dir",
+            str(partial),
+            "--out",
+            str(tmp_path / "x.json"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "weight file pt_inception-2015-12-05-6726825d.pth (needed by fid@per_video) not found" in err
@@ -84,10 +115,26 @@ def test_csim_and_fid_run_through_eval(pair, weights, tmp_path):
         (short / kind).mkdir(parents=True)
         path = next((pair / kind).glob("RD_Radio33_000*.mkv"))
         frames, fps = io.read_video(path, max_frames=8)
-        io.write_video(short / kind / path.name, frames, fps, io.read_audio(path)[:8 * 640], 16000)
+        io.write_video(short / kind / path.name, frames, fps, io.read_audio(path)[: 8 * 640], 16000)
     out = tmp_path / "csim.json"
-    assert main(["eval", "--fake", str(short / "fake"), "--real", str(short / "real"), "--metrics",
-                 "csim@arcface112,fid@per_video", "--weights-dir", str(weights), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--fake",
+                str(short / "fake"),
+                "--real",
+                str(short / "real"),
+                "--metrics",
+                "csim@arcface112,fid@per_video",
+                "--weights-dir",
+                str(weights),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     (model,) = result["models"].values()
     for key in ("csim@arcface112", "fid@per_video"):

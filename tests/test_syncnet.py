@@ -26,8 +26,9 @@ def clip(synth_set):
     """Clip 0 of SynthRecipe(frames=49, seed=7), the fixture's input: (path, RGB frames, int16 audio)."""
     path = synth_set.clips[0].video
     frames, _ = io.read_video(path)
-    assert int(frames.astype(np.int64).sum()) == FIXTURE["inputs"]["frames_sum"], \
+    assert int(frames.astype(np.int64).sum()) == FIXTURE["inputs"]["frames_sum"], (
         "the synthetic clip changed since the fixture was made: rerun make_fixtures.py"
+    )
     audio = sn.int16_values(io.read_audio(path))
     assert len(audio) == FIXTURE["inputs"]["audio_samples"]
     return path, frames, audio
@@ -63,8 +64,9 @@ def test_state_dict_is_upstreams():
 def test_weight_file_checks(weights_dir, tmp_path):
     state = sn.random_state_dict(SYNCNET_SEED)
     # files saved before PyTorch 0.4.1 have no num_batches_tracked: still accepted
-    torch.save(OrderedDict((k, v) for k, v in state.items() if not k.endswith("num_batches_tracked")),
-               tmp_path / "old.model")
+    torch.save(
+        OrderedDict((k, v) for k, v in state.items() if not k.endswith("num_batches_tracked")), tmp_path / "old.model"
+    )
     old = sn.load_syncnet(tmp_path / "old.model")
     assert torch.equal(old.state_dict()["netfclip.3.weight"], state["netfclip.3.weight"])
     missing = OrderedDict((k, v) for k, v in state.items() if k != "netcnnlip.0.weight")
@@ -137,7 +139,7 @@ def test_no_face_track_is_an_error_naming_the_clip(weights_dir, clip):
     _, frames, audio = clip
     metric = sn.SyncNetMetric("latentsync", weights_dir=weights_dir)
     assert metric.weight_files() == (sn.SYNCNET_WEIGHTS, sn.S3FD_WEIGHTS)
-    video = Video(frames[:12], 25.0, audio[:12 * 640] / 32768.0)
+    video = Video(frames[:12], 25.0, audio[: 12 * 640] / 32768.0)
     with pytest.raises(ValueError, match="synth_000: no face track"):
         metric.compute(ClipContext("synth_000", video))
 
@@ -149,7 +151,7 @@ def test_missing_audio_and_short_clips_are_errors(net, weights_dir, clip):
         metric.compute(ClipContext("silent", Video(frames[:8], 25.0)))
     bgr = np.zeros((5, 224, 224, 3), np.uint8)
     with pytest.raises(ValueError, match="short clip: too short"):
-        sn.sync_scores(net, bgr, audio[:5 * 640], what="short clip")
+        sn.sync_scores(net, bgr, audio[: 5 * 640], what="short clip")
 
 
 def test_vectorised_distances_follow_upstream_loop_and_offset_sign():
@@ -160,8 +162,12 @@ def test_vectorised_distances_follow_upstream_loop_and_offset_sign():
     audio = torch.roll(video, 3, dims=0) + 0.01 * torch.from_numpy(rng.normal(size=(40, 16)).astype(np.float32))
     vshift = 15
     padded = torch.nn.functional.pad(audio, (0, 0, vshift, vshift))
-    loop = torch.stack([torch.nn.functional.pairwise_distance(video[[i]].repeat(2 * vshift + 1, 1),
-                                                              padded[i:i + 2 * vshift + 1]) for i in range(40)])
+    loop = torch.stack(
+        [
+            torch.nn.functional.pairwise_distance(video[[i]].repeat(2 * vshift + 1, 1), padded[i : i + 2 * vshift + 1])
+            for i in range(40)
+        ]
+    )
     fast = sn.shifted_distances(video, audio, vshift)
     torch.testing.assert_close(fast, loop, atol=1e-6, rtol=0)
     mean = fast.T.contiguous().mean(1)
@@ -174,8 +180,8 @@ def test_vectorised_distances_follow_upstream_loop_and_offset_sign():
 def test_batching_does_not_change_scores(net, clip):
     _, frames, audio = clip
     bgr = np.stack([cv2.resize(f, (224, 224)) for f in frames[:10, ..., ::-1]])
-    one = sn.sync_scores(net, bgr, audio[:10 * 640], batch_size=1)
-    many = sn.sync_scores(net, bgr, audio[:10 * 640], batch_size=4)
+    one = sn.sync_scores(net, bgr, audio[: 10 * 640], batch_size=1)
+    many = sn.sync_scores(net, bgr, audio[: 10 * 640], batch_size=4)
     np.testing.assert_allclose(one.dists, many.dists, atol=1e-5, rtol=0)
 
 

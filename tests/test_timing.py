@@ -80,7 +80,7 @@ def test_harness_reads_the_clock_once_per_chunk_and_converts_after_the_last(monk
     """All the harness does between chunks is one clock read (lipbench.timing): with a
     clock that advances one tick per read, every chunk takes exactly one tick. What
     that read costs on a real CPU is measured by benchmarks/perf/timing_accuracy.py."""
-    tick = 2.0 ** -20
+    tick = 2.0**-20
     fake = FakeClock(tick)
     monkeypatch.setattr(worker_side, "time", types.SimpleNamespace(perf_counter=fake.perf_counter))
     chunks = [Chunk(fake) for _ in range(1000)]

@@ -141,8 +141,9 @@ def test_chunk_sizes_are_checked(net):
 
 
 def test_state_dict_layout_equals_upstream(layout):
-    assert layout["config"] == {key: list(value) if isinstance(value, tuple) else value
-                                for key, value in wan_vae.CONFIG.items()}
+    assert layout["config"] == {
+        key: list(value) if isinstance(value, tuple) else value for key, value in wan_vae.CONFIG.items()
+    }
     with torch.device("meta"):
         net = wan_vae.WanVAE()
     ours = [[key, list(value.shape)] for key, value in net.state_dict().items()]

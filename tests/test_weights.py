@@ -32,12 +32,17 @@ def published(tmp_path, monkeypatch):
     (tmp_path / "plain.bin").write_bytes(content)
     (tmp_path / "packed.bin.bz2").write_bytes(bz2.compress(content))
     digest = hashlib.sha256(content).hexdigest()
-    entries = {"plain.bin": WeightFile("plain.bin", "test", ("x",), "test", url=(tmp_path / "plain.bin").as_uri(),
-                                       sha256=digest),
-               "packed.bin": WeightFile("packed.bin", "test", ("x",), "test",
-                                        url=(tmp_path / "packed.bin.bz2").as_uri(), sha256=digest),
-               "changed.bin": WeightFile("changed.bin", "test", ("x",), "test",
-                                         url=(tmp_path / "plain.bin").as_uri(), sha256="0" * 64)}
+    entries = {
+        "plain.bin": WeightFile(
+            "plain.bin", "test", ("x",), "test", url=(tmp_path / "plain.bin").as_uri(), sha256=digest
+        ),
+        "packed.bin": WeightFile(
+            "packed.bin", "test", ("x",), "test", url=(tmp_path / "packed.bin.bz2").as_uri(), sha256=digest
+        ),
+        "changed.bin": WeightFile(
+            "changed.bin", "test", ("x",), "test", url=(tmp_path / "plain.bin").as_uri(), sha256="0" * 64
+        ),
+    }
     monkeypatch.setattr(weights, "WEIGHTS", {**weights.WEIGHTS, **entries})
     return content
 
@@ -91,6 +96,7 @@ def test_list_and_verify_say_what_is_where_and_what_needs_it(published, tmp_path
 
 # ------------------------------------------------------------ bad files, in words
 
+
 class Evil:
     """What a malicious weight file holds: unpickling it runs a shell command."""
 
@@ -109,7 +115,7 @@ def small_torch_file(path, legacy: bool = False):
 
 def cut_in_half(path):
     data = path.read_bytes()
-    path.write_bytes(data[:len(data) // 2])
+    path.write_bytes(data[: len(data) // 2])
     return len(data) // 2
 
 
@@ -122,7 +128,9 @@ def write_bad(kind: str, path, marker) -> str:
         size = cut_in_half(small_torch_file(path, legacy=kind == "truncated_legacy"))
         return f"truncated ({size} bytes; "
     if kind == "html":
-        path.write_bytes(b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>Quota exceeded</body></html>\n")
+        path.write_bytes(
+            b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>Quota exceeded</body></html>\n"
+        )
         return "an HTML page"
     if kind == "text":
         path.write_text("this is not a checkpoint\n")
@@ -139,8 +147,16 @@ def write_bad(kind: str, path, marker) -> str:
     raise AssertionError(kind)
 
 
-BAD_KINDS = {"empty": "unreadable", "truncated": "truncated", "truncated_legacy": "truncated", "html": "unreadable",
-             "text": "unreadable", "pickle": "unreadable", "pickle4": "unreadable", "torch_pickle": "unreadable"}
+BAD_KINDS = {
+    "empty": "unreadable",
+    "truncated": "truncated",
+    "truncated_legacy": "truncated",
+    "html": "unreadable",
+    "text": "unreadable",
+    "pickle": "unreadable",
+    "pickle4": "unreadable",
+    "torch_pickle": "unreadable",
+}
 
 
 @pytest.fixture
@@ -156,16 +172,22 @@ def verify_row(capsys, folder, name) -> tuple[int, str, str]:
     code = main(["weights", "verify", name, "--weights-dir", str(folder)])
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(name + " ")]
     assert len(rows) == 1, rows
-    state = next(s for s in ("ok", "unknown hash", "wrong hash", "truncated", "unreadable", "missing")
-                 if rows[0][len(name):].lstrip().startswith(s + " "))
+    state = next(
+        s
+        for s in ("ok", "unknown hash", "wrong hash", "truncated", "unreadable", "missing")
+        if rows[0][len(name) :].lstrip().startswith(s + " ")
+    )
     return code, state, rows[0]
 
 
 @pytest.mark.parametrize("kind", BAD_KINDS)
-@pytest.mark.parametrize("name, hint", [
-    ("syncnet_v2.model", "get a good copy with: lipbench weights fetch syncnet_v2.model"),
-    ("wav2lip.pth", "get a good copy: no direct link: download wav2lip.pth from the Wav2Lip README's Google Drive"),
-])
+@pytest.mark.parametrize(
+    "name, hint",
+    [
+        ("syncnet_v2.model", "get a good copy with: lipbench weights fetch syncnet_v2.model"),
+        ("wav2lip.pth", "get a good copy: no direct link: download wav2lip.pth from the Wav2Lip README's Google Drive"),
+    ],
+)
 def test_verify_says_what_is_wrong_and_what_to_do(kind, name, hint, weights_dir, tmp_path, capsys):
     marker = tmp_path / "code_ran"
     problem = write_bad(kind, weights_dir / name, marker)
@@ -183,8 +205,9 @@ def test_verify_knows_the_published_file_and_says_when_a_registered_hash_differs
     code, state, row = verify_row(capsys, weights_dir, name)  # no published sha256: says that it loads
     assert (code, state) == (0, "unknown hash")
     assert "no published sha256 to compare with" in row and row.endswith("it loads")
-    monkeypatch.setitem(weights.WEIGHTS, name, replace(weights.WEIGHTS[name],
-                                                       sha256=weights.file_sha256(weights_dir / name)))
+    monkeypatch.setitem(
+        weights.WEIGHTS, name, replace(weights.WEIGHTS[name], sha256=weights.file_sha256(weights_dir / name))
+    )
     code, state, row = verify_row(capsys, weights_dir, name)
     assert (code, state) == (0, "ok") and "the published file" in row
     module = torch.jit.load(str(weights_dir / name))  # the same network, other values
@@ -220,8 +243,10 @@ def test_verify_says_when_a_file_does_not_load_into_its_network(weights_dir, cap
     write_random_weights(weights_dir, names=["i3d_torchscript.pt"])
     shutil.copy(weights_dir / "i3d_torchscript.pt", weights_dir / "syncnet_v2.model")
     small_torch_file(weights_dir / "i3d_torchscript.pt")
-    for name, said in (("syncnet_v2.model", "a TorchScript module (torch.jit.save), not a torch.save file"),
-                       ("i3d_torchscript.pt", "a torch.save file of tensors (no TorchScript code in it)")):
+    for name, said in (
+        ("syncnet_v2.model", "a TorchScript module (torch.jit.save), not a torch.save file"),
+        ("i3d_torchscript.pt", "a torch.save file of tensors (no TorchScript code in it)"),
+    ):
         code, state, row = verify_row(capsys, weights_dir, name)
         assert (code, state) == (1, "unreadable") and said in row
 
@@ -234,8 +259,10 @@ def test_the_reader_names_the_problem_never_torchs_advice(kind, tmp_path):
     with pytest.raises(BadWeightError) as error:
         checkpoints.read_state_dict(path, "SyncNet syncnet_v2.model")
     message = str(error.value)
-    assert message == f"weight file {path}: {error.value.problem}; get a good copy with: " \
-                      f"lipbench weights fetch syncnet_v2.model"
+    assert (
+        message == f"weight file {path}: {error.value.problem}; get a good copy with: "
+        f"lipbench weights fetch syncnet_v2.model"
+    )
     assert problem in message and error.value.problem.strip()
     assert "weights_only" not in message and "\n" not in message
     assert isinstance(error.value, LipbenchError) and isinstance(error.value, ValueError)
@@ -246,12 +273,16 @@ def test_a_torchscript_file_goes_through_the_same_reader(tmp_path):
     write_random_weights(tmp_path, names=["i3d_torchscript.pt"])
     assert callable(checkpoints.read_torchscript(tmp_path / "i3d_torchscript.pt"))
     cut_in_half(tmp_path / "i3d_torchscript.pt")
-    with pytest.raises(BadWeightError, match=r"i3d_torchscript\.pt: truncated \(\d+ bytes; .*"
-                                             r"lipbench weights fetch i3d_torchscript\.pt$"):
+    with pytest.raises(
+        BadWeightError,
+        match=r"i3d_torchscript\.pt: truncated \(\d+ bytes; .*"
+        r"lipbench weights fetch i3d_torchscript\.pt$",
+    ):
         checkpoints.read_torchscript(tmp_path / "i3d_torchscript.pt")
 
 
 # ------------------------------------------------------------ preflight: before any clip
+
 
 @pytest.fixture
 def decoded(monkeypatch):
@@ -269,13 +300,28 @@ def decoded(monkeypatch):
 
 
 @pytest.mark.parametrize("kind", ["truncated", "empty", "torch_pickle"])
-def test_eval_stops_on_a_bad_metric_weight_file_before_any_clip(kind, synth_set, weights_dir, tmp_path, capsys,
-                                                                decoded):
+def test_eval_stops_on_a_bad_metric_weight_file_before_any_clip(
+    kind, synth_set, weights_dir, tmp_path, capsys, decoded
+):
     marker = tmp_path / "code_ran"
     problem = write_bad(kind, weights_dir / "syncnet_v2.model", marker)
     folder = str(synth_set.clips[0].video.parent)
-    line = error_line(capsys, ["eval", "--fake", folder, "--real", folder, "--metrics", "psnr,syncnet@precropped",
-                               "--weights-dir", str(weights_dir), "--out", str(tmp_path / "e.json")])
+    line = error_line(
+        capsys,
+        [
+            "eval",
+            "--fake",
+            folder,
+            "--real",
+            folder,
+            "--metrics",
+            "psnr,syncnet@precropped",
+            "--weights-dir",
+            str(weights_dir),
+            "--out",
+            str(tmp_path / "e.json"),
+        ],
+    )
     assert line.startswith(f"lipbench: error: weight file {weights_dir / 'syncnet_v2.model'}: {problem}")
     assert line.endswith("; get a good copy with: lipbench weights fetch syncnet_v2.model")
     assert "weights_only=False" not in line
@@ -285,8 +331,16 @@ def test_eval_stops_on_a_bad_metric_weight_file_before_any_clip(kind, synth_set,
 def test_run_stops_on_a_bad_metric_weight_file_before_generating(synth_set, weights_dir, tmp_path, capsys, decoded):
     write_bad("truncated", weights_dir / "syncnet_v2.model", None)
     config = tmp_path / "bench.yaml"
-    config.write_text(yaml.safe_dump({"data": {"manifest": str(synth_set.path)}, "models": ["ground_truth"],
-                                      "metrics": ["psnr", "syncnet@precropped"], "warmup_clips": 0}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"manifest": str(synth_set.path)},
+                "models": ["ground_truth"],
+                "metrics": ["psnr", "syncnet@precropped"],
+                "warmup_clips": 0,
+            }
+        )
+    )
     line = error_line(capsys, ["run", str(config), "--out", str(tmp_path / "run"), "--weights-dir", str(weights_dir)])
     assert f"weight file {weights_dir / 'syncnet_v2.model'}: truncated (" in line
     assert line.endswith("; get a good copy with: lipbench weights fetch syncnet_v2.model")
@@ -304,19 +358,40 @@ def test_each_network_is_loaded_once_not_per_clip(synth_set, weights_dir, tmp_pa
 
     monkeypatch.setattr(checkpoints, "read_file", counting)
     folder = str(synth_set.clips[0].video.parent)
-    code = main(["eval", "--fake", folder, "--real", folder, "--metrics", "fvd@stylegan_v",
-                 "--weights-dir", str(weights_dir), "--out", str(tmp_path / "e.json")])
+    code = main(
+        [
+            "eval",
+            "--fake",
+            folder,
+            "--real",
+            folder,
+            "--metrics",
+            "fvd@stylegan_v",
+            "--weights-dir",
+            str(weights_dir),
+            "--out",
+            str(tmp_path / "e.json"),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert len(synth_set.clips) == 2 and reads == ["i3d_torchscript.pt"]
 
 
-def test_a_bad_wav2lip_checkpoint_fails_its_units_with_the_clear_error(synth_set, weights_dir, tmp_path, capsys,
-                                                                        decoded):
+def test_a_bad_wav2lip_checkpoint_fails_its_units_with_the_clear_error(
+    synth_set, weights_dir, tmp_path, capsys, decoded
+):
     write_bad("truncated", weights_dir / "wav2lip.pth", None)
     config = tmp_path / "bench.yaml"
-    config.write_text(yaml.safe_dump({
-        "data": {"manifest": str(synth_set.path)}, "metrics": ["psnr"], "warmup_clips": 0,
-        "models": [{"model": "wav2lip", "args": {"weights_dir": str(weights_dir), "detector": "mediapipe"}}]}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"manifest": str(synth_set.path)},
+                "metrics": ["psnr"],
+                "warmup_clips": 0,
+                "models": [{"model": "wav2lip", "args": {"weights_dir": str(weights_dir), "detector": "mediapipe"}}],
+            }
+        )
+    )
     assert main(["generate", str(config), "--out", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err
     lines = [line.strip() for line in err.splitlines() if "wav2lip/synth_" in line]

@@ -35,8 +35,15 @@ def bare_python(tmp_path_factory):
 
 def toy(bare_python, timeout_s=30, **args):
     """The `worker` model's args for the toy model with `args`, in the bare interpreter."""
-    return {"python": bare_python[0], "entry": "toy_worker:Toy", "path": [TOY], "causal": True,
-            "chunk_frames": [args.get("chunk", 4)], "args": {**args, "isolated": True}, "timeout_s": timeout_s}
+    return {
+        "python": bare_python[0],
+        "entry": "toy_worker:Toy",
+        "path": [TOY],
+        "causal": True,
+        "chunk_frames": [args.get("chunk", 4)],
+        "args": {**args, "isolated": True},
+        "timeout_s": timeout_s,
+    }
 
 
 def test_the_worker_interpreter_cannot_import_lipbench(bare_python):
@@ -74,8 +81,13 @@ def test_each_worker_failure_fails_only_its_unit(bare_python, tmp_path):
     from lipbench.data.synthetic import SynthRecipe, synthesize
 
     clips = synthesize(tmp_path / "clips", SynthRecipe(clips=7, frames=9, size=32, seed=3), progress=False)
-    fail = {"synth_001": "crash", "synth_002": "hang", "synth_003": "malformed", "synth_004": "short",
-            "synth_005": "raise"}
+    fail = {
+        "synth_001": "crash",
+        "synth_002": "hang",
+        "synth_003": "malformed",
+        "synth_004": "short",
+        "synth_005": "raise",
+    }
     config = make_config(clips, [{"name": "toy", "model": "worker", "args": toy(bare_python, fail=fail, timeout_s=3)}])
     run = RunDir(tmp_path / "run")
     counts = generate(config, clips, run, progress=False)
@@ -100,8 +112,9 @@ def test_a_worker_that_cannot_start_fails_its_units_with_its_error(bare_python, 
     args = toy(bare_python)
     args["entry"] = "no_such_module:Toy"
     run = RunDir(tmp_path / "run")
-    counts = generate(make_config(synth_set, [{"name": "toy", "model": "worker", "args": args}]), synth_set, run,
-                      progress=False)
+    counts = generate(
+        make_config(synth_set, [{"name": "toy", "model": "worker", "args": args}]), synth_set, run, progress=False
+    )
     assert counts["failed"] == 2
     record = run.read_unit("toy", "synth_000")
     assert record["stage"] == "load" and "No module named 'no_such_module'" in record["error"]
@@ -144,9 +157,27 @@ def test_check_adapter_drives_a_worker_model(bare_python, capsys):
     from lipbench.cli import main
 
     python, _ = bare_python
-    assert main(["check-adapter", "worker", "--arg", f"python={python}", "--arg", "entry=toy_worker:Toy",
-                 "--arg", f"path=[{TOY}]", "--arg", "causal=true", "--arg", "chunk_frames=[4]",
-                 "--arg", "args={chunk: 4}"]) == 0
+    assert (
+        main(
+            [
+                "check-adapter",
+                "worker",
+                "--arg",
+                f"python={python}",
+                "--arg",
+                "entry=toy_worker:Toy",
+                "--arg",
+                f"path=[{TOY}]",
+                "--arg",
+                "causal=true",
+                "--arg",
+                "chunk_frames=[4]",
+                "--arg",
+                "args={chunk: 4}",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "all checks passed" in out and "chunk sizes: [4, 4, 4, 4, 4, 4, 4, 4, 1] against the declared" in out
     assert "worker transfer:" in out and "s per chunk (outside TTFF and FPS)" in out
@@ -182,7 +213,7 @@ def test_the_worker_clock_leaves_out_the_shipping(tmp_path, monkeypatch):
             for start in range(0, request.n_frames, 2):
                 with self.stage("work"):
                     pass
-                yield request.frames[start:start + 2]
+                yield request.frames[start : start + 2]
 
     read_fd, write_fd = os.pipe()
     server = worker_side.Server({"shm_dir": str(tmp_path), "out_fd": write_fd, "entry": "x:y"})
@@ -190,8 +221,17 @@ def test_the_worker_clock_leaves_out_the_shipping(tmp_path, monkeypatch):
     frames = np.zeros((6, 4, 4, 3), np.uint8)
     real_save(tmp_path / "f.npy", frames)
     real_save(tmp_path / "a.npy", np.zeros(100, np.float32))
-    server.stream({"request": {"clip_id": "c", "frames": str(tmp_path / "f.npy"), "audio": str(tmp_path / "a.npy"),
-                               "audio_rate": 16000, "fps": 25.0}})
+    server.stream(
+        {
+            "request": {
+                "clip_id": "c",
+                "frames": str(tmp_path / "f.npy"),
+                "audio": str(tmp_path / "a.npy"),
+                "audio_rate": 16000,
+                "fps": 25.0,
+            }
+        }
+    )
     server.out.close()
     with os.fdopen(read_fd) as answers:
         messages = [json.loads(line) for line in answers]

@@ -78,14 +78,17 @@ def load_clips(args) -> list[tuple[str, np.ndarray, float, np.ndarray]]:
     """(name, frames, fps, audio at AUDIO_RATE) of every clip with known sync."""
     clips = []
     if args.synth_clips:
-        manifest = synthesize(Path(args.work) / "synth",
-                              SynthRecipe(clips=args.synth_clips, frames=args.frames, seed=args.seed), progress=False)
+        manifest = synthesize(
+            Path(args.work) / "synth",
+            SynthRecipe(clips=args.synth_clips, frames=args.frames, seed=args.seed),
+            progress=False,
+        )
         paths = [(c.id, c.video) for c in manifest.clips]
     else:
         paths = []
     real = Path(args.hdtf) / "real"
     if args.hdtf_clips and real.is_dir():
-        paths += [(p.stem.removesuffix("_cfr25"), p) for p in sorted(real.glob("*.mp4"))[:args.hdtf_clips]]
+        paths += [(p.stem.removesuffix("_cfr25"), p) for p in sorted(real.glob("*.mp4"))[: args.hdtf_clips]]
     for name, path in paths:
         frames, fps = io.read_video(path, max_frames=args.frames)
         clips.append((name, frames, fps, io.read_audio(path, AUDIO_RATE)))
@@ -104,8 +107,11 @@ def score(frames: np.ndarray, fps: float, audio: np.ndarray) -> tuple[dict, np.n
     (a row of results, the mouth aperture per frame)."""
     landmarks = mesh.detect_landmarks(frames).astype(np.float64)
     aperture = mesh.mouth_aperture(landmarks)
-    row = {"long_side": int(max(frames.shape[1:3])), "frames": len(frames),
-           "with_face": int(np.isfinite(mesh.face_scale(landmarks)).sum())}
+    row = {
+        "long_side": int(max(frames.shape[1:3])),
+        "frames": len(frames),
+        "with_face": int(np.isfinite(mesh.face_scale(landmarks)).sum()),
+    }
     try:
         row["face_px"], _ = face_size_px(landmarks)
         level = audio_features.frame_energy_db(audio, AUDIO_RATE, fps, len(frames))
@@ -128,28 +134,35 @@ def measure(clips, sizes, interpolation) -> list[dict]:
         full, full_aperture = score(frames, fps, audio)
         # The full-size lag is a reference only where the metric finds the clip's sync
         # there: a clear peak (ncc) inside the searched range.
-        full["lag_reference"] = ("lag" in full and full["ncc"] >= MIN_REFERENCE_NCC
-                                 and abs(full["lag"]) < MAX_LAG_FRAMES)
+        full["lag_reference"] = "lag" in full and full["ncc"] >= MIN_REFERENCE_NCC and abs(full["lag"]) < MAX_LAG_FRAMES
         full.update(clip=name, full_size=True, reliable=None, aperture_r=1.0)
         rows.append(full)
-        print(f"{name}: full size {full['long_side']} px, face {full.get('face_px', float('nan')):.1f} px, "
-              f"lag {full.get('lag')}, ncc {full.get('ncc', float('nan')):.3f}"
-              + ("" if full["lag_reference"] else " (not a lag reference)"), flush=True)
+        print(
+            f"{name}: full size {full['long_side']} px, face {full.get('face_px', float('nan')):.1f} px, "
+            f"lag {full.get('lag')}, ncc {full.get('ncc', float('nan')):.3f}"
+            + ("" if full["lag_reference"] else " (not a lag reference)"),
+            flush=True,
+        )
         for size in sorted(sizes, reverse=True):
             if size >= full["long_side"]:
                 continue
             row, aperture = score(downscale(frames, size, interpolation), fps, audio)
             row.update(clip=name, full_size=False, aperture_r=pearson(aperture, full_aperture))
-            row["reliable"] = (None if not full["lag_reference"] else
-                               "lag" in row and abs(row["lag"] - full["lag"]) <= TOLERANCE_FRAMES)
+            row["reliable"] = (
+                None
+                if not full["lag_reference"]
+                else "lag" in row and abs(row["lag"] - full["lag"]) <= TOLERANCE_FRAMES
+            )
             rows.append(row)
     return rows
 
 
 def table(rows) -> str:
-    lines = ["| clip | long side (px) | face (px) | frames with a face | lag (frames) | ncc "
-             "| aperture r vs full size | lag within +-1 of full size |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "| clip | long side (px) | face (px) | frames with a face | lag (frames) | ncc "
+        "| aperture r vs full size | lag within +-1 of full size |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for r in rows:
         face = f"{r['face_px']:.1f}" if "face_px" in r else "-"
         lag = f"{r['lag']:+.0f}" if "lag" in r else "-"
@@ -161,8 +174,10 @@ def table(rows) -> str:
             verdict = {None: "n/a", True: "yes", False: "**no**"}[r["reliable"]]
         if "error" in r:
             verdict += f" ({r['error']})"
-        lines.append(f"| {r['clip']} | {r['long_side']} | {face} | {r['with_face']}/{r['frames']} | {lag} | {ncc} "
-                     f"| {ap} | {verdict} |")
+        lines.append(
+            f"| {r['clip']} | {r['long_side']} | {face} | {r['with_face']}/{r['frames']} | {lag} | {ncc} "
+            f"| {ap} | {verdict} |"
+        )
     return "\n".join(lines)
 
 
@@ -170,15 +185,19 @@ def summary(rows) -> str:
     """Where reliability ends, in face pixels (the metric's own measure)."""
     judged = [r for r in rows if r["reliable"] is not None]
     bad = [r for r in judged if not r["reliable"]]
-    lines = [f"lag references (full-size ncc >= {MIN_REFERENCE_NCC}, |lag| < {MAX_LAG_FRAMES}): "
-             + ", ".join(r["clip"] for r in rows if r["full_size"] and r["lag_reference"])]
+    lines = [
+        f"lag references (full-size ncc >= {MIN_REFERENCE_NCC}, |lag| < {MAX_LAG_FRAMES}): "
+        + ", ".join(r["clip"] for r in rows if r["full_size"] and r["lag_reference"])
+    ]
     if not bad:
         lines.append("every downscaled size of the lag references was reliable")
     else:
         worst = max(bad, key=lambda r: r.get("face_px", -1.0))
         largest_bad = worst.get("face_px", float("nan"))
-        lines.append(f"largest face size with an unreliable lag: {largest_bad:.1f} px "
-                     f"({worst['clip']} at {worst['long_side']} px: lag {worst.get('lag')})")
+        lines.append(
+            f"largest face size with an unreliable lag: {largest_bad:.1f} px "
+            f"({worst['clip']} at {worst['long_side']} px: lag {worst.get('lag')})"
+        )
         above = [r["face_px"] for r in judged if r.get("face_px", -1.0) > largest_bad]
         if above:
             lines.append(f"smallest face size above that (all reliable from there up): {min(above):.1f} px")
@@ -186,8 +205,10 @@ def summary(rows) -> str:
         low = [r for r in rows if not r["full_size"] and (r["aperture_r"] or 0.0) < floor and "face_px" in r]
         if low:
             worst = max(low, key=lambda r: r["face_px"])
-            lines.append(f"largest face size with mouth aperture r < {floor} against full size: "
-                         f"{worst['face_px']:.1f} px ({worst['clip']} at {worst['long_side']} px)")
+            lines.append(
+                f"largest face size with mouth aperture r < {floor} against full size: "
+                f"{worst['face_px']:.1f} px ({worst['clip']} at {worst['long_side']} px)"
+            )
     no_face = [r for r in rows if "face_px" not in r]
     if no_face:
         lines.append("no face found: " + ", ".join(f"{r['clip']}@{r['long_side']}" for r in no_face))
@@ -214,8 +235,10 @@ def main(argv=None) -> int:
     print(table(rows))
     print()
     print(summary(rows))
-    print(f"\n{len(clips)} clips, {args.frames} frames each, {args.interpolation} downscaling, "
-          f"{time.perf_counter() - start:.0f} s")
+    print(
+        f"\n{len(clips)} clips, {args.frames} frames each, {args.interpolation} downscaling, "
+        f"{time.perf_counter() - start:.0f} s"
+    )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))

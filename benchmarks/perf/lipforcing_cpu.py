@@ -65,6 +65,7 @@ def median(values) -> float:
 
 # --- the adapters' streams -------------------------------------------------------------
 
+
 def blocks_of(spans: list) -> tuple[float, list[dict]]:
     """(audio_encode seconds, per block {stage: seconds, "_start": s, "_end": s}) from a
     row's stage_spans_s: a block starts at its align span."""
@@ -101,20 +102,28 @@ def student(label: str, request, repeats: int, **options) -> None:
         audio.append(a)
         blocks.extend(b)
     n = len(blocks) // len(rows)
-    print(f"{label}: {n} blocks per stream, {rows[0]['n_frames']} frames in {rows[0]['n_chunks']} chunks "
-          f"(medians over {len(blocks)} blocks of {len(rows)} streams)")
-    print(f"{label}: block (align start -> kv_update end) {median(b['_end'] - b['_start'] for b in blocks) * 1e3:.1f} ms "
-          f"(min {min(b['_end'] - b['_start'] for b in blocks) * 1e3:.1f}, "
-          f"max {max(b['_end'] - b['_start'] for b in blocks) * 1e3:.1f})")
+    print(
+        f"{label}: {n} blocks per stream, {rows[0]['n_frames']} frames in {rows[0]['n_chunks']} chunks "
+        f"(medians over {len(blocks)} blocks of {len(rows)} streams)"
+    )
+    print(
+        f"{label}: block (align start -> kv_update end) {median(b['_end'] - b['_start'] for b in blocks) * 1e3:.1f} ms "
+        f"(min {min(b['_end'] - b['_start'] for b in blocks) * 1e3:.1f}, "
+        f"max {max(b['_end'] - b['_start'] for b in blocks) * 1e3:.1f})"
+    )
     by_index = [median(b["_end"] - b["_start"] for b in blocks[i::n]) * 1e3 for i in range(n)]
-    print(f"{label}: block by index (block 0: 9 frames, no cache; then 12 frames) "
-          f"{', '.join(f'{t:.1f}' for t in by_index)} ms")
+    print(
+        f"{label}: block by index (block 0: 9 frames, no cache; then 12 frames) "
+        f"{', '.join(f'{t:.1f}' for t in by_index)} ms"
+    )
     print(f"{label}: stage audio_encode {median(audio) * 1e3:.1f} ms per clip (once, before block 0)")
     for stage in ("align", "encode", "denoise", "decode", "composite", "kv_update"):
         print(f"{label}: stage {stage} {median(b.get(stage, 0.0) for b in blocks) * 1e3:.2f} ms per block")
     print(f"{label}: TTFF {median(r['ttff_s'] for r in rows) * 1e3:.1f} ms")
-    print(f"{label}: FPS {median(r['fps'] for r in rows):.1f} (total {median(r['total_s'] for r in rows):.3f} s, "
-          f"RTF {median(r['rtf'] for r in rows):.3f})")
+    print(
+        f"{label}: FPS {median(r['fps'] for r in rows):.1f} (total {median(r['total_s'] for r in rows):.3f} s, "
+        f"RTF {median(r['rtf'] for r in rows):.3f})"
+    )
     for key in rows[0]["fastgen"]:
         value = median(r["fastgen"][key] for r in rows)
         unit = f"{value:.1f}" if key.startswith("fps_") else f"{value * 1e3:.1f} ms"
@@ -125,9 +134,11 @@ def teacher(label: str, request, repeats: int, **options) -> None:
     model = models.create("omniavatar_ls", size="tiny", random_weights=True, **options)
     model.load("cpu")
     rows = timed_streams(model, request, repeats)
-    print(f"{label}: {rows[0]['n_chunks']} chunk of {rows[0]['n_frames']} frames, total "
-          f"{median(r['total_s'] for r in rows):.3f} s (FPS {median(r['fps'] for r in rows):.1f}; "
-          f"median of {len(rows)} streams)")
+    print(
+        f"{label}: {rows[0]['n_chunks']} chunk of {rows[0]['n_frames']} frames, total "
+        f"{median(r['total_s'] for r in rows):.3f} s (FPS {median(r['fps'] for r in rows):.1f}; "
+        f"median of {len(rows)} streams)"
+    )
     for stage in rows[0]["stages_s"]:
         print(f"{label}: stage {stage} {median(r['stages_s'][stage] for r in rows) * 1e3:.1f} ms")
     for key in ("ff_full_pipeline", "streaming_total"):
@@ -137,10 +148,10 @@ def teacher(label: str, request, repeats: int, **options) -> None:
 
 # --- the harness -----------------------------------------------------------------------
 
+
 def harness(repeats: int, n_chunks: int = 1000) -> None:
     chunks = [np.zeros((1, 8, 8, 3), np.uint8)] * n_chunks
-    request = Request("c", np.zeros((n_chunks, 8, 8, 3), np.uint8), np.zeros(n_chunks * 640, np.float32),
-                      16000, 25.0)
+    request = Request("c", np.zeros((n_chunks, 8, 8, 3), np.uint8), np.zeros(n_chunks * 640, np.float32), 16000, 25.0)
     model = Instant(chunks)
     timed, whole, plain = [], [], []
     for _ in range(max(repeats, 5)):
@@ -154,12 +165,15 @@ def harness(repeats: int, n_chunks: int = 1000) -> None:
             kept.append(chunk)
         plain.append((time.perf_counter() - t0) / n_chunks)
     t, w, p = median(timed) * 1e6, median(whole) * 1e6, median(plain) * 1e6
-    print(f"harness: time_stream {t:.3f} us per chunk to the last chunk ({w:.3f} us with its end-of-stream work), "
-          f"plain loop over the same generator {p:.3f} us; overhead {t - p:.3f} us per chunk "
-          f"({n_chunks} chunks, median of {len(timed)})")
+    print(
+        f"harness: time_stream {t:.3f} us per chunk to the last chunk ({w:.3f} us with its end-of-stream work), "
+        f"plain loop over the same generator {p:.3f} us; overhead {t - p:.3f} us per chunk "
+        f"({n_chunks} chunks, median of {len(timed)})"
+    )
 
 
 # --- the causal DiT against upstream's ---------------------------------------------------
+
 
 def load_make_fixtures():
     from tests.helpers import fixture_maker
@@ -181,8 +195,9 @@ def upstream_causal(upstream: str, make):
         return out.transpose(1, 2).contiguous().type(q.dtype)
 
     network_causal._flash_attention = sdpa_in_input_dtype
-    network.MODEL_CONFIGS["tiny"] = dict(dim=make.TINY.dim, ffn_dim=make.TINY.ffn_dim,
-                                         num_heads=make.TINY.num_heads, num_layers=make.TINY.num_layers)
+    network.MODEL_CONFIGS["tiny"] = dict(
+        dim=make.TINY.dim, ffn_dim=make.TINY.ffn_dim, num_heads=make.TINY.num_heads, num_layers=make.TINY.num_layers
+    )
     return network_causal.CausalOmniAvatarWan
 
 
@@ -226,11 +241,25 @@ def dit_versus_upstream(upstream: str, repeats: int) -> None:
     make = load_make_fixtures()
     Upstream = upstream_causal(upstream, make)
     state = random_state_dict(make.TINY, make.WEIGHT_SEED)
-    ours = CausalOmniAvatarWan(make.TINY, local_attn_size=7, sink_size=1, use_dynamic_rope=True,
-                               chunk_size=make.CHUNK, total_num_frames=DIT_FRAMES)
+    ours = CausalOmniAvatarWan(
+        make.TINY,
+        local_attn_size=7,
+        sink_size=1,
+        use_dynamic_rope=True,
+        chunk_size=make.CHUNK,
+        total_num_frames=DIT_FRAMES,
+    )
     ours.core.load_state_dict(state, strict=True)
-    theirs = Upstream("tiny", in_dim=65, dtype="fp32", chunk_size=make.CHUNK, total_num_frames=DIT_FRAMES,
-                      local_attn_size=7, sink_size=1, use_dynamic_rope=True)
+    theirs = Upstream(
+        "tiny",
+        in_dim=65,
+        dtype="fp32",
+        chunk_size=make.CHUNK,
+        total_num_frames=DIT_FRAMES,
+        local_attn_size=7,
+        sink_size=1,
+        use_dynamic_rope=True,
+    )
     theirs.load_state_dict(state, strict=True)
     models_ = {"lipbench": ours.eval(), "upstream": theirs.eval()}
     for size in LATENT_SIZES:
@@ -247,26 +276,36 @@ def dit_versus_upstream(upstream: str, repeats: int) -> None:
         best = {name: min(t) * 1e3 for name, t in times.items()}
         label = f"dit tiny latents {size}x{size} ({size * 8} px faces)"
         for name in models_:
-            print(f"{label}: {name} {ms[name]:.2f} ms per block (median of {len(times[name])} blocks: "
-                  f"2 denoise forwards + 1 cache update; fastest {best[name]:.2f})")
-        print(f"{label}: lipbench / upstream {ms['lipbench'] / ms['upstream']:.3f} "
-              f"(fastest blocks {best['lipbench'] / best['upstream']:.3f}); outputs differ by "
-              f"{diff:.2e} relative (largest over the 21 outputs)")
+            print(
+                f"{label}: {name} {ms[name]:.2f} ms per block (median of {len(times[name])} blocks: "
+                f"2 denoise forwards + 1 cache update; fastest {best[name]:.2f})"
+            )
+        print(
+            f"{label}: lipbench / upstream {ms['lipbench'] / ms['upstream']:.3f} "
+            f"(fastest blocks {best['lipbench'] / best['upstream']:.3f}); outputs differ by "
+            f"{diff:.2e} relative (largest over the 21 outputs)"
+        )
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--upstream", help="folder with upstream's `lipforcing` package (the parity fixtures' layout)")
-    parser.add_argument("--dit-repeats", type=int, default=10,
-                        help="timed runs of each DiT for the comparison (each is 7 blocks; cheap)")
+    parser.add_argument(
+        "--dit-repeats",
+        type=int,
+        default=10,
+        help="timed runs of each DiT for the comparison (each is 7 blocks; cheap)",
+    )
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's own)")
     parser.add_argument("--skip-streams", action="store_true", help="only the harness and the DiT comparison")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     if not args.skip_streams:
         request = synthetic_request(frames=CLIP_FRAMES, size=CLIP_SIZE)
         student("lipforcing tiny (taehv)", request, args.repeats)
@@ -276,8 +315,10 @@ def main(argv=None) -> int:
     if args.upstream:
         dit_versus_upstream(args.upstream, args.dit_repeats)
     else:
-        print("dit vs upstream: skipped (no --upstream DIR: a folder with upstream's `lipforcing` package, "
-              "laid out as tests/fixtures/lipforcing_dit/README.md describes)")
+        print(
+            "dit vs upstream: skipped (no --upstream DIR: a folder with upstream's `lipforcing` package, "
+            "laid out as tests/fixtures/lipforcing_dit/README.md describes)"
+        )
     print(f"load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 

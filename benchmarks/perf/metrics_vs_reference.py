@@ -20,7 +20,8 @@ The authors' scripts need stand-ins to run here (all in `upstream_child`): `.cud
 identity (CPU only); `latentsync.utils.util` is replaced by `red_text` and a no-op
 `check_model_and_download` (the real module imports einops, which is not installed);
 `dlib` is a stub and eval_ssim_lmd's `compute_lmd` returns 0.0, so SSIM is timed without
-LMD (the paper's suite, which lipbench runs here, has no LMD); pytorch-fid's weight download returns the seeded file. Per-clip values are recorded at
+LMD (the paper's suite, which lipbench runs here, has no LMD); pytorch-fid's weight
+download returns the seeded file. Per-clip values are recorded at
 full precision by wrapping the functions that compute them (the scripts print rounded values).
 
 Usage (see benchmarks/perf/README.md):
@@ -47,14 +48,21 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "hdtf_samples"
 SUITE = "lipforcing"
 
 # Tolerances of the parity tests (tests/test_{fid,ssim,csim,syncnet,fvd}.py): (kind, bound).
-TOLERANCES = {"fid": ("rel", 1e-3), "ssim": ("abs", 1e-5), "csim": ("abs", 1e-4),
-              "sync_c": ("abs", 1e-4), "sync_d": ("abs", 1e-4), "fvd": ("rel", 1e-3)}
+TOLERANCES = {
+    "fid": ("rel", 1e-3),
+    "ssim": ("abs", 1e-5),
+    "csim": ("abs", 1e-4),
+    "sync_c": ("abs", 1e-4),
+    "sync_d": ("abs", 1e-4),
+    "fvd": ("rel", 1e-3),
+}
 
 # Script, the flags run_metrics.sh passes (paths filled in later), in run_metrics.sh's order.
 UPSTREAM = ["fvd", "fid", "csim", "ssim", "sync"]
 
 
 # ------------------------------------------------------------------ timers (both children)
+
 
 class Timers:
     """Seconds and call counts per label; only the outermost timed call counts, so a network
@@ -99,8 +107,12 @@ class Timers:
         return {k: {"seconds": self.seconds[k], "calls": self.calls[k]} for k in sorted(self.seconds)}
 
 
-NETWORK_NAMES = {"RecursiveScriptModule": "I3D (TorchScript)", "IResNet": "iresnet100 (ArcFace)",
-                 "S3FDNet": "S3FD", "InceptionV3": "InceptionV3 (FID)"}
+NETWORK_NAMES = {
+    "RecursiveScriptModule": "I3D (TorchScript)",
+    "IResNet": "iresnet100 (ArcFace)",
+    "S3FDNet": "S3FD",
+    "InceptionV3": "InceptionV3 (FID)",
+}
 
 
 def install_timers(timers: Timers, syncnet_classes=()):
@@ -126,6 +138,7 @@ def install_timers(timers: Timers, syncnet_classes=()):
 
 # ------------------------------------------------------------------ lipbench child
 
+
 def lipbench_child(cfg: dict) -> dict:
     from lipbench.evaluate import evaluate_files, pair_files
     from lipbench.metrics import resolve_specs
@@ -135,13 +148,18 @@ def lipbench_child(cfg: dict) -> dict:
     install_timers(timers, [SyncNet])
     pairs = pair_files([cfg["fake"]], cfg["real"])
     start = time.perf_counter()
-    result = evaluate_files(pairs, resolve_specs([SUITE]), device="cpu", weights_dir=cfg["weights_dir"],
-                            progress=False)
-    return {"evaluate_s": time.perf_counter() - start, "timers": timers.as_dict(),
-            "clips": result["clips"], "aggregate": result["aggregate"], "failed": result["failed"]}
+    result = evaluate_files(pairs, resolve_specs([SUITE]), device="cpu", weights_dir=cfg["weights_dir"], progress=False)
+    return {
+        "evaluate_s": time.perf_counter() - start,
+        "timers": timers.as_dict(),
+        "clips": result["clips"],
+        "aggregate": result["aggregate"],
+        "failed": result["failed"],
+    }
 
 
 # ------------------------------------------------------------------ authors' scripts child
+
 
 def stub_modules():
     """Stand-ins for modules the scripts import but that cannot be installed/used here."""
@@ -150,7 +168,7 @@ def stub_modules():
     util.check_model_and_download = lambda path, *a, **k: None  # the file is already in place
     sys.modules["latentsync.utils.util"] = util
     dlib = types.ModuleType("dlib")  # LMD is not in the suite compared: switched off below
-    dlib.get_frontal_face_detector = lambda: (lambda image, upsample=0: [])
+    dlib.get_frontal_face_detector = lambda: lambda image, upsample=0: []
     dlib.shape_predictor = lambda path: None
     sys.modules["dlib"] = dlib
 
@@ -171,8 +189,10 @@ def upstream_child(cfg: dict) -> dict:
     torch.nn.Module.cuda = lambda self, *a, **k: self
     stub_modules()
     import pytorch_fid.inception
-    pytorch_fid.inception.load_state_dict_from_url = (
-        lambda *a, **k: torch.load(weights / "pt_inception-2015-12-05-6726825d.pth", weights_only=True))
+
+    pytorch_fid.inception.load_state_dict_from_url = lambda *a, **k: torch.load(
+        weights / "pt_inception-2015-12-05-6726825d.pth", weights_only=True
+    )
     from eval.syncnet.syncnet import S
 
     timers = Timers()
@@ -182,6 +202,7 @@ def upstream_child(cfg: dict) -> dict:
 
     if metric == "fvd":
         import eval.fvd
+
         compute = eval.fvd.compute_our_fvd
 
         def recorded(*a, **k):
@@ -193,6 +214,7 @@ def upstream_child(cfg: dict) -> dict:
         run = lambda: module.eval_fvd(real, fake)  # noqa: E731  (the script's __main__ block)
     elif metric == "fid":
         import pytorch_fid.fid_score as fid_score
+
         compute = fid_score.calculate_fid_given_paths
 
         def recorded(paths, *a, **k):
@@ -202,9 +224,26 @@ def upstream_child(cfg: dict) -> dict:
 
         fid_score.calculate_fid_given_paths = recorded
         module = load_script(root, "eval_fid_videos")
-        argv = ["--inputs_dir", real, "--previews_dir", fake, "--log_path", cfg["log"], "--device", "cpu",
-                "--batch-size", "64", "--dims", "2048", "--min_detection_confidence", "0.5",
-                "--fallback_detection_confidence", "0.2", "--ffmpeg_path", "ffmpeg"]
+        argv = [
+            "--inputs_dir",
+            real,
+            "--previews_dir",
+            fake,
+            "--log_path",
+            cfg["log"],
+            "--device",
+            "cpu",
+            "--batch-size",
+            "64",
+            "--dims",
+            "2048",
+            "--min_detection_confidence",
+            "0.5",
+            "--fallback_detection_confidence",
+            "0.2",
+            "--ffmpeg_path",
+            "ffmpeg",
+        ]
         run = module.main
     elif metric == "csim":
         module = load_script(root, "eval_csim")
@@ -227,9 +266,20 @@ def upstream_child(cfg: dict) -> dict:
             return net
 
         module.read_mp4, module.load_model = read_recorded, load_recorded
-        argv = ["--real_videos_dir", real, "--fake_videos_dir", fake, "--weight",
-                str(weights / "ms1mv3_arcface_r100_fp16.pth"), "--arcface_dir", str(root / "arcface_torch"),
-                "--model_name", "r100", "--batch_size", "512"]
+        argv = [
+            "--real_videos_dir",
+            real,
+            "--fake_videos_dir",
+            fake,
+            "--weight",
+            str(weights / "ms1mv3_arcface_r100_fp16.pth"),
+            "--arcface_dir",
+            str(root / "arcface_torch"),
+            "--model_name",
+            "r100",
+            "--batch_size",
+            "512",
+        ]
         run = module.main
     elif metric == "ssim":
         module = load_script(root, "eval_ssim_lmd")
@@ -243,13 +293,25 @@ def upstream_child(cfg: dict) -> dict:
         module.compute_video_ssim_lmd = recorded
         module.compute_lmd = lambda *a, **k: 0.0  # not in the paper's suite: switched off
         Path(cfg["log"]).with_suffix(".dat").write_bytes(b"")
-        argv = ["--real_videos_dir", real, "--fake_videos_dir", fake, "--shape_predictor_path",
-                str(Path(cfg["log"]).with_suffix(".dat")), "--log_path", cfg["log"],
-                "--min_detection_confidence", "0.5", "--fallback_detection_confidence", "0.2"]
+        argv = [
+            "--real_videos_dir",
+            real,
+            "--fake_videos_dir",
+            fake,
+            "--shape_predictor_path",
+            str(Path(cfg["log"]).with_suffix(".dat")),
+            "--log_path",
+            cfg["log"],
+            "--min_detection_confidence",
+            "0.5",
+            "--fallback_detection_confidence",
+            "0.2",
+        ]
         run = module.main
     elif metric == "sync":
         import eval.syncnet
         import eval.syncnet_detect
+
         detect, evaluate = eval.syncnet_detect.SyncNetDetector.__call__, eval.syncnet.SyncNetEval.evaluate
         current, tracks = {}, defaultdict(list)
 
@@ -264,7 +326,9 @@ def upstream_child(cfg: dict) -> dict:
             n = len(tracks[current["name"]])  # eval_sync averages over the clip's tracks
             values[current["name"]].update(
                 sync_d=float(sum(float(t[1]) for t in tracks[current["name"]]) / n),
-                sync_c=float(sum(float(t[2]) for t in tracks[current["name"]]) / n), tracks=n)
+                sync_c=float(sum(float(t[2]) for t in tracks[current["name"]]) / n),
+                tracks=n,
+            )
             return out
 
         eval.syncnet_detect.SyncNetDetector.__call__ = detect_recorded
@@ -279,11 +343,16 @@ def upstream_child(cfg: dict) -> dict:
         sys.argv = [f"eval_{metric}.py", *argv]
     start = time.perf_counter()
     status = run()
-    return {"script_s": time.perf_counter() - start, "status": status, "timers": timers.as_dict(),
-            "values": dict(values)}
+    return {
+        "script_s": time.perf_counter() - start,
+        "status": status,
+        "timers": timers.as_dict(),
+        "values": dict(values),
+    }
 
 
 # ------------------------------------------------------------------ parent
+
 
 def trim_inputs(data: Path, out: Path, frames: int, clips: int) -> tuple[Path, Path]:
     """First `frames` frames of the first `clips` pairs, lossless video, same files for both sides."""
@@ -303,9 +372,32 @@ def trim_inputs(data: Path, out: Path, frames: int, clips: int) -> tuple[Path, P
                 continue
             # libx264rgb qp 0 is lossless RGB: every reader (PyAV, cv2, decord, ffmpeg) decodes the
             # same pixels; -t cuts the audio to the video's length (25 fps inputs).
-            subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-frames:v", str(frames),
-                            "-t", f"{frames / 25:.3f}", "-c:v", "libx264rgb", "-qp", "0", "-pix_fmt", "rgb24",
-                            "-c:a", "aac", "-ar", "16000", str(dst)], check=True)
+            subprocess.run(
+                [
+                    "ffmpeg",
+                    "-v",
+                    "error",
+                    "-y",
+                    "-i",
+                    str(src),
+                    "-frames:v",
+                    str(frames),
+                    "-t",
+                    f"{frames / 25:.3f}",
+                    "-c:v",
+                    "libx264rgb",
+                    "-qp",
+                    "0",
+                    "-pix_fmt",
+                    "rgb24",
+                    "-c:a",
+                    "aac",
+                    "-ar",
+                    "16000",
+                    str(dst),
+                ],
+                check=True,
+            )
     return real_out, fake_out
 
 
@@ -315,8 +407,13 @@ def run_child(kind: str, cfg: dict, work: Path, cwd: Path, env: dict) -> dict:
     cfg = {**cfg, "out": str(out_path)}
     cfg_path.write_text(json.dumps(cfg))
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), f"--_{kind}", str(cfg_path)],
-                          cwd=cwd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), f"--_{kind}", str(cfg_path)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - start
     (work / f"{kind}_{cfg.get('metric', 'all')}.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0 or not out_path.exists():
@@ -335,8 +432,13 @@ def clip_key(name: str) -> str:
 
 def lipbench_value(values: dict, metric: str):
     """The lipbench per-clip output that matches the authors' number."""
-    wanted = {"fid": ["fid"], "ssim": ["ssim"], "csim": ["csim"], "sync_c": ["sync_c", "syncnet_c", "lse_c"],
-              "sync_d": ["sync_d", "syncnet_d", "lse_d"]}[metric]
+    wanted = {
+        "fid": ["fid"],
+        "ssim": ["ssim"],
+        "csim": ["csim"],
+        "sync_c": ["sync_c", "syncnet_c", "lse_c"],
+        "sync_d": ["sync_d", "syncnet_d", "lse_d"],
+    }[metric]
     for key, value in values.items():  # lipbench keys are "family@protocol"
         if key.split("@")[0].lower() in wanted:
             return value
@@ -362,8 +464,15 @@ def row(metric, cid, ours, theirs):
     if ours is None or theirs is None:
         return {"metric": metric, "clip": cid, "lipbench": ours, "authors": theirs, "diff": None, "ok": False}
     diff = abs(ours - theirs) if kind == "abs" else abs(ours - theirs) / max(abs(theirs), 1e-12)
-    return {"metric": metric, "clip": cid, "lipbench": ours, "authors": theirs, "diff": diff,
-            "diff_kind": kind, "ok": diff <= bound}
+    return {
+        "metric": metric,
+        "clip": cid,
+        "lipbench": ours,
+        "authors": theirs,
+        "diff": diff,
+        "diff_kind": kind,
+        "ok": diff <= bound,
+    }
 
 
 def split(timers: dict, total: float) -> list[tuple[str, float]]:
@@ -371,24 +480,40 @@ def split(timers: dict, total: float) -> list[tuple[str, float]]:
     nets = sum(s for k, s in lines if k.startswith("net: "))
     mp = sum(s for k, s in lines if k.startswith("mediapipe"))
     sq = sum(s for k, s in lines if k.startswith("sqrtm"))
-    return lines + [("= network forward passes (torch)", nets), ("= MediaPipe", mp), ("= scipy sqrtm", sq),
-                    ("= everything else (decode, tracking, resize, I/O, imports)", total - nets - mp - sq)]
+    return lines + [
+        ("= network forward passes (torch)", nets),
+        ("= MediaPipe", mp),
+        ("= scipy sqrtm", sq),
+        ("= everything else (decode, tracking, resize, I/O, imports)", total - nets - mp - sq),
+    ]
 
 
 def report(res: dict) -> str:
     lip, ups = res["lipbench"], res["authors"]
     up_total = sum(r["wall_s"] for r in ups.values())
-    out = [f"# lipbench `{SUITE}` suite vs jinhyukj/eval_metrics scripts", "",
-           f"{res['clips']} HDTF sample pairs, first {res['frames']} frames, CPU ({os.cpu_count()} cores), "
-           "seeded random weights (`lipbench weights random`).", "",
-           "| side | wall time (s) |", "|---|---|",
-           f"| lipbench (process, `evaluate_files` {lip.get('evaluate_s', float('nan')):.1f} s inside) | "
-           f"{lip['wall_s']:.1f} |"]
+    out = [
+        f"# lipbench `{SUITE}` suite vs jinhyukj/eval_metrics scripts",
+        "",
+        f"{res['clips']} HDTF sample pairs, first {res['frames']} frames, CPU ({os.cpu_count()} cores), "
+        "seeded random weights (`lipbench weights random`).",
+        "",
+        "| side | wall time (s) |",
+        "|---|---|",
+        f"| lipbench (process, `evaluate_files` {lip.get('evaluate_s', float('nan')):.1f} s inside) | "
+        f"{lip['wall_s']:.1f} |",
+    ]
     for name, r in ups.items():
         out.append(f"| authors: {name} | {r['wall_s']:.1f}{' (FAILED)' if 'error' in r else ''} |")
-    out += [f"| authors: total | {up_total:.1f} |", "",
-            f"**ratio authors / lipbench: {up_total / lip['wall_s']:.2f}**", "",
-            "## lipbench time split (inside the process)", "", "| part | seconds |", "|---|---|"]
+    out += [
+        f"| authors: total | {up_total:.1f} |",
+        "",
+        f"**ratio authors / lipbench: {up_total / lip['wall_s']:.2f}**",
+        "",
+        "## lipbench time split (inside the process)",
+        "",
+        "| part | seconds |",
+        "|---|---|",
+    ]
     out += [f"| {k} | {s:.1f} |" for k, s in split(lip.get("timers", {}), lip["wall_s"])]
     out += ["", "## authors' time split (sum over the five scripts)", "", "| part | seconds |", "|---|---|"]
     merged = defaultdict(lambda: {"seconds": 0.0})
@@ -396,16 +521,29 @@ def report(res: dict) -> str:
         for k, v in r.get("timers", {}).items():
             merged[k]["seconds"] += v["seconds"]
     out += [f"| {k} | {s:.1f} |" for k, s in split(merged, up_total)]
-    out += ["", "## agreement (tolerances of the parity tests)", "",
-            "| metric | clip | lipbench | authors | diff | ok |", "|---|---|---|---|---|---|"]
+    out += [
+        "",
+        "## agreement (tolerances of the parity tests)",
+        "",
+        "| metric | clip | lipbench | authors | diff | ok |",
+        "|---|---|---|---|---|---|",
+    ]
     fmt = lambda v: "—" if v is None else f"{v:.6g}"  # noqa: E731
     for r in res["agreement"]:
-        out.append(f"| {r['metric']} | {r['clip']} | {fmt(r['lipbench'])} | {fmt(r['authors'])} | "
-                   f"{fmt(r['diff'])} {r.get('diff_kind', '')} | {'yes' if r['ok'] else 'NO'} |")
+        out.append(
+            f"| {r['metric']} | {r['clip']} | {fmt(r['lipbench'])} | {fmt(r['authors'])} | "
+            f"{fmt(r['diff'])} {r.get('diff_kind', '')} | {'yes' if r['ok'] else 'NO'} |"
+        )
     errors = {k: r["error"] for k, r in {"lipbench": lip, **ups}.items() if "error" in r}
     if errors or lip.get("failed"):
-        out += ["", "## errors", "", "```", json.dumps({**errors, **{"lipbench failed": lip.get("failed")}},
-                                                        indent=1)[:4000], "```"]
+        out += [
+            "",
+            "## errors",
+            "",
+            "```",
+            json.dumps({**errors, **{"lipbench failed": lip.get("failed")}}, indent=1)[:4000],
+            "```",
+        ]
     return "\n".join(out)
 
 
@@ -419,8 +557,11 @@ def main(argv=None):
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with real/ and fake/")
     parser.add_argument("--only", nargs="*", default=UPSTREAM, choices=UPSTREAM, help="authors' scripts to run")
     parser.add_argument("--skip-lipbench", action="store_true")
-    parser.add_argument("--report-only", action="store_true", help="redo the comparison and report from "
-                        "<work>/result.json without running anything")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="redo the comparison and report from <work>/result.json without running anything",
+    )
     parser.add_argument("--_lipbench", dest="lipbench_cfg", help=argparse.SUPPRESS)
     parser.add_argument("--_upstream", dest="upstream_cfg", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -461,10 +602,18 @@ def main(argv=None):
         res["lipbench"] = run_child("lipbench", common, work, REPO, env)
     for metric in args.only:
         print(f"authors' {metric} ...", file=sys.stderr, flush=True)
-        cfg = {**common, "metric": metric, "eval_metrics": str(args.eval_metrics.resolve()),
-               "log": str(work / f"authors_{metric}_metric.log")}
-        up_env = {**env, "PYTHONPATH": os.pathsep.join(
-            [str(args.eval_metrics.resolve()), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+        cfg = {
+            **common,
+            "metric": metric,
+            "eval_metrics": str(args.eval_metrics.resolve()),
+            "log": str(work / f"authors_{metric}_metric.log"),
+        }
+        up_env = {
+            **env,
+            "PYTHONPATH": os.pathsep.join([str(args.eval_metrics.resolve()), env.get("PYTHONPATH", "")]).rstrip(
+                os.pathsep
+            ),
+        }
         res["authors"][metric] = run_child("upstream", cfg, work, cwd, up_env)
     res.setdefault("lipbench", {"wall_s": float("nan"), "skipped": True})
     return finish(res, work)

@@ -37,9 +37,14 @@ def known_delays() -> dict[str, tuple[float, float]]:
     """(measured, expected) per figure, for 0.15 s then 5 x 0.05 s of sleep."""
     _, row = time_stream(Sleeper(first_s=0.15, chunk_s=0.05, frames_per_chunk=4), request(24))
     total = 0.15 + 5 * 0.05
-    return {"ttff_s": (row["ttff_s"], 0.15), "fps": (row["fps"], 24 / total),
-            "chunk_p50_s": (row["chunk_p50_s"], 0.05), "chunk_max_s": (row["chunk_max_s"], 0.15),
-            "rtf": (row["rtf"], total / (24 / 25)), "stages_s.sleep": (row["stages_s"]["sleep"], total)}
+    return {
+        "ttff_s": (row["ttff_s"], 0.15),
+        "fps": (row["fps"], 24 / total),
+        "chunk_p50_s": (row["chunk_p50_s"], 0.05),
+        "chunk_max_s": (row["chunk_max_s"], 0.15),
+        "rtf": (row["rtf"], total / (24 / 25)),
+        "stages_s.sleep": (row["stages_s"]["sleep"], total),
+    }
 
 
 def overhead_per_chunk() -> float:
@@ -59,9 +64,11 @@ def main(argv=None) -> int:
         passed["delays within 2%"] += worst <= 0.02
         per_chunk = overhead_per_chunk()
         passed["overhead < 1e-4 s/chunk"] += per_chunk < 1e-4
-        print(f"repeat {repeat + 1}: largest relative error of the known delays {worst:.4f} "
-              f"({', '.join(f'{k} {got:.5g}/{want:.5g}' for k, (got, want) in figures.items())}); "
-              f"harness {per_chunk * 1e6:.2f} us per chunk")
+        print(
+            f"repeat {repeat + 1}: largest relative error of the known delays {worst:.4f} "
+            f"({', '.join(f'{k} {got:.5g}/{want:.5g}' for k, (got, want) in figures.items())}); "
+            f"harness {per_chunk * 1e6:.2f} us per chunk"
+        )
     for check, count in passed.items():
         print(f"{check}: {count} of {args.repeats} repeats")
     return 0 if all(passed.values()) else 1

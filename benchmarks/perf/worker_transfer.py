@@ -32,7 +32,7 @@ from lipbench.types import Request  # noqa: E402
 def pipe_sender(conn, frames: np.ndarray, chunk: int, repeats: int) -> None:
     for _ in range(repeats):
         for start in range(0, len(frames), chunk):
-            conn.send((time.perf_counter(), frames[start:start + chunk]))
+            conn.send((time.perf_counter(), frames[start : start + chunk]))
     conn.send(None)
 
 
@@ -59,8 +59,14 @@ def main() -> None:
     frames = rng.integers(0, 256, (args.frames, args.size, args.size, 3), dtype=np.uint8)
     request = Request("bench", frames, np.zeros(args.frames * 640, np.float32), 16000, 25.0)
 
-    model = WorkerModel(python=sys.executable, entry="toy_worker:Toy", path=[str(ROOT / "tests" / "worker_models")],
-                        causal=True, chunk_frames=[args.chunk], args={"chunk": args.chunk})
+    model = WorkerModel(
+        python=sys.executable,
+        entry="toy_worker:Toy",
+        path=[str(ROOT / "tests" / "worker_models")],
+        causal=True,
+        chunk_frames=[args.chunk],
+        args={"chunk": args.chunk},
+    )
     model.load("cpu")
     transfer, overhead = [], []
     try:
@@ -76,14 +82,17 @@ def main() -> None:
     piped = pipe_seconds(frames, args.chunk, args.repeats)
     mb = args.chunk * args.size * args.size * 3 / 1e6
     shm, pipe = statistics.median(transfer), statistics.median(piped)
-    print(f"chunk of {args.chunk} frames at {args.size}x{args.size} ({mb:.1f} MB), {args.repeats} streams of "
-          f"{args.frames} frames")
-    print(f"shared memory (lipbench worker): {shm * 1e3:.2f} ms per chunk (median), "
-          f"{mb / shm / 1e3:.2f} GB/s")
+    print(
+        f"chunk of {args.chunk} frames at {args.size}x{args.size} ({mb:.1f} MB), {args.repeats} streams of "
+        f"{args.frames} frames"
+    )
+    print(f"shared memory (lipbench worker): {shm * 1e3:.2f} ms per chunk (median), {mb / shm / 1e3:.2f} GB/s")
     print(f"pickled through a pipe:          {pipe * 1e3:.2f} ms per chunk (median), {mb / pipe / 1e3:.2f} GB/s")
     print(f"ratio pipe / shared memory: {pipe / shm:.2f}")
-    print(f"stream on lipbench's clock minus the worker's: {statistics.median(overhead) * 1e3:.1f} ms per stream "
-          f"(median; shipping, messages and the request's write)")
+    print(
+        f"stream on lipbench's clock minus the worker's: {statistics.median(overhead) * 1e3:.1f} ms per stream "
+        f"(median; shipping, messages and the request's write)"
+    )
 
 
 if __name__ == "__main__":

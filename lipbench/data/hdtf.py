@@ -92,7 +92,9 @@ def load_annotations(folder) -> Annotations:
                     raise HDTFError(f"{where}: bad interval {span!r} (expected start-end)")
                 spans.append((parse_time(start, where), parse_time(end, where)))
             ann.intervals[(subset, name)] = spans
-        for where, fields in _lines(folder / f"{subset}_crop_wh.txt") if (folder / f"{subset}_crop_wh.txt").exists() else ():
+        for where, fields in (
+            _lines(folder / f"{subset}_crop_wh.txt") if (folder / f"{subset}_crop_wh.txt").exists() else ()
+        ):
             if len(fields) != 5:
                 raise HDTFError(f"{where}: expected 'Name_k.mp4 x width y height'")
             name, k = _stem_and_index(fields[0], where)
@@ -167,7 +169,7 @@ def cut_clip(source: Path, start_s: float, end_s: float, crop, n_frames: int, ou
     if x + w > fw or y + h > fh:
         raise HDTFError(f"{source}: crop window x={x} w={w} y={y} h={h} exceeds the {fw}x{fh} frame")
     with atomic_path(out_path) as tmp:
-        io.write_video(tmp, picked[:, y:y + h, x:x + w], OUTPUT_FPS, audio, rate)
+        io.write_video(tmp, picked[:, y : y + h, x : x + w], OUTPUT_FPS, audio, rate)
 
 
 def _audio_segment(container, source, start_s: float, duration: float):
@@ -189,7 +191,7 @@ def _audio_segment(container, source, start_s: float, duration: float):
             break
     samples = np.concatenate(chunks) if chunks else np.zeros((0, 1), np.float32)
     begin = int(round(start_s * rate)) - (first_sample or 0)
-    segment = samples[max(begin, 0):max(begin, 0) + int(round(duration * rate))]
+    segment = samples[max(begin, 0) : max(begin, 0) + int(round(duration * rate))]
     if len(segment) < int(round(duration * rate)) - 1:
         raise HDTFError(f"{source}: audio ends before {start_s + duration:.2f} s")
     return segment, rate, segment.shape[1]
@@ -199,18 +201,33 @@ def download(url: str, target: Path) -> None:
     """Fetch a source with yt-dlp, when it is installed and the network allows."""
     exe = shutil.which("yt-dlp")
     if not exe:
-        raise HDTFError("source missing and yt-dlp is not installed (pip install yt-dlp), so it cannot be "
-                        "downloaded; put the video in the raw folder yourself")
-    result = subprocess.run([exe, "-f", "bestvideo[ext=mp4]+bestaudio[ext=m4a]/best[ext=mp4]/best",
-                             "--merge-output-format", "mp4", "-o", str(target), url],
-                            capture_output=True, text=True, timeout=1800)
+        raise HDTFError(
+            "source missing and yt-dlp is not installed (pip install yt-dlp), so it cannot be "
+            "downloaded; put the video in the raw folder yourself"
+        )
+    result = subprocess.run(
+        [
+            exe,
+            "-f",
+            "bestvideo[ext=mp4]+bestaudio[ext=m4a]/best[ext=mp4]/best",
+            "--merge-output-format",
+            "mp4",
+            "-o",
+            str(target),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     if result.returncode != 0 or not target.exists():
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
         raise HDTFError(f"yt-dlp could not download {url} (offline?): {tail[0]}")
 
 
-def prepare(split: Manifest, raw, annotations, out, n_frames: int = 81, fetch: bool = False,
-            progress: bool = True) -> tuple[Manifest, dict[str, str]]:
+def prepare(
+    split: Manifest, raw, annotations, out, n_frames: int = 81, fetch: bool = False, progress: bool = True
+) -> tuple[Manifest, dict[str, str]]:
     """Prepare every clip of `split` into `out`; returns (manifest of the clips made,
     {clip id: problem} of those that could not be). A clip already prepared is kept."""
     raw, out = Path(raw), Path(out)
@@ -234,12 +251,19 @@ def prepare(split: Manifest, raw, annotations, out, n_frames: int = 81, fetch: b
                     download(ann.urls[(subset, name)], raw / f"{name}.mp4")
                     source = find_source(raw, subset, name)
                 if source is None:
-                    raise HDTFError(f"source video {name}.mp4 not found in {raw} (also tried {subset}_{name}.* "
-                                    f"and {subset}/{name}.*)")
+                    raise HDTFError(
+                        f"source video {name}.mp4 not found in {raw} (also tried {subset}_{name}.* "
+                        f"and {subset}/{name}.*)"
+                    )
                 cut_clip(source, *spans[k], ann.crops[(subset, name, k)], n_frames, target)
             described = describe_clip(clip.id, target)
-            described.info = {"subset": subset, "speaker": name, "interval": k,
-                              "crop_ratio": ann.ratios.get((subset, name, k)), "driving_audio_rate": 16000}
+            described.info = {
+                "subset": subset,
+                "speaker": name,
+                "interval": k,
+                "crop_ratio": ann.ratios.get((subset, name, k)),
+                "driving_audio_rate": 16000,
+            }
             made.append(described)
         except (HDTFError, io.MediaError, av.error.FFmpegError) as exc:
             problems[clip.id] = str(exc)

@@ -1,17 +1,17 @@
 """Clip manifests (YAML): which files make a test split, and what they must contain.
 
-    lipbench_manifest: 1
-    name: demo_synthetic
-    clips:
-      - id: synth_000
-        video: synth_000.mkv        # relative to the manifest's folder
-        audio: null                 # optional separate driving audio
-        frames: 81
-        fps: 25.0
-        width: 256
-        height: 256
-        audio_rate: 16000           # the file's own rate (before any resampling)
-        sha256: 3f2a...             # of the video file's bytes
+lipbench_manifest: 1
+name: demo_synthetic
+clips:
+  - id: synth_000
+    video: synth_000.mkv        # relative to the manifest's folder
+    audio: null                 # optional separate driving audio
+    frames: 81
+    fps: 25.0
+    width: 256
+    height: 256
+    audio_rate: 16000           # the file's own rate (before any resampling)
+    sha256: 3f2a...             # of the video file's bytes
 """
 
 from __future__ import annotations
@@ -80,22 +80,28 @@ def load_manifest(path) -> Manifest:
             raise ManifestError(f"{path}: clip id {clip_id!r} appears twice")
         seen.add(clip_id)
         known_clip_keys = {"id", "video", "audio", "frames", "fps", "audio_rate", "width", "height", "sha256"}
-        clips.append(Clip(
-            info={k: v for k, v in entry.items() if k not in known_clip_keys},
-            id=clip_id,
-            video=(root / entry["video"]),
-            audio=(root / entry["audio"]) if entry.get("audio") else None,
-            n_frames=entry.get("frames"),
-            fps=float(entry["fps"]) if entry.get("fps") is not None else None,
-            audio_rate=entry.get("audio_rate"),
-            width=entry.get("width"),
-            height=entry.get("height"),
-            sha256=entry.get("sha256"),
-        ))
+        clips.append(
+            Clip(
+                info={k: v for k, v in entry.items() if k not in known_clip_keys},
+                id=clip_id,
+                video=(root / entry["video"]),
+                audio=(root / entry["audio"]) if entry.get("audio") else None,
+                n_frames=entry.get("frames"),
+                fps=float(entry["fps"]) if entry.get("fps") is not None else None,
+                audio_rate=entry.get("audio_rate"),
+                width=entry.get("width"),
+                height=entry.get("height"),
+                sha256=entry.get("sha256"),
+            )
+        )
     known = {"lipbench_manifest", "name", "description", "clips"}
-    return Manifest(name=str(data.get("name", path.stem)), clips=clips, path=path,
-                    description=str(data.get("description", "")),
-                    extra={k: v for k, v in data.items() if k not in known})
+    return Manifest(
+        name=str(data.get("name", path.stem)),
+        clips=clips,
+        path=path,
+        description=str(data.get("description", "")),
+        extra={k: v for k, v in data.items() if k not in known},
+    )
 
 
 def save_manifest(manifest: Manifest, path) -> None:
@@ -111,8 +117,9 @@ def save_manifest(manifest: Manifest, path) -> None:
         if c.audio:
             entry["audio"] = rel(c.audio)
         entry.update(c.info)
-        entry.update(frames=c.n_frames, fps=c.fps, width=c.width, height=c.height,
-                     audio_rate=c.audio_rate, sha256=c.sha256)
+        entry.update(
+            frames=c.n_frames, fps=c.fps, width=c.width, height=c.height, audio_rate=c.audio_rate, sha256=c.sha256
+        )
         entries.append(entry)
     data = {"lipbench_manifest": FORMAT_VERSION, "name": manifest.name}
     if manifest.description:
@@ -125,10 +132,17 @@ def save_manifest(manifest: Manifest, path) -> None:
 def describe_clip(clip_id: str, video, audio=None) -> Clip:
     """A Clip with every expected value read from the files as they are now."""
     info = io.probe(video)
-    return Clip(id=clip_id, video=Path(video), audio=Path(audio) if audio else None,
-                n_frames=info.n_frames, fps=info.fps, width=info.width, height=info.height,
-                audio_rate=io.audio_rate(audio) if audio else info.audio_rate,
-                sha256=sha256_file(video))
+    return Clip(
+        id=clip_id,
+        video=Path(video),
+        audio=Path(audio) if audio else None,
+        n_frames=info.n_frames,
+        fps=info.fps,
+        width=info.width,
+        height=info.height,
+        audio_rate=io.audio_rate(audio) if audio else info.audio_rate,
+        sha256=sha256_file(video),
+    )
 
 
 def build_manifest(folder, name: str | None = None, strip_suffix: str = "") -> Manifest:
@@ -142,7 +156,7 @@ def build_manifest(folder, name: str | None = None, strip_suffix: str = "") -> M
         raise ManifestError(f"{folder}: no video files ({', '.join(VIDEO_SUFFIXES)})")
 
     def clip_id(stem):
-        return stem[:-len(strip_suffix)] if strip_suffix and stem.endswith(strip_suffix) else stem
+        return stem[: -len(strip_suffix)] if strip_suffix and stem.endswith(strip_suffix) else stem
 
     return Manifest(name=name or folder.name, clips=[describe_clip(clip_id(p.stem), p) for p in files])
 
@@ -163,9 +177,13 @@ def verify(manifest: Manifest, check_hash: bool = True, progress: bool = False) 
         except io.MediaError as exc:
             problems.append(f"{clip.id}: {exc}")
             continue
-        expected = {"frames": (clip.n_frames, info.n_frames), "fps": (clip.fps, info.fps),
-                    "width": (clip.width, info.width), "height": (clip.height, info.height),
-                    "audio_rate": (clip.audio_rate, audio_rate)}
+        expected = {
+            "frames": (clip.n_frames, info.n_frames),
+            "fps": (clip.fps, info.fps),
+            "width": (clip.width, info.width),
+            "height": (clip.height, info.height),
+            "audio_rate": (clip.audio_rate, audio_rate),
+        }
         for key, (want, got) in expected.items():
             if want is not None and (got is None or abs(float(want) - float(got)) > 1e-6):
                 problems.append(f"{clip.id}: {clip.video}: {key} is {got}, manifest says {want}")

@@ -30,8 +30,9 @@ SYNTH_VERSION = 1  # bump when the output of a given recipe changes (invalidates
 MANIFEST_NAME = "manifest.yaml"
 
 # Formant frequencies (F1, F2, F3 in Hz) of five vowels, adult speaker averages.
-VOWEL_FORMANTS = np.array([(730, 1090, 2440), (530, 1840, 2480), (270, 2290, 3010),
-                           (570, 840, 2410), (300, 870, 2240)], dtype=np.float64)
+VOWEL_FORMANTS = np.array(
+    [(730, 1090, 2440), (530, 1840, 2480), (270, 2290, 3010), (570, 840, 2410), (300, 870, 2240)], dtype=np.float64
+)
 FORMANT_BANDWIDTHS = (90.0, 110.0, 170.0)
 
 
@@ -50,6 +51,7 @@ class SynthRecipe:
 
 
 # ---------------------------------------------------------------- speech
+
 
 def _resonator(signal: np.ndarray, freq: float, bandwidth: float, rate: int) -> np.ndarray:
     r = np.exp(-np.pi * bandwidth / rate)
@@ -79,8 +81,9 @@ def synth_speech(duration_s: float, rate: int, rng: np.random.Generator) -> np.n
             phase = np.cumsum(f0) / rate
             source = 2 * (phase % 1.0) - 1  # sawtooth: a crude but harmonic-rich glottal source
             formants = VOWEL_FORMANTS[rng.integers(len(VOWEL_FORMANTS))] * rng.uniform(0.92, 1.08)
-            voiced = sum(_resonator(source, f, b, rate) * g
-                         for f, b, g in zip(formants, FORMANT_BANDWIDTHS, (1.0, 0.6, 0.3)))
+            voiced = sum(
+                _resonator(source, f, b, rate) * g for f, b, g in zip(formants, FORMANT_BANDWIDTHS, (1.0, 0.6, 0.3))
+            )
             attack, release = int(0.03 * rate), int(0.06 * rate)
             env = np.ones(length)
             env[:attack] = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, attack))
@@ -88,8 +91,8 @@ def synth_speech(duration_s: float, rate: int, rng: np.random.Generator) -> np.n
             voiced *= env * rng.uniform(0.5, 1.0) / (np.abs(voiced).max() + 1e-9)
             burst_len = int(rng.uniform(0.015, 0.04) * rate)
             burst = rng.standard_normal(burst_len) * np.hanning(burst_len) * rng.uniform(0.05, 0.2)
-            out[start:start + length] += voiced
-            out[start:start + burst_len] += np.diff(burst, prepend=0.0)  # high-passed noise
+            out[start : start + length] += voiced
+            out[start : start + burst_len] += np.diff(burst, prepend=0.0)  # high-passed noise
             t += dur + rng.uniform(0.02, 0.07)
         t += rng.uniform(0.25, 0.6)
     out *= 10 ** (-3 / 20) / (np.abs(out).max() + 1e-9)
@@ -99,6 +102,7 @@ def synth_speech(duration_s: float, rate: int, rng: np.random.Generator) -> np.n
 
 
 # ---------------------------------------------------------------- face
+
 
 @dataclass
 class _Face:
@@ -127,8 +131,13 @@ def _base_face(size: int) -> _Face:
     landmarks = mesh.detect_landmarks(image[None], video=False)[0].astype(np.float64)
     if np.isnan(landmarks).any():
         raise RuntimeError(f"MediaPipe found no face in the {size}x{size} astronaut crop; use a larger size")
-    return _Face(image=image, landmarks=landmarks, field=mouth_warp.unit_field(landmarks, (size, size)),
-                 gap=float(mesh.lip_gap(landmarks)), scale=float(mesh.face_scale(landmarks)))
+    return _Face(
+        image=image,
+        landmarks=landmarks,
+        field=mouth_warp.unit_field(landmarks, (size, size)),
+        gap=float(mesh.lip_gap(landmarks)),
+        scale=float(mesh.face_scale(landmarks)),
+    )
 
 
 def _head_motion(n_frames: int, fps: float, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -137,8 +146,11 @@ def _head_motion(n_frames: int, fps: float, size: int, rng: np.random.Generator)
 
     def wobble(amplitude):
         freqs, phases = rng.uniform(0.15, 0.7, 2), rng.uniform(0, 2 * np.pi, 2)
-        return amplitude * 0.5 * (np.sin(2 * np.pi * freqs[0] * t + phases[0]) +
-                                  np.sin(2 * np.pi * freqs[1] * t + phases[1]))
+        return (
+            amplitude
+            * 0.5
+            * (np.sin(2 * np.pi * freqs[0] * t + phases[0]) + np.sin(2 * np.pi * freqs[1] * t + phases[1]))
+        )
 
     angle, dx, dy, zoom = wobble(2.5), wobble(0.012 * size), wobble(0.008 * size), 1 + wobble(0.015)
     centre = (size / 2, size / 2)
@@ -161,8 +173,9 @@ def render_clip(face: _Face, recipe: SynthRecipe, index: int) -> tuple[np.ndarra
     frames = np.empty((recipe.frames, recipe.size, recipe.size, 3), dtype=np.uint8)
     for i in range(recipe.frames):
         talking = mouth_warp.warp_mouth(face.image, face.landmarks, gaps[i] - face.gap, face.field)
-        frames[i] = cv2.warpAffine(talking, motion[i], (recipe.size, recipe.size), flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_REFLECT)
+        frames[i] = cv2.warpAffine(
+            talking, motion[i], (recipe.size, recipe.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        )
     return frames, speech
 
 
@@ -182,9 +195,12 @@ def synthesize(out_dir, recipe: SynthRecipe = SynthRecipe(), progress: bool = Tr
             with atomic_path(path) as tmp:
                 io.write_video(tmp, frames, recipe.fps, speech, recipe.audio_rate)
         clips.append(describe_clip(path.stem, path))
-    manifest = Manifest(name=f"synthetic_{recipe.key()}", clips=clips,
-                        description="lipbench synthetic talking heads (skimage astronaut, procedural speech)",
-                        extra={"recipe": {"version": SYNTH_VERSION, **asdict(recipe)}})
+    manifest = Manifest(
+        name=f"synthetic_{recipe.key()}",
+        clips=clips,
+        description="lipbench synthetic talking heads (skimage astronaut, procedural speech)",
+        extra={"recipe": {"version": SYNTH_VERSION, **asdict(recipe)}},
+    )
     save_manifest(manifest, out_dir / MANIFEST_NAME)
     return load_manifest(out_dir / MANIFEST_NAME)
 

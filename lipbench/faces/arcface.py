@@ -61,8 +61,9 @@ class IResNet(nn.Module):
         for i, (width, blocks) in enumerate(zip(STAGE_WIDTHS, layers), start=1):
             # Every stage halves the resolution in its first block, so every first
             # block has a 1x1 stride-2 projection shortcut (`downsample.0/1`).
-            downsample = nn.Sequential(nn.Conv2d(cin, width, kernel_size=1, stride=2, bias=False),
-                                       nn.BatchNorm2d(width, eps=BN_EPS))
+            downsample = nn.Sequential(
+                nn.Conv2d(cin, width, kernel_size=1, stride=2, bias=False), nn.BatchNorm2d(width, eps=BN_EPS)
+            )
             stage = [IBasicBlock(cin, width, 2, downsample)] + [IBasicBlock(width, width) for _ in range(blocks - 1)]
             setattr(self, f"layer{i}", nn.Sequential(*stage))
             cin = width

@@ -66,8 +66,11 @@ class FaceCrops:
 
     def counts(self, n: int | None = None) -> dict[str, int]:
         """Missed and fallback frames among the first n (as the upstream logs count them)."""
-        return {"frames": len(self.missed[:n]), "missed": int(self.missed[:n].sum()),
-                "fallback": int(self.fallback[:n].sum())}
+        return {
+            "frames": len(self.missed[:n]),
+            "missed": int(self.missed[:n].sum()),
+            "fallback": int(self.fallback[:n].sum()),
+        }
 
 
 def pixel_box(relative_box, width: int, height: int) -> tuple[int, int, int, int]:
@@ -83,18 +86,28 @@ def pixel_box(relative_box, width: int, height: int) -> tuple[int, int, int, int
 class FaceCropper:
     """The two MediaPipe detectors, kept open for many frames; close() when done."""
 
-    def __init__(self, size: int = CROP_SIZE, min_confidence: float = MIN_CONFIDENCE,
-                 fallback_confidence: float | None = FALLBACK_CONFIDENCE):
+    def __init__(
+        self,
+        size: int = CROP_SIZE,
+        min_confidence: float = MIN_CONFIDENCE,
+        fallback_confidence: float | None = FALLBACK_CONFIDENCE,
+    ):
         import mediapipe as mp
 
         self.size = size
-        self._primary = built_quietly(lambda: mp.solutions.face_detection.FaceDetection(
-            model_selection=0, min_detection_confidence=min_confidence))
+        self._primary = built_quietly(
+            lambda: mp.solutions.face_detection.FaceDetection(
+                model_selection=0, min_detection_confidence=min_confidence
+            )
+        )
         # upstream builds the fallback only when its threshold is lower
         self._fallback = None
         if fallback_confidence is not None and fallback_confidence < min_confidence:
-            self._fallback = built_quietly(lambda: mp.solutions.face_detection.FaceDetection(
-                model_selection=0, min_detection_confidence=fallback_confidence))
+            self._fallback = built_quietly(
+                lambda: mp.solutions.face_detection.FaceDetection(
+                    model_selection=0, min_detection_confidence=fallback_confidence
+                )
+            )
 
     def _first_box(self, detector, frame: np.ndarray):
         with _native_stderr_silenced():
@@ -139,8 +152,12 @@ class FaceCropper:
             self._fallback.close()
 
 
-def detect_face_crops(frames: np.ndarray, size: int = CROP_SIZE, min_confidence: float = MIN_CONFIDENCE,
-                      fallback_confidence: float | None = FALLBACK_CONFIDENCE) -> FaceCrops:
+def detect_face_crops(
+    frames: np.ndarray,
+    size: int = CROP_SIZE,
+    min_confidence: float = MIN_CONFIDENCE,
+    fallback_confidence: float | None = FALLBACK_CONFIDENCE,
+) -> FaceCrops:
     """The paper's face crops of every frame (see the module docstring)."""
     cropper = FaceCropper(size, min_confidence, fallback_confidence)
     try:

@@ -26,8 +26,10 @@ def import_dlib():
     try:
         import dlib
     except ImportError as exc:
-        raise MissingDependencyError("dlib landmarks need the dlib package: pip install 'lipbench[dlib]' "
-                          "(the dlib-bin wheels) or a dlib build of your own") from exc
+        raise MissingDependencyError(
+            "dlib landmarks need the dlib package: pip install 'lipbench[dlib]' "
+            "(the dlib-bin wheels) or a dlib build of your own"
+        ) from exc
     return dlib
 
 
@@ -47,8 +49,11 @@ class Dlib68:
         except RuntimeError as exc:  # dlib says which type it failed on, not why: another file, or one cut short
             other = describe_other_format(path)
             why = f"it is {other}" if other else "another file, or one cut short"
-            raise BadWeightError(path, f"cannot be loaded as a dlib shape predictor ({why}; "
-                                       f"dlib: {first_line(exc).removeprefix('RuntimeError: ')})") from None
+            raise BadWeightError(
+                path,
+                f"cannot be loaded as a dlib shape predictor ({why}; "
+                f"dlib: {first_line(exc).removeprefix('RuntimeError: ')})",
+            ) from None
         self.path = path
 
     def landmarks(self, frame_rgb: np.ndarray) -> np.ndarray | None:

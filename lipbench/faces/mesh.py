@@ -69,9 +69,15 @@ class FaceMeshTracker:
     def __init__(self, video: bool = True):
         import mediapipe as mp
 
-        self._mesh = built_quietly(lambda: mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=not video, max_num_faces=1, refine_landmarks=True,
-            min_detection_confidence=0.5, min_tracking_confidence=0.5))
+        self._mesh = built_quietly(
+            lambda: mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=not video,
+                max_num_faces=1,
+                refine_landmarks=True,
+                min_detection_confidence=0.5,
+                min_tracking_confidence=0.5,
+            )
+        )
 
     def track(self, frames: np.ndarray) -> np.ndarray:
         frames = np.asarray(frames)

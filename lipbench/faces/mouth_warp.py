@@ -23,8 +23,30 @@ CLOSED_GAP = 0.02
 MAX_EXTRA_GAP = 0.30
 
 _JAW = [18, 83, 313, 200, 199, 175, 152, 148, 176, 377, 400]  # below the lower lip
-_ANCHORS = [1, 2, 4, 98, 327, 205, 425, 50, 280, 33, 263, 133, 362, 10, 234, 454, 127, 356,
-            132, 361, 58, 288]  # nose, cheeks, eyes, forehead, face sides
+_ANCHORS = [
+    1,
+    2,
+    4,
+    98,
+    327,
+    205,
+    425,
+    50,
+    280,
+    33,
+    263,
+    133,
+    362,
+    10,
+    234,
+    454,
+    127,
+    356,
+    132,
+    361,
+    58,
+    288,
+]  # nose, cheeks, eyes, forehead, face sides
 _GRID_STEP = 4  # pixels between evaluated grid points; the field is smooth
 _CAVITY_RGB = np.array([70, 22, 28], dtype=np.float32)
 
@@ -49,10 +71,22 @@ def _control_points(landmarks: np.ndarray, shape) -> tuple[np.ndarray, np.ndarra
     upper = [i for i in mesh.UPPER_LIP_OUTER + mesh.UPPER_LIP_INNER if i not in (61, 291, 78, 308)]
     corners = [61, 291, 78, 308]
     points = [landmarks[lower], landmarks[upper], landmarks[corners], landmarks[_JAW], landmarks[_ANCHORS]]
-    dy = [0.85 * taper(lower), -0.15 * taper(upper), np.full(len(corners), 0.1),
-          np.full(len(_JAW), 0.7), np.zeros(len(_ANCHORS))]
-    border = np.array([[x, y] for x in (0, width / 2, width - 1) for y in (0, height / 2, height - 1)
-                       if not (x == width / 2 and y == height / 2)], dtype=np.float64)
+    dy = [
+        0.85 * taper(lower),
+        -0.15 * taper(upper),
+        np.full(len(corners), 0.1),
+        np.full(len(_JAW), 0.7),
+        np.zeros(len(_ANCHORS)),
+    ]
+    border = np.array(
+        [
+            [x, y]
+            for x in (0, width / 2, width - 1)
+            for y in (0, height / 2, height - 1)
+            if not (x == width / 2 and y == height / 2)
+        ],
+        dtype=np.float64,
+    )
     points.append(border)
     dy.append(np.zeros(len(border)))
     pts = np.concatenate(points).astype(np.float64)
@@ -77,8 +111,9 @@ def unit_field(landmarks: np.ndarray, shape) -> np.ndarray:
     return cv2.remap(coarse, map_x, map_y, interpolation=cv2.INTER_LINEAR)
 
 
-def warp_mouth(image: np.ndarray, landmarks: np.ndarray, gap_change: float,
-               field: np.ndarray | None = None) -> np.ndarray:
+def warp_mouth(
+    image: np.ndarray, landmarks: np.ndarray, gap_change: float, field: np.ndarray | None = None
+) -> np.ndarray:
     """Change the lip gap of the face in `image` by `gap_change` pixels (negative closes).
 
     `landmarks` are the face-mesh points of `image`; `field` may be passed when the same

@@ -77,19 +77,30 @@ class S3FDNet(nn.Module):
             else:
                 layers += [nn.Conv2d(channels, item, 3, 1, padding=1), nn.ReLU(inplace=True)]
                 channels = item
-        layers += [nn.Conv2d(512, 1024, 3, 1, padding=6, dilation=6), nn.ReLU(inplace=True),
-                   nn.Conv2d(1024, 1024, 1, 1), nn.ReLU(inplace=True)]
+        layers += [
+            nn.Conv2d(512, 1024, 3, 1, padding=6, dilation=6),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(1024, 1024, 1, 1),
+            nn.ReLU(inplace=True),
+        ]
         self.vgg = nn.ModuleList(layers)
         self.L2Norm3_3 = L2Norm(256, 10)
         self.L2Norm4_3 = L2Norm(512, 8)
         self.L2Norm5_3 = L2Norm(512, 5)
-        self.extras = nn.ModuleList([nn.Conv2d(1024, 256, 1, 1), nn.Conv2d(256, 512, 3, 2, padding=1),
-                                     nn.Conv2d(512, 128, 1, 1), nn.Conv2d(128, 256, 3, 2, padding=1)])
+        self.extras = nn.ModuleList(
+            [
+                nn.Conv2d(1024, 256, 1, 1),
+                nn.Conv2d(256, 512, 3, 2, padding=1),
+                nn.Conv2d(512, 128, 1, 1),
+                nn.Conv2d(128, 256, 3, 2, padding=1),
+            ]
+        )
         source_channels = (256, 512, 512, 1024, 512, 256)
         self.loc = nn.ModuleList([nn.Conv2d(c, 4, 3, 1, padding=1) for c in source_channels])
         # The first head has 3 background channels, max-pooled into one ("max-out").
-        self.conf = nn.ModuleList([nn.Conv2d(c, 4 if i == 0 else 2, 3, 1, padding=1)
-                                   for i, c in enumerate(source_channels)])
+        self.conf = nn.ModuleList(
+            [nn.Conv2d(c, 4 if i == 0 else 2, 3, 1, padding=1) for i, c in enumerate(source_channels)]
+        )
 
     def forward(self, x):
         # Upstream taps the trunk after conv3_3, conv4_3, conv5_3 (each L2-normalised) and fc7.
@@ -182,8 +193,9 @@ class S3FD:
 
     def preprocess(self, frames: np.ndarray, scale: float) -> torch.Tensor:
         """(N, 3, h, w) float32: resized, BGR mean subtracted, RGB channel order."""
-        resized = np.stack([cv2.resize(f, dsize=(0, 0), fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-                            for f in frames]).astype(np.float32)
+        resized = np.stack(
+            [cv2.resize(f, dsize=(0, 0), fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR) for f in frames]
+        ).astype(np.float32)
         resized -= np.array(BGR_MEAN[::-1], dtype=np.float32)  # RGB order, so the mean reversed
         return torch.from_numpy(resized).permute(0, 3, 1, 2).contiguous()
 
@@ -192,14 +204,15 @@ class S3FD:
         """Per frame, the (K, 5) candidate rows (score, relative box) before conf_th."""
         out = []
         for start in range(0, len(frames), self.batch_size):
-            x = self.preprocess(frames[start:start + self.batch_size], scale).to(self.device)
+            x = self.preprocess(frames[start : start + self.batch_size], scale).to(self.device)
             loc, face, sizes = self.net(x)
             priors = prior_boxes(tuple(x.shape[2:]), sizes).to(self.device)
             out.extend(candidates(loc[i], face[i], priors).float().cpu() for i in range(len(x)))
         return out
 
-    def detect(self, frames: np.ndarray, scale: float = PIPELINE_SCALE,
-               conf_th: float = PIPELINE_CONF) -> list[np.ndarray]:
+    def detect(
+        self, frames: np.ndarray, scale: float = PIPELINE_SCALE, conf_th: float = PIPELINE_CONF
+    ) -> list[np.ndarray]:
         """Per frame, (N, 5) float64 [x1, y1, x2, y2, score] in frame pixels."""
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:

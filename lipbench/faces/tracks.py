@@ -53,10 +53,12 @@ class SceneDetector:
 
 # syncnet_python pins scenedetect==0.5.1; LatentSync pins 0.6.1 (the paper's authors'
 # eval_metrics does not pin it; it is LatentSync's code).
-SCENES_0_5_1 = SceneDetector(threshold=30.0, min_scene_len=15, downscale="subsample", first_cut_free=True,
-                             last_shot_drops_last_frame=False)
-SCENES_0_6_1 = SceneDetector(threshold=27.0, min_scene_len=15, downscale="resize", first_cut_free=False,
-                             last_shot_drops_last_frame=True)
+SCENES_0_5_1 = SceneDetector(
+    threshold=30.0, min_scene_len=15, downscale="subsample", first_cut_free=True, last_shot_drops_last_frame=False
+)
+SCENES_0_6_1 = SceneDetector(
+    threshold=27.0, min_scene_len=15, downscale="resize", first_cut_free=False, last_shot_drops_last_frame=True
+)
 
 # scenedetect 0.5.1 video_manager.DEFAULT_DOWNSCALE_FACTORS: frame width -> factor.
 _SUBSAMPLE_FACTORS = ((3200, 12), (2100, 8), (1700, 6), (1200, 5), (900, 4), (600, 3), (400, 2))
@@ -140,12 +142,19 @@ def _link(shot: list[list[tuple[int, np.ndarray]]], num_failed_det: int) -> list
     return track
 
 
-def track_shot(detections, first_frame: int, min_track: int, num_failed_det: int = NUM_FAILED_DET,
-               min_face_size: float = MIN_FACE_SIZE) -> list[Track]:
+def track_shot(
+    detections,
+    first_frame: int,
+    min_track: int,
+    num_failed_det: int = NUM_FAILED_DET,
+    min_face_size: float = MIN_FACE_SIZE,
+) -> list[Track]:
     """Tracks in one shot. `detections[i]` holds the boxes ((N, 4+) arrays, best
     first, as the detector returns them) of frame first_frame + i."""
-    shot = [[(first_frame + i, np.asarray(box[:4], dtype=np.float64)) for box in boxes]
-            for i, boxes in enumerate(detections)]
+    shot = [
+        [(first_frame + i, np.asarray(box[:4], dtype=np.float64)) for box in boxes]
+        for i, boxes in enumerate(detections)
+    ]
     tracks = []
     while True:
         found = _link(shot, num_failed_det)
@@ -162,8 +171,9 @@ def track_shot(detections, first_frame: int, min_track: int, num_failed_det: int
             tracks.append(Track(frames, filled))
 
 
-def face_tracks(detections, shots, min_track: int, num_failed_det: int = NUM_FAILED_DET,
-                min_face_size: float = MIN_FACE_SIZE) -> list[Track]:
+def face_tracks(
+    detections, shots, min_track: int, num_failed_det: int = NUM_FAILED_DET, min_face_size: float = MIN_FACE_SIZE
+) -> list[Track]:
     """Tracks over the whole video, shot by shot (shots shorter than min_track skipped)."""
     tracks = []
     for start, end in shots:
@@ -176,27 +186,36 @@ def smoothed_track(track: Track) -> dict[str, np.ndarray]:
     """Median-filtered box half-size `s` and centre `x`, `y` per frame (upstream's
     `proc_track`)."""
     b = track.boxes
-    raw = {"s": np.maximum(b[:, 3] - b[:, 1], b[:, 2] - b[:, 0]) / 2,
-           "x": (b[:, 0] + b[:, 2]) / 2, "y": (b[:, 1] + b[:, 3]) / 2}
+    raw = {
+        "s": np.maximum(b[:, 3] - b[:, 1], b[:, 2] - b[:, 0]) / 2,
+        "x": (b[:, 0] + b[:, 2]) / 2,
+        "y": (b[:, 1] + b[:, 3]) / 2,
+    }
     return {k: medfilt(v, kernel_size=MEDIAN_KERNEL) for k, v in raw.items()}
 
 
-def crop_face(frame: np.ndarray, s: float, x: float, y: float, crop_scale: float = CROP_SCALE,
-              size: int = CROP_SIZE) -> np.ndarray:
+def crop_face(
+    frame: np.ndarray, s: float, x: float, y: float, crop_scale: float = CROP_SCALE, size: int = CROP_SIZE
+) -> np.ndarray:
     """One SyncNet face crop, with upstream's integer truncations and padding."""
     pad = int(s * (1 + 2 * crop_scale))
     padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
     my, mx = y + pad, x + pad
-    face = padded[int(my - s):int(my + s * (1 + 2 * crop_scale)),
-                  int(mx - s * (1 + crop_scale)):int(mx + s * (1 + crop_scale))]
+    face = padded[
+        int(my - s) : int(my + s * (1 + 2 * crop_scale)),
+        int(mx - s * (1 + crop_scale)) : int(mx + s * (1 + crop_scale)),
+    ]
     if face.size == 0:
-        raise ValueError(f"face crop is empty (box half-size {s:.1f} at ({x:.1f}, {y:.1f}) in a "
-                         f"{frame.shape[1]}x{frame.shape[0]} frame)")
+        raise ValueError(
+            f"face crop is empty (box half-size {s:.1f} at ({x:.1f}, {y:.1f}) in a "
+            f"{frame.shape[1]}x{frame.shape[0]} frame)"
+        )
     return cv2.resize(face, (size, size))
 
 
 def crop_track(frames: np.ndarray, track: Track) -> np.ndarray:
     """(N, 224, 224, 3) uint8 crops of the track's frames (same channel order as frames)."""
     smooth = smoothed_track(track)
-    return np.stack([crop_face(frames[f], smooth["s"][i], smooth["x"][i], smooth["y"][i])
-                     for i, f in enumerate(track.frames)])
+    return np.stack(
+        [crop_face(frames[f], smooth["s"][i], smooth["x"][i], smooth["y"][i]) for i, f in enumerate(track.frames)]
+    )

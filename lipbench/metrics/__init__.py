@@ -6,17 +6,22 @@ from lipbench.errors import UnknownProtocolError, UsageError
 from lipbench.metrics.base import Metric, Output
 from lipbench.registry import Registry
 
-METRICS = Registry("metric", Metric, {
-    "psnr": "lipbench.metrics.image:PSNR",
-    "ssim": "lipbench.metrics.image:SSIM",
-    "lmd": "lipbench.metrics.landmarks:LMD",
-    "avsync": "lipbench.metrics.avsync:AVSync",
-    "csim": "lipbench.metrics.csim:CSIM",
-    "fid": "lipbench.metrics.fid:FID",
-    "fvd": "lipbench.metrics.fvd:FVD",
-    "syncnet": "lipbench.metrics.syncnet:SyncNetMetric",
-    "lpips": "lipbench.metrics.lpips_metric:LPIPS",
-}, allow_paths=False)
+METRICS = Registry(
+    "metric",
+    Metric,
+    {
+        "psnr": "lipbench.metrics.image:PSNR",
+        "ssim": "lipbench.metrics.image:SSIM",
+        "lmd": "lipbench.metrics.landmarks:LMD",
+        "avsync": "lipbench.metrics.avsync:AVSync",
+        "csim": "lipbench.metrics.csim:CSIM",
+        "fid": "lipbench.metrics.fid:FID",
+        "fvd": "lipbench.metrics.fvd:FVD",
+        "syncnet": "lipbench.metrics.syncnet:SyncNetMetric",
+        "lpips": "lipbench.metrics.lpips_metric:LPIPS",
+    },
+    allow_paths=False,
+)
 
 
 def split_name(spec: str) -> tuple[str, str | None]:
@@ -77,8 +82,9 @@ def resolve_specs(items, crop: str = "auto") -> list[str]:
                 name = index[name]
             cls = METRICS.resolve(name)
             if protocol and protocol not in cls.protocols:
-                raise UnknownProtocolError(f"metric {item!r}: {name} has no protocol {protocol!r}; "
-                                 f"protocols: {', '.join(cls.protocols)}")
+                raise UnknownProtocolError(
+                    f"metric {item!r}: {name} has no protocol {protocol!r}; protocols: {', '.join(cls.protocols)}"
+                )
             protocol = protocol or cls.protocols[0]
             if crop == "none":
                 protocol = cls.precropped_variants.get(protocol, protocol)

@@ -36,13 +36,13 @@ def lagged_correlation(video_signal: np.ndarray, audio_signal: np.ndarray, max_l
     n = len(video_signal)
     out = np.full(2 * max_lag + 1, np.nan)
     for i, lag in enumerate(range(-max_lag, max_lag + 1)):
-        v = video_signal[max(lag, 0):n + min(lag, 0)]
-        a = audio_signal[max(-lag, 0):n - max(lag, 0)]
+        v = video_signal[max(lag, 0) : n + min(lag, 0)]
+        a = audio_signal[max(-lag, 0) : n - max(lag, 0)]
         ok = np.isfinite(v) & np.isfinite(a)
         if ok.sum() < MIN_OVERLAP_FRAMES:
             continue
         v, a = v[ok] - v[ok].mean(), a[ok] - a[ok].mean()
-        denom = np.sqrt((v ** 2).sum() * (a ** 2).sum())
+        denom = np.sqrt((v**2).sum() * (a**2).sum())
         if denom > 1e-12:
             out[i] = (v * a).sum() / denom
     return out
@@ -54,8 +54,9 @@ def sync_score(aperture: np.ndarray, level_db: np.ndarray, max_lag: int = MAX_LA
     mouth that never moves, silent audio); no number stands in for "not computable"."""
     r = lagged_correlation(aperture, level_db, max_lag)
     if not np.isfinite(r).any():
-        raise ValueError(_why_not_scored(np.asarray(aperture, dtype=np.float64),
-                                         np.asarray(level_db, dtype=np.float64), max_lag))
+        raise ValueError(
+            _why_not_scored(np.asarray(aperture, dtype=np.float64), np.asarray(level_db, dtype=np.float64), max_lag)
+        )
     best = int(np.nanargmax(r))
     return float(r[best]), float(best - max_lag)
 
@@ -64,14 +65,18 @@ def _why_not_scored(aperture: np.ndarray, level_db: np.ndarray, max_lag: int) ->
     ok = np.isfinite(aperture) & np.isfinite(level_db)
     k = int(ok.sum())
     if k < MIN_OVERLAP_FRAMES:
-        return (f"only {k} of {len(aperture)} frames have a face (mouth aperture), "
-                f"need MIN_OVERLAP_FRAMES = {MIN_OVERLAP_FRAMES} to correlate it with the audio")
+        return (
+            f"only {k} of {len(aperture)} frames have a face (mouth aperture), "
+            f"need MIN_OVERLAP_FRAMES = {MIN_OVERLAP_FRAMES} to correlate it with the audio"
+        )
     if np.ptp(aperture[ok]) == 0:
         return f"mouth aperture has no variance over the {k} frames with a face (the mouth never moves)"
     if np.ptp(level_db[ok]) == 0:
         return f"speech loudness has no variance over the {k} frames with a face (silent or constant audio)"
-    return (f"no lag in [-{max_lag}, {max_lag}] has {MIN_OVERLAP_FRAMES} frame pairs with variance in both "
-            f"mouth aperture and speech loudness ({k} frames with a face)")
+    return (
+        f"no lag in [-{max_lag}, {max_lag}] has {MIN_OVERLAP_FRAMES} frame pairs with variance in both "
+        f"mouth aperture and speech loudness ({k} frames with a face)"
+    )
 
 
 def face_size_px(landmarks: np.ndarray) -> tuple[float, int]:
@@ -112,7 +117,8 @@ class AVSync(Metric):
             raise ValueError(
                 f"{ctx.clip_id}: face is {size:.1f} px (median distance between the outer eye corners over the "
                 f"{n_faces} frames with a face); av_ncc/av_lag need >= {MIN_FACE_PX} px: below that the face "
-                f"mesh's lip gap is not reliable (measured: benchmarks/perf/avsync_face_size.py)")
+                f"mesh's lip gap is not reliable (measured: benchmarks/perf/avsync_face_size.py)"
+            )
         aperture = mesh.mouth_aperture(landmarks)
         level = loudness.frame_energy_db(video.require_audio(), video.audio_rate, video.fps, ctx.n)
         try:

@@ -47,9 +47,16 @@ class Output:
 class Video:
     """One decoded video with its own audio track, and analyses of it made at most once."""
 
-    def __init__(self, frames: np.ndarray, fps: float, audio: np.ndarray | None = None,
-                 audio_rate: int = io.DEFAULT_AUDIO_RATE, source: Path | None = None,
-                 times: np.ndarray | None = None, audio_error: Exception | None = None):
+    def __init__(
+        self,
+        frames: np.ndarray,
+        fps: float,
+        audio: np.ndarray | None = None,
+        audio_rate: int = io.DEFAULT_AUDIO_RATE,
+        source: Path | None = None,
+        times: np.ndarray | None = None,
+        audio_error: Exception | None = None,
+    ):
         self.frames, self.fps, self.audio, self.audio_rate, self.source = frames, fps, audio, audio_rate, source
         self.times = times  # presentation time of each frame (s), None when unknown: a constant rate is assumed
         self.audio_error = audio_error  # why `audio` is None: no audio stream, or one that cannot be decoded
@@ -140,16 +147,24 @@ class ClipContext:
         if rate_problem is None and abs(gen.fps - ref.fps) > 1e-3 * ref.fps:
             rate_problem = f"frame rate {gen.fps:g} fps, the reference's is {ref.fps:g} fps"
         if rate_problem and not self.alignment.resample_fps:
-            self.reference_problem = (f"{gen.source or 'generated video'}: {rate_problem}; pass --resample-fps "
-                                      "(config: resample_fps: true) to resample it to the reference's rate")
+            self.reference_problem = (
+                f"{gen.source or 'generated video'}: {rate_problem}; pass --resample-fps "
+                "(config: resample_fps: true) to resample it to the reference's rate"
+            )
             return  # nothing is compared with the reference: no trimming or resizing to note
         if rate_problem:
             times = gen.frame_times()
             index = resample_indices(times, float(times[-1]) + 1 / gen.fps, ref.fps)
-            self.notes["generated_resampled"] = {"from_fps": gen.fps, "to_fps": ref.fps, "why": rate_problem,
-                                                 "frames_before": len(gen.frames), "frames_after": len(index)}
-            self.generated = gen = Video(gen.frames[index], ref.fps, gen.audio, gen.audio_rate, gen.source,
-                                         audio_error=gen.audio_error)
+            self.notes["generated_resampled"] = {
+                "from_fps": gen.fps,
+                "to_fps": ref.fps,
+                "why": rate_problem,
+                "frames_before": len(gen.frames),
+                "frames_after": len(index),
+            }
+            self.generated = gen = Video(
+                gen.frames[index], ref.fps, gen.audio, gen.audio_rate, gen.source, audio_error=gen.audio_error
+            )
         n_ref, n_gen = len(ref.frames), len(gen.frames)
         self.n = min(n_ref, n_gen)
         if n_ref != n_gen:
@@ -158,7 +173,8 @@ class ClipContext:
             self.reference_problem = (
                 f"{gen.source or 'generated video'}: {n_gen} frames for the reference's {n_ref} "
                 f"({100 * self.n / n_ref:.0f}% covered, {100 * self.alignment.min_coverage:.0f}% required: "
-                "--min-coverage, config min_coverage)")
+                "--min-coverage, config min_coverage)"
+            )
         if gen.frames.shape[1:3] != ref.frames.shape[1:3]:
             self.notes["generated_resized_from"] = list(gen.frames.shape[1:3])
 
@@ -172,7 +188,7 @@ class ClipContext:
     @cached_property
     def generated_frames(self) -> np.ndarray:
         """Generated frames aligned to the reference (all of them when there is none)."""
-        gen = self.generated.frames[:self.n]
+        gen = self.generated.frames[: self.n]
         if self.reference is not None and gen.shape[1:3] != self.reference.frames.shape[1:3]:
             height, width = self.reference.frames.shape[1:3]
             gen = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR) for f in gen])
@@ -180,11 +196,11 @@ class ClipContext:
 
     @property
     def reference_frames(self) -> np.ndarray:
-        return self.require_reference("this metric").frames[:self.n]
+        return self.require_reference("this metric").frames[: self.n]
 
     @property
     def reference_landmarks(self) -> np.ndarray:
-        return self.require_reference("this metric").landmarks[:self.n]
+        return self.require_reference("this metric").landmarks[: self.n]
 
     def face224_crops(self, precropped: bool = False):
         """(reference, generated) 224x224 face crops (lipbench.faces.detect) of the frames
@@ -204,7 +220,7 @@ class ClipContext:
     def generated_landmarks(self) -> np.ndarray:
         if "generated_resized_from" in self.notes:  # landmarks of the frames as compared
             return self.generated.shared("mediapipe_mesh_resized", lambda: mesh.detect_landmarks(self.generated_frames))
-        return self.generated.landmarks[:self.n]
+        return self.generated.landmarks[: self.n]
 
 
 def default_batch_size(device: str) -> int:
@@ -229,7 +245,9 @@ class Metric:
     def __init__(self, protocol: str | None = None, device: str = "cpu", weights_dir=None):
         protocol = protocol or self.protocols[0]
         if protocol not in self.protocols:
-            raise UnknownProtocolError(f"metric {self.name!r} has no protocol {protocol!r}; protocols: {', '.join(self.protocols)}")
+            raise UnknownProtocolError(
+                f"metric {self.name!r} has no protocol {protocol!r}; protocols: {', '.join(self.protocols)}"
+            )
         self.protocol, self.device, self.weights_dir = protocol, device, weights_dir
 
     @classmethod

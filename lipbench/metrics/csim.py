@@ -59,9 +59,15 @@ def csim_per_frame(ref_feats: torch.Tensor, gen_feats: torch.Tensor) -> np.ndarr
 class CSIM(Metric):
     name = "csim"
     protocols = ("arcface112",)
-    values = (Value("csim", True, "",
-                    "ArcFace iresnet100 cosine similarity of reference and generated full frames resized to "
-                    "112x112 (eval_metrics eval_csim.py); mean over frames"),)
+    values = (
+        Value(
+            "csim",
+            True,
+            "",
+            "ArcFace iresnet100 cosine similarity of reference and generated full frames resized to "
+            "112x112 (eval_metrics eval_csim.py); mean over frames",
+        ),
+    )
 
     def __init__(self, protocol=None, device="cpu", weights_dir=None, batch_size: int | None = None):
         super().__init__(protocol, device, weights_dir)
@@ -94,7 +100,8 @@ class CSIM(Metric):
         # The reference's embeddings are kept with its decoded video, so every model
         # compared with it on this clip reuses them (eval_csim.py embeds both each time;
         # an embedding does not depend on what else is in the batch, up to rounding).
-        ref_feats = reference.shared(f"arcface112:{self.weights_path}:first{ctx.n}",
-                                     lambda: self.embeddings(ctx.reference_frames))
-        gen_feats = self.embeddings(ctx.generated.frames[:ctx.n])  # own size: see the module docstring
+        ref_feats = reference.shared(
+            f"arcface112:{self.weights_path}:first{ctx.n}", lambda: self.embeddings(ctx.reference_frames)
+        )
+        gen_feats = self.embeddings(ctx.generated.frames[: ctx.n])  # own size: see the module docstring
         return {"csim@arcface112": float(csim_per_frame(ref_feats, gen_feats).mean())}

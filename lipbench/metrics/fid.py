@@ -81,8 +81,13 @@ def fid_inception_structure():
 def fid_inception_from_file(path):
     """`fid_inception_structure()` with the FID weights read from a local file (strictly)
     instead of downloaded."""
-    return load_into(fid_inception_structure(), read_state_dict(path, "FID Inception"), path,
-                     "an FID Inception state_dict (pytorch-fid's FIDInceptionA/C/E key names)", "FID Inception")
+    return load_into(
+        fid_inception_structure(),
+        read_state_dict(path, "FID Inception"),
+        path,
+        "an FID Inception state_dict (pytorch-fid's FIDInceptionA/C/E key names)",
+        "FID Inception",
+    )
 
 
 def build_inception(weights_path, dims: int = DEFAULT_DIMS) -> InceptionV3:
@@ -93,7 +98,10 @@ def build_inception(weights_path, dims: int = DEFAULT_DIMS) -> InceptionV3:
     pytorch-fid's code."""
     if dims not in InceptionV3.BLOCK_INDEX_BY_DIM:
         raise ValueError(f"FID dims must be one of {sorted(InceptionV3.BLOCK_INDEX_BY_DIM)}, got {dims}")
-    with _build_lock, mock.patch.object(fid_inception, "fid_inception_v3", lambda: fid_inception_from_file(weights_path)):
+    with (
+        _build_lock,
+        mock.patch.object(fid_inception, "fid_inception_v3", lambda: fid_inception_from_file(weights_path)),
+    ):
         model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[dims]])
     return model.eval()
 
@@ -104,7 +112,7 @@ def activations(model: InceptionV3, images: np.ndarray, device="cpu", batch_size
     float32 (N, dims) (the network's own precision; pytorch-fid widens to float64)."""
     out = []
     for start in range(0, len(images), batch_size):
-        batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).to(device)
+        batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(device)
         batch = batch.permute(0, 3, 1, 2).contiguous().to(torch.float32).div(255)  # = torchvision ToTensor
         pred = model(batch)[0]
         if pred.size(2) != 1 or pred.size(3) != 1:  # blocks 0-2 are not pooled
@@ -151,11 +159,19 @@ class FID(SetMetric):
     name = "fid"
     protocols = ("per_video", "pooled", "per_video_precropped", "pooled_precropped")
     precropped_variants = {"per_video": "per_video_precropped", "pooled": "pooled_precropped"}
-    values = (Value("fid", False, "", "FID (pytorch-fid, Inception pool3) on 224x224 face crops: MediaPipe's, or for "
-                                     "*_precropped the frames themselves"),)
+    values = (
+        Value(
+            "fid",
+            False,
+            "",
+            "FID (pytorch-fid, Inception pool3) on 224x224 face crops: MediaPipe's, or for "
+            "*_precropped the frames themselves",
+        ),
+    )
 
-    def __init__(self, protocol=None, device="cpu", weights_dir=None, dims: int = DEFAULT_DIMS,
-                 batch_size: int | None = None):
+    def __init__(
+        self, protocol=None, device="cpu", weights_dir=None, dims: int = DEFAULT_DIMS, batch_size: int | None = None
+    ):
         super().__init__(protocol, device, weights_dir)
         if dims not in InceptionV3.BLOCK_INDEX_BY_DIM:
             raise ValueError(f"FID dims must be one of {sorted(InceptionV3.BLOCK_INDEX_BY_DIM)}, got {dims}")
@@ -182,12 +198,14 @@ class FID(SetMetric):
 
     def _video_activations(self, video, n: int) -> np.ndarray:
         """Activations of the face crops among a video's first n frames (misses dropped)."""
+
         def run():
             faces = video_face_crops(video, self.precropped)
             crops = faces.crops[:n][faces.found[:n]]
             if len(crops) == 0:
                 return np.zeros((0, self.dims), np.float32)
             return activations(self.model, crops, self.device, self.batch_size)
+
         # keyed by weights too: per_video and pooled FID with the same weights share it
         return video.shared(f"fid_inception{self.dims}:{self.weights_path}:first{n}:{self.precropped}", run)
 
@@ -197,12 +215,16 @@ class FID(SetMetric):
         real = self._video_activations(reference, ctx.n)
         fake = self._video_activations(ctx.generated, ctx.n)
         if not self.precropped:
-            ctx.notes["fid_face_crops"] = {"reference": video_face_crops(reference).counts(ctx.n),
-                                           "generated": video_face_crops(ctx.generated).counts(ctx.n)}
+            ctx.notes["fid_face_crops"] = {
+                "reference": video_face_crops(reference).counts(ctx.n),
+                "generated": video_face_crops(ctx.generated).counts(ctx.n),
+            }
         for side, acts in (("reference", real), ("generated", fake)):
             if len(acts) == 0:
-                raise ValueError(f"{ctx.clip_id}: no face found in any of the first {ctx.n} frames of the "
-                                 f"{side} video (the paper's FID script skips such a clip)")
+                raise ValueError(
+                    f"{ctx.clip_id}: no face found in any of the first {ctx.n} frames of the "
+                    f"{side} video (the paper's FID script skips such a clip)"
+                )
         return real, fake
 
     def _per_video(self, ctx: ClipContext) -> float:
@@ -212,6 +234,7 @@ class FID(SetMetric):
                 return frechet_distance(real, fake)
             except ValueError as exc:
                 raise ValueError(f"{ctx.clip_id}: {exc}") from exc
+
         key = f"fid_per_video{self.dims}:{self.weights_path}:first{ctx.n}:ref{id(ctx.reference)}:{self.precropped}"
         return ctx.generated.shared(key, run)
 

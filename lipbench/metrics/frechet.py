@@ -29,4 +29,4 @@ def frechet_distance_low_rank(first: np.ndarray, second: np.ndarray, ddof: int =
     a, b = a - mu1, b - mu2
     scale1, scale2 = len(a) - ddof, len(b) - ddof
     tr_covmean = np.linalg.svd(a @ b.T, compute_uv=False).sum() / np.sqrt(scale1 * scale2)
-    return float(((mu1 - mu2) ** 2).sum() + (a ** 2).sum() / scale1 + (b ** 2).sum() / scale2 - 2 * tr_covmean)
+    return float(((mu1 - mu2) ** 2).sum() + (a**2).sum() / scale1 + (b**2).sum() / scale2 - 2 * tr_covmean)

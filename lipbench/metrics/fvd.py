@@ -141,13 +141,17 @@ class FVD(SetMetric):
     def _latentsync_clip(self, ctx: ClipContext, video, side: str) -> np.ndarray:
         first, end = LATENTSYNC_FIRST_FRAME, LATENTSYNC_FIRST_FRAME + CLIP_FRAMES
         if len(video.frames) < end:
-            raise ValueError(f"{ctx.clip_id}: the {side} video has {len(video.frames)} frames; "
-                             f"FVD@latentsync reads frames [{first}:{end}]")
+            raise ValueError(
+                f"{ctx.clip_id}: the {side} video has {len(video.frames)} frames; "
+                f"FVD@latentsync reads frames [{first}:{end}]"
+            )
         faces = video_face_crops(video, self.precropped)
         missed = np.flatnonzero(faces.missed_at_min_confidence[first:end]) + first
         if len(missed):
-            raise ValueError(f"{ctx.clip_id}: no face at confidence 0.5 in frame(s) {missed.tolist()} of the "
-                             f"{side} video (LatentSync's FVD script stops on such a frame)")
+            raise ValueError(
+                f"{ctx.clip_id}: no face at confidence 0.5 in frame(s) {missed.tolist()} of the "
+                f"{side} video (LatentSync's FVD script stops on such a frame)"
+            )
         clip = torch.from_numpy(faces.crops[first:end]).unsqueeze(0) / 255.0  # (1, T, H, W, C) float32
         return self._features(clip.permute(0, 4, 1, 2, 3), rescale=False, resize=False)
 
@@ -164,11 +168,15 @@ class FVD(SetMetric):
         # compared with it on this clip reuses them
         key = f"{self.key}:{self.weights_path}"
         if self.protocol != "stylegan_v":
-            return {"real": reference.shared(key, lambda: self._latentsync_clip(ctx, reference, "reference")),
-                    "fake": self._latentsync_clip(ctx, ctx.generated, "generated")}
+            return {
+                "real": reference.shared(key, lambda: self._latentsync_clip(ctx, reference, "reference")),
+                "fake": self._latentsync_clip(ctx, ctx.generated, "generated"),
+            }
         key += f":first{min(ctx.n, CLIP_FRAMES)}"  # the frames compared (fewer than 16: an error)
-        return {"real": reference.shared(key, lambda: self._stylegan_v_clip(ctx, ctx.reference_frames, "reference")),
-                "fake": self._stylegan_v_clip(ctx, ctx.generated_frames, "generated")}
+        return {
+            "real": reference.shared(key, lambda: self._stylegan_v_clip(ctx, ctx.reference_frames, "reference")),
+            "fake": self._stylegan_v_clip(ctx, ctx.generated_frames, "generated"),
+        }
 
     def combine(self, features: list[dict[str, np.ndarray]]) -> dict[str, float]:
         if len(features) < 2:

@@ -16,9 +16,9 @@ PSNR_CAP_DB = 100.0
 def psnr_per_frame(reference: np.ndarray, generated: np.ndarray) -> np.ndarray:
     """10 log10(255^2 / MSE) per frame over all pixels and channels, capped."""
     diff = reference.astype(np.float64) - generated.astype(np.float64)
-    mse = (diff ** 2).reshape(len(diff), -1).mean(axis=1)
+    mse = (diff**2).reshape(len(diff), -1).mean(axis=1)
     with np.errstate(divide="ignore"):
-        psnr = 10 * np.log10(255.0 ** 2 / mse)
+        psnr = 10 * np.log10(255.0**2 / mse)
     return np.minimum(psnr, PSNR_CAP_DB)
 
 
@@ -38,8 +38,12 @@ def ssim_per_frame(reference: np.ndarray, generated: np.ndarray) -> np.ndarray:
     """skimage's structural_similarity with its defaults (7x7 uniform window, sample
     covariance, data range 255) on grayscale frames: the call the paper's evaluation
     script (jinhyukj/eval_metrics eval/eval_ssim_lmd.py) makes per frame."""
-    return np.array([structural_similarity(cv2.cvtColor(r, cv2.COLOR_RGB2GRAY), cv2.cvtColor(g, cv2.COLOR_RGB2GRAY))
-                     for r, g in zip(reference, generated)])
+    return np.array(
+        [
+            structural_similarity(cv2.cvtColor(r, cv2.COLOR_RGB2GRAY), cv2.cvtColor(g, cv2.COLOR_RGB2GRAY))
+            for r, g in zip(reference, generated)
+        ]
+    )
 
 
 class SSIM(Metric):
@@ -59,15 +63,17 @@ class SSIM(Metric):
             reference = ctx.reference_frames
             height, width = reference.shape[1:3]
             if min(height, width) < SSIM_WINDOW:
-                raise ValueError(f"{ctx.clip_id}: frames are {width}x{height}; SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} "
-                                 f"window needs at least {SSIM_WINDOW}x{SSIM_WINDOW} (ssim@full)")
+                raise ValueError(
+                    f"{ctx.clip_id}: frames are {width}x{height}; SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} "
+                    f"window needs at least {SSIM_WINDOW}x{SSIM_WINDOW} (ssim@full)"
+                )
             return {"ssim@full": float(ssim_per_frame(reference, ctx.generated_frames).mean())}
         key = f"ssim@{self.protocol}"
         reference, generated = ctx.face224_crops(self.precropped)
-        both = reference.found[:ctx.n] & generated.found[:ctx.n]
+        both = reference.found[: ctx.n] & generated.found[: ctx.n]
         if not self.precropped:
             ctx.notes["ssim_face224_frames_skipped"] = int(ctx.n - both.sum())
         if not both.any():
             raise ValueError(f"{ctx.clip_id}: no frame with a face in both videos ({key})")
-        values = ssim_per_frame(reference.crops[:ctx.n][both], generated.crops[:ctx.n][both])
+        values = ssim_per_frame(reference.crops[: ctx.n][both], generated.crops[: ctx.n][both])
         return {key: float(values.mean())}

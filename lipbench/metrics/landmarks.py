@@ -40,8 +40,15 @@ def mouth_lmd(reference: np.ndarray, generated: np.ndarray) -> np.ndarray:
 class LMD(Metric):
     name = "lmd"
     protocols = ("mediapipe", "dlib68")
-    values = (Value("lmd", False, "px", "mouth landmark distance, centred (MediaPipe mesh: 40 lip points; "
-                                        "dlib68: points 48-67 of dlib's 68), mean over frames"),)
+    values = (
+        Value(
+            "lmd",
+            False,
+            "px",
+            "mouth landmark distance, centred (MediaPipe mesh: 40 lip points; "
+            "dlib68: points 48-67 of dlib's 68), mean over frames",
+        ),
+    )
 
     def weight_files(self) -> tuple[str, ...]:
         return (PREDICTOR_FILE,) if self.protocol == "dlib68" else ()
@@ -66,18 +73,23 @@ class LMD(Metric):
         valid = np.isfinite(per_frame)
         ctx.notes["lmd_frames_with_faces"] = int(valid.sum())
         if not valid.any():
-            raise ValueError(f"{ctx.clip_id}: no frame where the face mesh finds a face in both videos "
-                             f"(of {len(per_frame)} compared; lmd@mediapipe)")
+            raise ValueError(
+                f"{ctx.clip_id}: no frame where the face mesh finds a face in both videos "
+                f"(of {len(per_frame)} compared; lmd@mediapipe)"
+            )
         return {"lmd@mediapipe": float(per_frame[valid].mean())}
 
     def _dlib68(self, ctx: ClipContext) -> dict[str, float]:
         reference, generated = ctx.face224_crops()
-        frames = np.flatnonzero(reference.found[:ctx.n] & generated.found[:ctx.n])  # the script's SSIM skip
-        per_frame = mouth_lmd(self.dlib68.mouths(ctx.reference_frames[frames]),
-                              self.dlib68.mouths(ctx.generated_frames[frames]))
+        frames = np.flatnonzero(reference.found[: ctx.n] & generated.found[: ctx.n])  # the script's SSIM skip
+        per_frame = mouth_lmd(
+            self.dlib68.mouths(ctx.reference_frames[frames]), self.dlib68.mouths(ctx.generated_frames[frames])
+        )
         valid = np.isfinite(per_frame)
         ctx.notes["lmd_dlib68_frames"] = int(valid.sum())
         if not valid.any():
-            raise ValueError(f"{ctx.clip_id}: no frame where dlib finds a face in both videos "
-                             f"({len(frames)} of {ctx.n} frames have MediaPipe faces in both; lmd@dlib68)")
+            raise ValueError(
+                f"{ctx.clip_id}: no frame where dlib finds a face in both videos "
+                f"({len(frames)} of {ctx.n} frames have MediaPipe faces in both; lmd@dlib68)"
+            )
         return {"lmd@dlib68": float(per_frame[valid].mean())}

@@ -56,10 +56,14 @@ def load_trunk(net, path) -> None:
     for part in (net.net.slice1, net.net.slice2, net.net.slice3, net.net.slice4, net.net.slice5):
         params.update(part.named_parameters())  # names like "3.weight", as in features.3.weight
     missing = [f"features.{k}" for k in params if f"features.{k}" not in state]
-    wrong = [f"features.{k} {tuple(state[f'features.{k}'].shape)} (expected {tuple(p.shape)})"
-             for k, p in params.items() if f"features.{k}" in state and state[f"features.{k}"].shape != p.shape]
-    problems = ([f"missing {', '.join(missing)}"] if missing else []) + \
-               ([f"wrong shapes: {', '.join(wrong)}"] if wrong else [])
+    wrong = [
+        f"features.{k} {tuple(state[f'features.{k}'].shape)} (expected {tuple(p.shape)})"
+        for k, p in params.items()
+        if f"features.{k}" in state and state[f"features.{k}"].shape != p.shape
+    ]
+    problems = ([f"missing {', '.join(missing)}"] if missing else []) + (
+        [f"wrong shapes: {', '.join(wrong)}"] if wrong else []
+    )
     if problems:
         raise BadWeightError(path, f"not a torchvision AlexNet state_dict: {'; '.join(problems)}", "mismatch")
     with torch.no_grad():
@@ -86,15 +90,16 @@ def to_unit_tensor(frames: np.ndarray) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def lpips_per_frame(net, reference: np.ndarray, generated: np.ndarray, device: str = "cpu",
-                    batch_size: int = 16) -> np.ndarray:
+def lpips_per_frame(
+    net, reference: np.ndarray, generated: np.ndarray, device: str = "cpu", batch_size: int = 16
+) -> np.ndarray:
     """LPIPS of each frame pair (same shapes, uint8 RGB)."""
     if reference.shape != generated.shape:
         raise ValueError(f"LPIPS compares frames of one shape: {reference.shape} vs {generated.shape}")
     out = []
     for start in range(0, len(reference), batch_size):
-        ref = to_unit_tensor(reference[start:start + batch_size]).to(device)
-        gen = to_unit_tensor(generated[start:start + batch_size]).to(device)
+        ref = to_unit_tensor(reference[start : start + batch_size]).to(device)
+        gen = to_unit_tensor(generated[start : start + batch_size]).to(device)
         out.append(net(ref, gen, normalize=True).reshape(-1).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
@@ -127,16 +132,24 @@ def precropped_mouth_box(height: int, width: int) -> np.ndarray:
 def crop_patches(frames: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """The box of each frame, resized to MOUTH_CROP_SIZE square (boxes all valid)."""
     size = (MOUTH_CROP_SIZE, MOUTH_CROP_SIZE)
-    return np.stack([cv2.resize(f[y:y + s, x:x + s], size, interpolation=cv2.INTER_AREA)
-                     for f, (x, y, s) in zip(frames, boxes)])
+    return np.stack(
+        [cv2.resize(f[y : y + s, x : x + s], size, interpolation=cv2.INTER_AREA) for f, (x, y, s) in zip(frames, boxes)]
+    )
 
 
 class LPIPS(Metric):
     name = "lpips"
     protocols = ("full", "mouth", "mouth_precropped")
     precropped_variants = {"mouth": "mouth_precropped"}
-    values = (Value("lpips", False, "", "LPIPS (AlexNet, v0.1) of generated against reference frames, mean "
-                                        "over frames; full: whole frames, mouth: a 64x64 lip patch"),)
+    values = (
+        Value(
+            "lpips",
+            False,
+            "",
+            "LPIPS (AlexNet, v0.1) of generated against reference frames, mean "
+            "over frames; full: whole frames, mouth: a 64x64 lip patch",
+        ),
+    )
 
     def __init__(self, protocol=None, device="cpu", weights_dir=None, batch_size: int | None = None):
         super().__init__(protocol, device, weights_dir)
@@ -166,8 +179,10 @@ class LPIPS(Metric):
             found = boxes[:, 2] > 0
             ctx.notes["lpips_mouth_frames_without_face"] = int((~found).sum())
             if not found.any():
-                raise ValueError(f"{ctx.clip_id}: no face mesh in any of the {len(found)} reference frames, "
-                                 f"so no mouth patch ({key})")
+                raise ValueError(
+                    f"{ctx.clip_id}: no face mesh in any of the {len(found)} reference frames, "
+                    f"so no mouth patch ({key})"
+                )
             reference = crop_patches(reference[found], boxes[found])
             generated = crop_patches(generated[found], boxes[found])
         return {key: float(lpips_per_frame(self.net, reference, generated, self.device, self.batch_size).mean())}

@@ -81,6 +81,7 @@ SCENES = {"syncnet_python": tracks.SCENES_0_5_1, "latentsync": tracks.SCENES_0_6
 
 # ---------------------------------------------------------------- network
 
+
 def _conv_bn(conv: nn.Module, bn: nn.Module, relu: bool = True) -> list[nn.Module]:
     return [conv, bn] + ([nn.ReLU(inplace=True)] if relu else [])
 
@@ -135,8 +136,14 @@ def load_syncnet(path, device: str = "cpu") -> SyncNet:
     before 0.4.1 have none; they play no part in evaluation; upstream copies
     parameters by name and does not need them either)."""
     state = read_state_dict(path, "SyncNet syncnet_v2.model")
-    net = load_into(SyncNet(), state, path, "a SyncNet state_dict (upstream S key names)", "SyncNet",
-                    optional_suffixes=("num_batches_tracked",))
+    net = load_into(
+        SyncNet(),
+        state,
+        path,
+        "a SyncNet state_dict (upstream S key names)",
+        "SyncNet",
+        optional_suffixes=("num_batches_tracked",),
+    )
     return for_inference(net, device)
 
 
@@ -178,6 +185,7 @@ def random_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
 
 # ---------------------------------------------------------------- scores
 
+
 @dataclass
 class SyncResult:
     av_offset: int
@@ -205,8 +213,15 @@ def n_windows(n_frames: int, n_samples: int, n_mfcc: int) -> int:
 
 
 @torch.no_grad()
-def sync_scores(net: SyncNet, frames_bgr: np.ndarray, audio_int16: np.ndarray, vshift: int = VSHIFT,
-                batch_size: int = 32, device: str = "cpu", what: str = "clip") -> SyncResult:
+def sync_scores(
+    net: SyncNet,
+    frames_bgr: np.ndarray,
+    audio_int16: np.ndarray,
+    vshift: int = VSHIFT,
+    batch_size: int = 32,
+    device: str = "cpu",
+    what: str = "clip",
+) -> SyncResult:
     """Upstream evaluate() on (T, 224, 224, 3) uint8 BGR frames and int16-valued audio."""
     frames_bgr = np.asarray(frames_bgr)
     if frames_bgr.ndim != 4 or frames_bgr.shape[1:] != (224, 224, 3):
@@ -214,18 +229,20 @@ def sync_scores(net: SyncNet, frames_bgr: np.ndarray, audio_int16: np.ndarray, v
     coeffs = mfcc(audio_int16) if len(audio_int16) else np.zeros((13, 0))
     count = n_windows(len(frames_bgr), len(audio_int16), coeffs.shape[1])
     if count <= 0:
-        raise ValueError(f"{what}: too short for SyncNet: {len(frames_bgr)} frames and "
-                         f"{len(audio_int16) / AUDIO_RATE:.2f} s of audio give no 5-frame window "
-                         f"(needs more than 5 frames with 0.2 s of audio)")
+        raise ValueError(
+            f"{what}: too short for SyncNet: {len(frames_bgr)} frames and "
+            f"{len(audio_int16) / AUDIO_RATE:.2f} s of audio give no 5-frame window "
+            f"(needs more than 5 frames with 0.2 s of audio)"
+        )
     video = torch.from_numpy(frames_bgr).permute(3, 0, 1, 2)  # (3, T, H, W) uint8
     audio = torch.from_numpy(coeffs.astype(np.float32))[None]  # (1, 13, M)
     video_feats, audio_feats = [], []
     for start in range(0, count, batch_size):
         stop = min(count, start + batch_size)
-        clip = video[:, start:stop + WINDOW - 1].to(device=device, dtype=torch.float32)
+        clip = video[:, start : stop + WINDOW - 1].to(device=device, dtype=torch.float32)
         windows = clip.unfold(1, WINDOW, 1).permute(1, 0, 4, 2, 3)  # (n, 3, 5, H, W)
         video_feats.append(net.forward_lip(windows.contiguous()).cpu())
-        span = audio[:, :, start * MFCC_PER_FRAME:(stop - 1) * MFCC_PER_FRAME + WINDOW * MFCC_PER_FRAME]
+        span = audio[:, :, start * MFCC_PER_FRAME : (stop - 1) * MFCC_PER_FRAME + WINDOW * MFCC_PER_FRAME]
         mel = span.unfold(2, WINDOW * MFCC_PER_FRAME, MFCC_PER_FRAME).permute(2, 0, 1, 3)  # (n, 1, 13, 20)
         audio_feats.append(net.forward_aud(mel.contiguous().to(device)).cpu())
     video_feat, audio_feat = torch.cat(video_feats), torch.cat(audio_feats)
@@ -233,8 +250,13 @@ def sync_scores(net: SyncNet, frames_bgr: np.ndarray, audio_int16: np.ndarray, v
     mean_dists = dists.T.contiguous().mean(1)  # upstream reduces (shifts, windows) over windows
     min_dist, min_idx = torch.min(mean_dists, 0)
     conf = torch.median(mean_dists) - min_dist
-    return SyncResult(av_offset=int(vshift - min_idx), min_dist=float(min_dist), conf=float(conf),
-                      mean_dists=mean_dists.numpy(), dists=dists.numpy())
+    return SyncResult(
+        av_offset=int(vshift - min_idx),
+        min_dist=float(min_dist),
+        conf=float(conf),
+        mean_dists=mean_dists.numpy(),
+        dists=dists.numpy(),
+    )
 
 
 def shifted_distances(video_feat: torch.Tensor, audio_feat: torch.Tensor, vshift: int) -> torch.Tensor:
@@ -249,6 +271,7 @@ def shifted_distances(video_feat: torch.Tensor, audio_feat: torch.Tensor, vshift
 
 
 # ---------------------------------------------------------------- video handling
+
 
 def resample_to_25fps(frames: np.ndarray, fps: float) -> np.ndarray:
     """Frames at 25 fps: output frame k is the last input frame i with
@@ -283,15 +306,21 @@ class SyncNetMetric(Metric):
     protocols = ("latentsync", "syncnet_python", "precropped")
     precropped_variants = {"latentsync": "precropped", "syncnet_python": "precropped"}
     values = (
-        Value("sync_c", True, "", "SyncNet confidence (LSE-C): median minus minimum of the mean "
-                                  "audio-video feature distance over +-15 frame shifts"),
+        Value(
+            "sync_c",
+            True,
+            "",
+            "SyncNet confidence (LSE-C): median minus minimum of the mean "
+            "audio-video feature distance over +-15 frame shifts",
+        ),
         Value("sync_d", False, "", "SyncNet distance (LSE-D): minimum over shifts of the mean distance"),
         Value("av_offset", None, "frames", "audio-video offset at the minimum distance (vshift - argmin)"),
     )
     needs_reference = False  # the generated video and its own audio track
 
-    def __init__(self, protocol=None, device="cpu", weights_dir=None, batch_size: int = 32,
-                 detector_batch_size: int = 16):
+    def __init__(
+        self, protocol=None, device="cpu", weights_dir=None, batch_size: int = 32, detector_batch_size: int = 16
+    ):
         super().__init__(protocol, device, weights_dir)
         self.batch_size, self.detector_batch_size = batch_size, detector_batch_size
         self._net = self._detector = None
@@ -329,36 +358,60 @@ class SyncNetMetric(Metric):
         audio = int16_values(audio)
         if self.protocol == "precropped":
             if abs(video.fps - FPS) >= 1e-3:
-                raise ValueError(f"{ctx.clip_id}: syncnet@precropped assumes 25 fps (as Wav2Lip's scores_LSE), "
-                                 f"the video is {video.fps:g} fps; use syncnet@latentsync, which resamples")
-            result = sync_scores(self.net, to_bgr(precrop(video.frames)), audio, batch_size=self.batch_size,
-                                 device=self.device, what=ctx.clip_id)
+                raise ValueError(
+                    f"{ctx.clip_id}: syncnet@precropped assumes 25 fps (as Wav2Lip's scores_LSE), "
+                    f"the video is {video.fps:g} fps; use syncnet@latentsync, which resamples"
+                )
+            result = sync_scores(
+                self.net,
+                to_bgr(precrop(video.frames)),
+                audio,
+                batch_size=self.batch_size,
+                device=self.device,
+                what=ctx.clip_id,
+            )
             return self._values(result.av_offset, result.min_dist, result.conf)
         if abs(video.fps - FPS) >= 1e-3:
             ctx.notes["syncnet_resampled_from_fps"] = video.fps
         found = self.face_crops(video)
         if not found:
-            raise ValueError(f"{ctx.clip_id}: no face track for SyncNet ({self.protocol} protocol: S3FD faces "
-                             f"of mean size > {tracks.MIN_FACE_SIZE}px in more than {MIN_TRACK[self.protocol]} "
-                             f"frames of one shot); the clip has {len(video.frames)} frames")
+            raise ValueError(
+                f"{ctx.clip_id}: no face track for SyncNet ({self.protocol} protocol: S3FD faces "
+                f"of mean size > {tracks.MIN_FACE_SIZE}px in more than {MIN_TRACK[self.protocol]} "
+                f"frames of one shot); the clip has {len(video.frames)} frames"
+            )
         results = []
         for item in found:  # each track with its own stretch of audio, as upstream crops it
             first, last = int(item.track.frames[0]), int(item.track.frames[-1])
-            part = audio[first * SAMPLES_PER_FRAME:(last + 1) * SAMPLES_PER_FRAME]
-            results.append(sync_scores(self.net, to_bgr(item.crops), part, batch_size=self.batch_size,
-                                       device=self.device, what=f"{ctx.clip_id} face track {first}-{last}"))
+            part = audio[first * SAMPLES_PER_FRAME : (last + 1) * SAMPLES_PER_FRAME]
+            results.append(
+                sync_scores(
+                    self.net,
+                    to_bgr(item.crops),
+                    part,
+                    batch_size=self.batch_size,
+                    device=self.device,
+                    what=f"{ctx.clip_id} face track {first}-{last}",
+                )
+            )
         ctx.notes[self._key("syncnet_tracks")] = [[int(i.track.frames[0]), int(i.track.frames[-1])] for i in found]
         if self.protocol == "latentsync":
-            return self._values(int(statistics.fmean(r.av_offset for r in results)),
-                                statistics.fmean(r.min_dist for r in results),
-                                statistics.fmean(r.conf for r in results))
+            return self._values(
+                int(statistics.fmean(r.av_offset for r in results)),
+                statistics.fmean(r.min_dist for r in results),
+                statistics.fmean(r.conf for r in results),
+            )
         best = max(results, key=lambda r: r.conf)  # first of equals: upstream's track order
-        return self._values(best.av_offset, statistics.fmean(r.min_dist for r in results),
-                            statistics.fmean(r.conf for r in results))
+        return self._values(
+            best.av_offset, statistics.fmean(r.min_dist for r in results), statistics.fmean(r.conf for r in results)
+        )
 
     def _values(self, offset, min_dist, conf) -> dict[str, float]:
-        return {self._key("sync_c"): float(conf), self._key("sync_d"): float(min_dist),
-                self._key("av_offset"): float(offset)}
+        return {
+            self._key("sync_c"): float(conf),
+            self._key("sync_d"): float(min_dist),
+            self._key("av_offset"): float(offset),
+        }
 
     # Shared per-video analyses, so other metrics (and the other protocol) reuse them.
 
@@ -378,4 +431,5 @@ class SyncNetMetric(Metric):
             shots = video.shared(f"scene_shots:{scenes}", lambda: tracks.scene_shots(frames, scenes))
             found = tracks.face_tracks(self.detections(video), shots, MIN_TRACK[self.protocol])
             return [FaceTrackCrops(t, tracks.crop_track(frames, t)) for t in found]
+
         return video.shared(f"syncnet_face_crops:{self.protocol}:{self.detector.source}", run)

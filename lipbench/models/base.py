@@ -82,8 +82,7 @@ class LipSyncModel(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def stream(self, request: Request) -> Iterator[np.ndarray]:
-        ...
+    def stream(self, request: Request) -> Iterator[np.ndarray]: ...
 
     def stage(self, name: str):
         """`with self.stage("decode"): ...` times a part of a chunk's work when the harness
@@ -115,11 +114,17 @@ class LipSyncModel(abc.ABC):
         return np.concatenate(list(self.stream(request)))
 
     def describe(self) -> dict:
-        return {"name": self.name, "causal": self.causal, "chunk_frames": list(self.chunk_frames),
-                "parameters": self.parameters, "dtype": self.dtype,
-                "forward_passes_first_chunk": self.forward_passes_first_chunk,
-                "forward_passes_per_chunk": self.forward_passes_per_chunk, "reference": self.reference,
-                "class": f"{type(self).__module__}:{type(self).__qualname__}"}
+        return {
+            "name": self.name,
+            "causal": self.causal,
+            "chunk_frames": list(self.chunk_frames),
+            "parameters": self.parameters,
+            "dtype": self.dtype,
+            "forward_passes_first_chunk": self.forward_passes_first_chunk,
+            "forward_passes_per_chunk": self.forward_passes_per_chunk,
+            "reference": self.reference,
+            "class": f"{type(self).__module__}:{type(self).__qualname__}",
+        }
 
 
 def chunk_bounds(n_frames: int, chunk_frames: tuple[int, ...]) -> list[tuple[int, int]]:

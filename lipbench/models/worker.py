@@ -68,8 +68,17 @@ class WorkerModel(LipSyncModel):
     entry = ""
     worker_path: tuple[str, ...] = ()
 
-    def __init__(self, python: str, entry: str | None = None, path=(), args: dict | None = None,
-                 causal: bool | None = None, chunk_frames=None, timeout_s: float = 600.0, files: dict | None = None):
+    def __init__(
+        self,
+        python: str,
+        entry: str | None = None,
+        path=(),
+        args: dict | None = None,
+        causal: bool | None = None,
+        chunk_frames=None,
+        timeout_s: float = 600.0,
+        files: dict | None = None,
+    ):
         super().__init__()
         self.python, self.entry = str(python), entry or self.entry
         if not self.entry or ":" not in self.entry:
@@ -103,12 +112,16 @@ class WorkerModel(LipSyncModel):
         self.exchange = tempfile.mkdtemp(prefix="lipbench-worker-", dir=shared_memory_dir())
         self.log = open(Path(self.exchange) / "worker.log", "w+b")
         read_fd, write_fd = os.pipe()
-        spec = {"entry": self.entry, "path": self.path, "args": self.args, "shm_dir": self.exchange,
-                "out_fd": write_fd}
+        spec = {"entry": self.entry, "path": self.path, "args": self.args, "shm_dir": self.exchange, "out_fd": write_fd}
         try:
-            self.process = subprocess.Popen([self.python, "-I", str(WORKER_FILE), json.dumps(spec)],
-                                            stdin=subprocess.PIPE, stdout=self.log, stderr=self.log,
-                                            pass_fds=(write_fd,), cwd=self.exchange)
+            self.process = subprocess.Popen(
+                [self.python, "-I", str(WORKER_FILE), json.dumps(spec)],
+                stdin=subprocess.PIPE,
+                stdout=self.log,
+                stderr=self.log,
+                pass_fds=(write_fd,),
+                cwd=self.exchange,
+            )
         finally:
             os.close(write_fd)
         self.messages, self._buffer = read_fd, b""
@@ -196,7 +209,9 @@ class WorkerModel(LipSyncModel):
         except ValueError:
             raise self._failure(f"broke the protocol (sent {line[:200]!r})") from None
         if message["event"] == "error":
-            raise WorkerModelError(f"worker {self.entry}: {message.get('error')}\n{message.get('traceback', '')}".rstrip())
+            raise WorkerModelError(
+                f"worker {self.entry}: {message.get('error')}\n{message.get('traceback', '')}".rstrip()
+            )
         return message
 
     def _expect(self, event: str) -> dict:
@@ -213,11 +228,19 @@ class WorkerModel(LipSyncModel):
         if self._request_files is None or self._request_files[0] != key:
             folder = Path(self.exchange)
             np.save(folder / "frames.npy", np.ascontiguousarray(request.frames), allow_pickle=False)
-            np.save(folder / "audio.npy", np.ascontiguousarray(request.recorded_audio, dtype=np.float32),
-                    allow_pickle=False)
-            self._request_files = (key, {"clip_id": request.clip_id, "frames": str(folder / "frames.npy"),
-                                         "audio": str(folder / "audio.npy"), "audio_rate": request.audio_rate,
-                                         "fps": request.fps})
+            np.save(
+                folder / "audio.npy", np.ascontiguousarray(request.recorded_audio, dtype=np.float32), allow_pickle=False
+            )
+            self._request_files = (
+                key,
+                {
+                    "clip_id": request.clip_id,
+                    "frames": str(folder / "frames.npy"),
+                    "audio": str(folder / "audio.npy"),
+                    "audio_rate": request.audio_rate,
+                    "fps": request.fps,
+                },
+            )
         # the timing protocol: the worker paces the audio by it from the start of its stream
         return {**self._request_files[1], "protocol": request.feed.protocol, "lead_s": request.feed.lead_s}
 
@@ -274,14 +297,21 @@ class WorkerModel(LipSyncModel):
             raise
         if not arrivals:
             raise WorkerError(f"worker {self.entry}: the stream yielded no chunk")
-        self._last = {**stream_figures(arrivals, lengths, request.n_frames / request.fps),
-                      "stages_s": message.get("stages_s", {}), "stage_spans_s": message.get("stage_spans_s", []),
-                      "audio_read_s": reads, "timing_protocol": request.feed.protocol,
-                      "timer": f"worker:{message.get('timer')}", "device": message.get("device"),
-                      **{k: message[k] for k in ("peak_allocated_bytes", "peak_reserved_bytes") if k in message},
-                      "transfer_s": transfer, "transfer_total_s": float(sum(transfer)),
-                      "harness_ttff_s": harness[0], "harness_total_s": harness[-1],
-                      "worker_restarts": self.restarts}
+        self._last = {
+            **stream_figures(arrivals, lengths, request.n_frames / request.fps),
+            "stages_s": message.get("stages_s", {}),
+            "stage_spans_s": message.get("stage_spans_s", []),
+            "audio_read_s": reads,
+            "timing_protocol": request.feed.protocol,
+            "timer": f"worker:{message.get('timer')}",
+            "device": message.get("device"),
+            **{k: message[k] for k in ("peak_allocated_bytes", "peak_reserved_bytes") if k in message},
+            "transfer_s": transfer,
+            "transfer_total_s": float(sum(transfer)),
+            "harness_ttff_s": harness[0],
+            "harness_total_s": harness[-1],
+            "worker_restarts": self.restarts,
+        }
 
     def timing(self, request: Request) -> dict | None:
         """The last stream's figures on the worker's clock, with the transfer beside them."""

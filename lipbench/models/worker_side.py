@@ -132,12 +132,13 @@ class Request:
         """The driving track up to `seconds` (clipped to its end); live: once that has arrived."""
         seconds = min(max(float(seconds), 0.0), self.duration_s)
         self.feed.wait_for(seconds)
-        return self.recorded_audio[:int(round(seconds * self.audio_rate))]
+        return self.recorded_audio[: int(round(seconds * self.audio_rate))]
 
     def live(self, lead_s: float = 0.0) -> "Request":
         """The same request under the live protocol (a fresh feed)."""
-        return Request(self.clip_id, self.frames, self.recorded_audio, self.audio_rate, self.fps,
-                       AudioFeed("live", lead_s))
+        return Request(
+            self.clip_id, self.frames, self.recorded_audio, self.audio_rate, self.fps, AudioFeed("live", lead_s)
+        )
 
 
 class Model:
@@ -210,8 +211,10 @@ class Stopwatch:
     def peak_memory_bytes(self) -> dict:
         if not self.cuda:
             return {}
-        return {"peak_allocated_bytes": int(self._torch.cuda.max_memory_allocated(self.device)),
-                "peak_reserved_bytes": int(self._torch.cuda.max_memory_reserved(self.device))}
+        return {
+            "peak_allocated_bytes": int(self._torch.cuda.max_memory_allocated(self.device)),
+            "peak_reserved_bytes": int(self._torch.cuda.max_memory_reserved(self.device)),
+        }
 
 
 class StageTimer:
@@ -271,15 +274,23 @@ class Server:
         self.send("ready", protocol=PROTOCOL, python=sys.version.split()[0], pid=os.getpid())
 
     def request(self, fields: dict) -> Request:
-        return Request(fields["clip_id"], np.load(fields["frames"], mmap_mode="r"),
-                       np.load(fields["audio"], mmap_mode="r"), fields["audio_rate"], fields["fps"],
-                       AudioFeed(fields.get("protocol", "offline"), fields.get("lead_s", 0.0)))
+        return Request(
+            fields["clip_id"],
+            np.load(fields["frames"], mmap_mode="r"),
+            np.load(fields["audio"], mmap_mode="r"),
+            fields["audio_rate"],
+            fields["fps"],
+            AudioFeed(fields.get("protocol", "offline"), fields.get("lead_s", 0.0)),
+        )
 
     def load(self, message: dict) -> None:
         self.device = message["device"]
         self.model.load(self.device)
-        self.send("loaded", parameters=int(getattr(self.model, "parameters", 0) or 0),
-                  dtype=str(getattr(self.model, "dtype", "none")))
+        self.send(
+            "loaded",
+            parameters=int(getattr(self.model, "parameters", 0) or 0),
+            dtype=str(getattr(self.model, "dtype", "none")),
+        )
 
     def prepare(self, message: dict) -> None:
         self.model.prepare(self.request(message["request"]))
@@ -303,13 +314,26 @@ class Server:
                 self.n_written += 1
                 np.save(path, frames, allow_pickle=False)
                 written = time.perf_counter() - began
-                self.send("chunk", file=path, shape=list(frames.shape), dtype=str(frames.dtype),
-                          arrival_s=arrival, write_s=written, audio_read_s=read)
+                self.send(
+                    "chunk",
+                    file=path,
+                    shape=list(frames.shape),
+                    dtype=str(frames.dtype),
+                    arrival_s=arrival,
+                    write_s=written,
+                    audio_read_s=read,
+                )
                 clock.paused += time.perf_counter() - began
         finally:
             self.model.stage_timer = None
-        self.send("end", timer=clock.timer, device=clock.device, stages_s=stages.totals(),
-                  stage_spans_s=stages.offsets(), **clock.peak_memory_bytes())
+        self.send(
+            "end",
+            timer=clock.timer,
+            device=clock.device,
+            stages_s=stages.totals(),
+            stage_spans_s=stages.offsets(),
+            **clock.peak_memory_bytes(),
+        )
 
     def close(self, message: dict) -> None:
         self.model.close()

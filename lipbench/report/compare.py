@@ -34,8 +34,13 @@ IMPROVED, REGRESSED, UNCHANGED, CHANGED = "improved", "regressed", "unchanged", 
 NOT_COMPARABLE, NO_SHARED = "not comparable", "no clip scored in both"
 # key -> higher is better; "@live": the unit's live-protocol figures (a regression in how
 # late the mouth follows live speech is a regression)
-TIMING = {"fps": True, "ttff_s": False, "ttff_s@live": False, "latency_p95_s@live": False,
-          "playback_delay_s@live": False}
+TIMING = {
+    "fps": True,
+    "ttff_s": False,
+    "ttff_s@live": False,
+    "latency_p95_s@live": False,
+    "playback_delay_s@live": False,
+}
 
 
 def timing_value(record: dict, key: str):
@@ -43,6 +48,8 @@ def timing_value(record: dict, key: str):
     name, _, protocol = key.partition("@")
     source = record.get("live") if protocol == "live" else record
     return source.get(name) if isinstance(source, dict) else None
+
+
 TIMING_THRESHOLD = 0.05
 # Seconds per clip below which a timing change is not taken for a change of the model:
 # a model that takes milliseconds per clip (an oracle) is timed mostly by the machine's load.
@@ -64,7 +71,6 @@ def threshold_arg(text: str) -> float:
     return value
 
 
-
 class _Run:
     """What the comparison reads from one run directory: scored values per (model, clip)."""
 
@@ -74,11 +80,13 @@ class _Run:
         self.specs = self.config.metric_specs()
         self.models = [m.label for m in self.config.models]
         self.clips = [c.id for c in self.manifest.clips]
-        self.set_specs = [s for s in self.specs
-                          if issubclass(metrics.METRICS.resolve(metrics.split_name(s)[0]), SetMetric)]
+        self.set_specs = [
+            s for s in self.specs if issubclass(metrics.METRICS.resolve(metrics.split_name(s)[0]), SetMetric)
+        ]
         # per-clip metric key -> its spec 'family@protocol'
-        self.spec_of = {key: spec for spec in self.specs if spec not in self.set_specs
-                        for key in metrics.outputs([spec])}
+        self.spec_of = {
+            key: spec for spec in self.specs if spec not in self.set_specs for key in metrics.outputs([spec])
+        }
         self.units = {(m, c): self.dir.read_unit(m, c) for m in self.models for c in self.clips}
         self.rows = {u: self.dir.read_metrics(*u) or {} for u, rec in self.units.items() if _ok(rec)}
         self.scored, self.scored_sets = {}, {}  # (model, clip) -> {key: value} / {set spec}
@@ -86,14 +94,22 @@ class _Run:
             errors = row.get("errors") or {}
             values = row.get("values") or {}
             record = self.units[unit]
-            self.scored[unit] = {k: timing_value(record, k) for k in TIMING if is_finite_number(timing_value(record, k))}
+            self.scored[unit] = {
+                k: timing_value(record, k) for k in TIMING if is_finite_number(timing_value(record, k))
+            }
             if "decode" in errors:
                 self.scored_sets[unit] = set()
                 continue
-            self.scored[unit].update({k: values[k] for k, spec in self.spec_of.items()
-                                      if spec not in errors and is_finite_number(values.get(k))})
-            self.scored_sets[unit] = {s for s in self.set_specs
-                                      if s not in errors and self.dir.features(*unit, s).exists()}
+            self.scored[unit].update(
+                {
+                    k: values[k]
+                    for k, spec in self.spec_of.items()
+                    if spec not in errors and is_finite_number(values.get(k))
+                }
+            )
+            self.scored_sets[unit] = {
+                s for s in self.set_specs if s not in errors and self.dir.features(*unit, s).exists()
+            }
 
     def ok_units(self, model=None) -> list:
         return [u for u in self.rows if model is None or u[0] == model]
@@ -117,8 +133,9 @@ class _Run:
         out = {c: set() for c in self.clips}
         for (_, clip), record in self.units.items():
             if record is not None:  # a failed unit keeps the hash in its fingerprint
-                out[clip].add(record.get("clip_sha256") or (record.get("fingerprint") or {}).get("clip_sha256")
-                              or manifest[clip])
+                out[clip].add(
+                    record.get("clip_sha256") or (record.get("fingerprint") or {}).get("clip_sha256") or manifest[clip]
+                )
         for clip, hashes in out.items():
             if not hashes:
                 hashes.add(manifest[clip])
@@ -154,16 +171,24 @@ def _check_comparable(base: _Run, new: _Run) -> list[str]:
     base_protocols, new_protocols = protocols(base.specs), protocols(new.specs)
     for family in sorted(set(base_protocols) & set(new_protocols)):
         if base_protocols[family].isdisjoint(new_protocols[family]):
-            problems.append(f"metric {family}: protocol {', '.join(sorted(base_protocols[family]))} in "
-                            f"{base.dir.root}, {', '.join(sorted(new_protocols[family]))} in {new.dir.root}")
+            problems.append(
+                f"metric {family}: protocol {', '.join(sorted(base_protocols[family]))} in "
+                f"{base.dir.root}, {', '.join(sorted(new_protocols[family]))} in {new.dir.root}"
+            )
     shared = set(base.specs) & set(new.specs)
     a, b = base.weight_hashes(shared), new.weight_hashes(shared)
-    problems += [f"weight file {name}: sha256 {_short(a[name])} in {base.dir.root}, {_short(b[name])} in "
-                 f"{new.dir.root}" for name in sorted(set(a) & set(b)) if a[name] != b[name]]
+    problems += [
+        f"weight file {name}: sha256 {_short(a[name])} in {base.dir.root}, {_short(b[name])} in {new.dir.root}"
+        for name in sorted(set(a) & set(b))
+        if a[name] != b[name]
+    ]
     a, b = base.clip_hashes(), new.clip_hashes()
-    problems += [f"clip {clip}: input sha256 differs between the runs ({_short(a[clip])} in {base.dir.root}, "
-                 f"{_short(b[clip])} in {new.dir.root})"
-                 for clip in new.clips if clip in a and a[clip] and b[clip] and a[clip] != b[clip]]
+    problems += [
+        f"clip {clip}: input sha256 differs between the runs ({_short(a[clip])} in {base.dir.root}, "
+        f"{_short(b[clip])} in {new.dir.root})"
+        for clip in new.clips
+        if clip in a and a[clip] and b[clip] and a[clip] != b[clip]
+    ]
     return problems
 
 
@@ -196,27 +221,38 @@ def _gate(base: _Run, new: _Run) -> list[str]:
     problems = []
     for run in (base, new):
         total = len(run.units)
-        for what, test in (("failed", lambda r: r is not None and r.get("status") == "error"),
-                           ("missing", lambda r: r is None or r.get("status") not in ("ok", "error"))):
+        for what, test in (
+            ("failed", lambda r: r is not None and r.get("status") == "error"),
+            ("missing", lambda r: r is None or r.get("status") not in ("ok", "error")),
+        ):
             by_model = {}
             for (model, _), record in run.units.items():
                 if test(record):
                     by_model[model] = by_model.get(model, 0) + 1
             if by_model:
-                problems.append(f"{run.which} run incomplete: {sum(by_model.values())} of {total} units {what} "
-                                f"({_counts(by_model)})")
+                problems.append(
+                    f"{run.which} run incomplete: {sum(by_model.values())} of {total} units {what} "
+                    f"({_counts(by_model)})"
+                )
         expected = run.expected()
         lacking = {k: n for k in expected if (n := len(run.rows) - run.count_scored(k))}
         if lacking:
-            problems.append(f"{run.which} run incomplete: {sum(lacking.values())} of {len(run.rows) * len(expected)} "
-                            f"metric values of ok units failed or missing ({_counts(lacking)})")
+            problems.append(
+                f"{run.which} run incomplete: {sum(lacking.values())} of {len(run.rows) * len(expected)} "
+                f"metric values of ok units failed or missing ({_counts(lacking)})"
+            )
     if len(new.rows) < len(base.rows):
         problems.append(f"new run has fewer ok units than base: {len(new.rows)} against {len(base.rows)}")
-    fewer = {k: (new.count_scored(k), n) for k in base.expected()
-             if (n := base.count_scored(k)) > (new.count_scored(k) if k in new.expected() else 0)}
+    fewer = {
+        k: (new.count_scored(k), n)
+        for k in base.expected()
+        if (n := base.count_scored(k)) > (new.count_scored(k) if k in new.expected() else 0)
+    }
     if fewer:
-        problems.append("new run has fewer scored values than base: "
-                        + ", ".join(f"{k} {a} against {b}" for k, (a, b) in fewer.items()))
+        problems.append(
+            "new run has fewer scored values than base: "
+            + ", ".join(f"{k} {a} against {b}" for k, (a, b) in fewer.items())
+        )
     return problems
 
 
@@ -231,11 +267,19 @@ def clip_seconds(record: dict, key: str) -> float | None:
         return timing_value(record, key)
     if is_finite_number(record.get("total_s")):
         return record["total_s"]
-    return record["n_frames"] / record["fps"] if is_finite_number(record.get("n_frames")) and record.get("fps") else None
+    return (
+        record["n_frames"] / record["fps"] if is_finite_number(record.get("n_frames")) and record.get("fps") else None
+    )
 
 
-def compare_runs(base_dir, new_dir, force: bool = False, resamples: int = stats.N_RESAMPLES,
-                 timing_threshold: float = TIMING_THRESHOLD, timing_floor_s: float = TIMING_FLOOR_S) -> dict:
+def compare_runs(
+    base_dir,
+    new_dir,
+    force: bool = False,
+    resamples: int = stats.N_RESAMPLES,
+    timing_threshold: float = TIMING_THRESHOLD,
+    timing_floor_s: float = TIMING_FLOOR_S,
+) -> dict:
     base, new = _Run(base_dir, "base"), _Run(new_dir, "new")
     problems = _check_comparable(base, new)
     if problems and not force:
@@ -248,8 +292,17 @@ def compare_runs(base_dir, new_dir, force: bool = False, resamples: int = stats.
     rows, compared = [], set()  # compared: (model, clip) scored in both for a row with a verdict
 
     def add(model, key, pairs, diff, ci, verdict_, **extra):
-        rows.append({"model": model, "metric": key, "difference": diff, "ci95": ci, "n_clips": len(pairs),
-                     "verdict": verdict_ if pairs else NO_SHARED, **extra})
+        rows.append(
+            {
+                "model": model,
+                "metric": key,
+                "difference": diff,
+                "ci95": ci,
+                "n_clips": len(pairs),
+                "verdict": verdict_ if pairs else NO_SHARED,
+                **extra,
+            }
+        )
         if verdict_ != NOT_COMPARABLE:
             compared.update((model, c) for c in pairs)
 
@@ -279,8 +332,16 @@ def compare_runs(base_dir, new_dir, force: bool = False, resamples: int = stats.
                 add(model, key, pairs, diff, ci, found, **extra)
             else:
                 names = [", ".join(sorted(str(d) for d in s)) or "none" for s in devices]
-                add(model, key, pairs, diff, ci, NOT_COMPARABLE,
-                    note=f"device {names[0]} in base, {names[1]} in new", **extra)
+                add(
+                    model,
+                    key,
+                    pairs,
+                    diff,
+                    ci,
+                    NOT_COMPARABLE,
+                    note=f"device {names[0]} in base, {names[1]} in new",
+                    **extra,
+                )
         for spec in shared_sets:
             pairs = [c for c in both if spec in base.scored_sets[(model, c)] and spec in new.scored_sets[(model, c)]]
             _set_rows(spec, base.dir, new.dir, model, pairs, resamples, add)
@@ -289,13 +350,21 @@ def compare_runs(base_dir, new_dir, force: bool = False, resamples: int = stats.
     shared_clips = sorted({c for _, c in compared})
     if not shared_clips:
         gate.append("nothing to compare: no clip is scored in both runs")
-    return {"base": str(base.dir.root), "new": str(new.dir.root), "forced_despite": problems if force else [],
-            "resamples": resamples, "timing_threshold": timing_threshold, "timing_floor_s": timing_floor_s,
-            "rows": rows,
-            "scored_units": {"base": len(base.rows), "new": len(new.rows)},
-            "units": {"base": len(base.units), "new": len(new.units)},
-            "shared_clips": len(shared_clips), "shared_units": len(compared),
-            "regressions": sum(r["verdict"] == REGRESSED for r in rows), "gate": gate}
+    return {
+        "base": str(base.dir.root),
+        "new": str(new.dir.root),
+        "forced_despite": problems if force else [],
+        "resamples": resamples,
+        "timing_threshold": timing_threshold,
+        "timing_floor_s": timing_floor_s,
+        "rows": rows,
+        "scored_units": {"base": len(base.rows), "new": len(new.rows)},
+        "units": {"base": len(base.units), "new": len(new.units)},
+        "shared_clips": len(shared_clips),
+        "shared_units": len(compared),
+        "regressions": sum(r["verdict"] == REGRESSED for r in rows),
+        "gate": gate,
+    }
 
 
 def _set_rows(spec, base: RunDir, new: RunDir, model, clips, resamples, add) -> None:
@@ -308,9 +377,13 @@ def _set_rows(spec, base: RunDir, new: RunDir, model, clips, resamples, add) -> 
     base_items = [base.load_features(model, c, spec) for c in clips]
     new_items = [new.load_features(model, c, spec) for c in clips]
     for out in metric.outputs:
-        diff, ci = stats.paired_set_difference_ci(base_items, new_items,
-                                                  lambda items, k=out.key: metric.combine(items)[k], resamples,
-                                                  label=f"{model} {out.key}")
+        diff, ci = stats.paired_set_difference_ci(
+            base_items,
+            new_items,
+            lambda items, k=out.key: metric.combine(items)[k],
+            resamples,
+            label=f"{model} {out.key}",
+        )
         add(model, out.key, clips, diff, ci, verdict(diff, ci, out.higher_is_better))
 
 

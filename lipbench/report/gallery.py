@@ -35,8 +35,14 @@ from lipbench.storage import atomic_path, file_sha256, read_json, write_json, wr
 
 PREVIEW_HEIGHT = 256
 # anything that changes the preview files: a change remakes every preview
-PREVIEW_SETTINGS = {"version": 1, "codec": "libx264", "crf": 23, "preset": "veryfast", "height": PREVIEW_HEIGHT,
-                    "audio": "aac 48000 mono 64k"}
+PREVIEW_SETTINGS = {
+    "version": 1,
+    "codec": "libx264",
+    "crf": 23,
+    "preset": "veryfast",
+    "height": PREVIEW_HEIGHT,
+    "audio": "aac 48000 mono 64k",
+}
 BOX_SAMPLES = 12  # reference frames the close-up box is detected on
 INDEX = "index.json"
 
@@ -68,8 +74,12 @@ def make_preview(source, target, audio_source=None, height: int = PREVIEW_HEIGHT
             with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
                 vs = out.add_stream("libx264", rate=rate)
                 vs.width, vs.height, vs.pix_fmt = out_w, out_h, "yuv420p"
-                vs.options = {"crf": str(settings["crf"]), "preset": settings["preset"],
-                              "g": str(max(1, round(float(rate)))), "threads": "1"}
+                vs.options = {
+                    "crf": str(settings["crf"]),
+                    "preset": settings["preset"],
+                    "g": str(max(1, round(float(rate)))),
+                    "threads": "1",
+                }
                 aus = None
                 if audio_source is not None:
                     aus = out.add_stream("aac", rate=48000)
@@ -93,8 +103,9 @@ def _encode_audio(out, stream, source) -> None:
     with av.open(str(source)) as inp:
         if not inp.streams.audio:
             return
-        resampler = av.AudioResampler(format="fltp", layout="mono", rate=48000,
-                                      frame_size=stream.codec_context.frame_size or 1024)
+        resampler = av.AudioResampler(
+            format="fltp", layout="mono", rate=48000, frame_size=stream.codec_context.frame_size or 1024
+        )
         samples = 0
 
         def mux(frames):
@@ -182,8 +193,11 @@ def face_box(video: Path) -> list[float] | None:
                 break
     cropper = FaceCropper()
     try:
-        boxes = [b for f in frames if (b := cropper.box(np.ascontiguousarray(f))[0]) is not None
-                 and b[2] > b[0] and b[3] > b[1]]
+        boxes = [
+            b
+            for f in frames
+            if (b := cropper.box(np.ascontiguousarray(f))[0]) is not None and b[2] > b[0] and b[3] > b[1]
+        ]
     finally:
         cropper.close()
     if not boxes:
@@ -206,9 +220,11 @@ def _fmt(v) -> str:
 
 ARROW = {True: " ↑", False: " ↓", None: ""}
 
-BASE_STYLE = ("body{font-family:system-ui,sans-serif;margin:1em 2em;color:#222}a{color:#0645ad}"
-              "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;"
-              "text-align:right}td:first-child,th:first-child{text-align:left}small{color:#666}")
+BASE_STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:1em 2em;color:#222}a{color:#0645ad}"
+    "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;"
+    "text-align:right}td:first-child,th:first-child{text-align:left}small{color:#666}"
+)
 
 INDEX_JS = r"""
 (function(){
@@ -244,14 +260,19 @@ INDEX_JS = r"""
 
 
 def _index_html(title, clips, models, columns, values, status) -> str:
-    head1 = "<tr><th rowspan='2' data-col='0' class='clip'>clip</th>" + "".join(
-        f"<th colspan='{len(columns)}' class='model'>{html.escape(m)}</th>" for m in models) + "</tr>"
+    head1 = (
+        "<tr><th rowspan='2' data-col='0' class='clip'>clip</th>"
+        + "".join(f"<th colspan='{len(columns)}' class='model'>{html.escape(m)}</th>" for m in models)
+        + "</tr>"
+    )
     head2, col = "<tr>", 1
     for _model in models:
         for c in columns:
             hib = {True: "higher", False: "lower", None: ""}[c.higher_is_better]
-            head2 += (f"<th data-col='{col}' data-hib='{hib}' title='click to sort (first click: worst first)'>"
-                      f"{html.escape(c.label)}{ARROW[c.higher_is_better]}</th>")
+            head2 += (
+                f"<th data-col='{col}' data-hib='{hib}' title='click to sort (first click: worst first)'>"
+                f"{html.escape(c.label)}{ARROW[c.higher_is_better]}</th>"
+            )
             col += 1
     head2 += "</tr>"
     rows = []
@@ -263,18 +284,22 @@ def _index_html(title, clips, models, columns, values, status) -> str:
                 text = _fmt(v) if v is not None or status.get((m, clip)) in (None, "ok") else "failed"
                 cells.append(f"<td data-v='{'' if v is None else repr(float(v))}'>{html.escape(text)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    style = BASE_STYLE + ("th[data-col]{cursor:pointer;user-select:none;background:#f4f4f4}"
-                          "th.asc::after{content:' ▲'}th.desc::after{content:' ▼'}"
-                          "th.model{background:#e8eef8;text-align:center;border-left:2px solid #999}"
-                          ".clip{position:sticky;left:0;background:#fff;z-index:1;text-align:left}"
-                          "tbody tr:hover{background:#fafae0}")
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}: gallery</title>"
-            f"<style>{style}</style></head><body>"
-            f"<h1>{html.escape(title)}: gallery</h1>"
-            "<p><a href='../report.html'>report</a> · one row per clip, each model's values for it; click a column "
-            "header to sort (first click: worst first, again: reverse); a clip opens its side-by-side player.</p>"
-            f"<table id='clips'><thead>{head1}{head2}</thead><tbody>{''.join(rows)}</tbody></table>"
-            f"<script>{INDEX_JS}</script></body></html>\n")
+    style = BASE_STYLE + (
+        "th[data-col]{cursor:pointer;user-select:none;background:#f4f4f4}"
+        "th.asc::after{content:' ▲'}th.desc::after{content:' ▼'}"
+        "th.model{background:#e8eef8;text-align:center;border-left:2px solid #999}"
+        ".clip{position:sticky;left:0;background:#fff;z-index:1;text-align:left}"
+        "tbody tr:hover{background:#fafae0}"
+    )
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}: gallery</title>"
+        f"<style>{style}</style></head><body>"
+        f"<h1>{html.escape(title)}: gallery</h1>"
+        "<p><a href='../report.html'>report</a> · one row per clip, each model's values for it; click a column "
+        "header to sort (first click: worst first, again: reverse); a clip opens its side-by-side player.</p>"
+        f"<table id='clips'><thead>{head1}{head2}</thead><tbody>{''.join(rows)}</tbody></table>"
+        f"<script>{INDEX_JS}</script></body></html>\n"
+    )
 
 
 CLIP_JS = r"""
@@ -288,7 +313,10 @@ CLIP_JS = r"""
   const label = document.getElementById('frame');
   scrub.max = N - 1;
   function frameOf(t){ return Math.max(0, Math.min(N - 1, Math.floor(t * fps + 1e-4))); }
-  function show(k){ scrub.value = k; label.textContent = 'frame ' + (k + 1) + ' / ' + N + '  (' + (k / fps).toFixed(2) + ' s)'; }
+  function show(k){
+    scrub.value = k;
+    label.textContent = 'frame ' + (k + 1) + ' / ' + N + '  (' + (k / fps).toFixed(2) + ' s)';
+  }
   function seek(k){
     k = Math.max(0, Math.min(N - 1, k));
     const t = (k + 0.5) / fps;  // the middle of frame k: every browser shows frame k there
@@ -297,7 +325,9 @@ CLIP_JS = r"""
   }
   function toggle(){
     if (master.paused){
-      if (master.ended || master.currentTime >= master.duration - 0.5 / fps) vids.forEach(function(v){ v.currentTime = 0; });
+      if (master.ended || master.currentTime >= master.duration - 0.5 / fps) {
+        vids.forEach(function(v){ v.currentTime = 0; });
+      }
       vids.forEach(function(v){ v.currentTime = master.currentTime; });
       vids.forEach(function(v){ const p = v.play(); if (p) p.catch(function(){}); });
       play.textContent = '❚❚ pause';
@@ -316,7 +346,11 @@ CLIP_JS = r"""
     }
     requestAnimationFrame(tick);
   }
-  master.addEventListener('ended', function(){ vids.forEach(function(v){ v.pause(); }); play.textContent = '▶ play'; show(N - 1); });
+  master.addEventListener('ended', function(){
+    vids.forEach(function(v){ v.pause(); });
+    play.textContent = '▶ play';
+    show(N - 1);
+  });
   play.addEventListener('click', toggle);
   document.getElementById('prev').addEventListener('click', function(){ seek(frameOf(master.currentTime) - 1); });
   document.getElementById('next').addEventListener('click', function(){ seek(frameOf(master.currentTime) + 1); });
@@ -341,8 +375,11 @@ CLIP_JS = r"""
 def _clip_page(title, clip, nav, fps, n_frames, box, bw, bh, x0, y0, parts, width=None, height=None) -> str:
     w, h = width or 1, height or 1
     data = json.dumps({"clip": clip, "fps": fps, "frames": n_frames, "box": box})
-    box_note = ("the protocol's face box (lipbench.faces.detect FaceCropper, median over sampled reference frames)"
-                if box else "no face found on the reference: close-up shows the whole frame")
+    box_note = (
+        "the protocol's face box (lipbench.faces.detect FaceCropper, median over sampled reference frames)"
+        if box
+        else "no face found on the reference: close-up shows the whole frame"
+    )
     style = BASE_STYLE + (
         "#videos{display:flex;flex-wrap:wrap;gap:14px}figure{margin:0;width:240px}"
         "figcaption{font-weight:600;margin-bottom:4px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}"
@@ -354,28 +391,31 @@ def _clip_page(title, clip, nav, fps, n_frames, box, bw, bh, x0, y0, parts, widt
         f"left:{-100 * x0 / bw:.4f}%;top:{-100 * y0 / bh:.4f}%}}"
         ".vals{margin-top:4px;width:100%}.vals td{border:none;border-bottom:1px solid #eee;padding:1px 4px}"
         "#controls{margin:10px 0;display:flex;align-items:center;gap:8px;flex-wrap:wrap}"
-        "#controls button{font-size:15px;padding:4px 10px}#scrub{width:420px}#frame{font-variant-numeric:tabular-nums}")
+        "#controls button{font-size:15px;padding:4px 10px}#scrub{width:420px}#frame{font-variant-numeric:tabular-nums}"
+    )
     prev_link, next_link = nav
     links = ["<a href='index.html'>all clips</a>"]
     if prev_link:
         links.append(f"<a href='{html.escape(_safe_name(prev_link))}.html'>← {html.escape(prev_link)}</a>")
     if next_link:
         links.append(f"<a href='{html.escape(_safe_name(next_link))}.html'>{html.escape(next_link)} →</a>")
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(clip)}: {html.escape(title)}</title>"
-            f"<style>{style}</style></head><body>"
-            f"<p>{' · '.join(links)}</p><h1>{html.escape(clip)}</h1>"
-            "<div id='controls'><button id='prev' title='previous frame (← or ,)'>◀ frame</button>"
-            "<button id='play' title='play / pause (space)'>▶ play</button>"
-            "<button id='next' title='next frame (→ or .)'>frame ▶</button>"
-            "<input id='scrub' type='range' min='0' step='1' value='0' aria-label='frame'>"
-            "<span id='frame'></span>"
-            f"<label title='{html.escape(box_note)}'><input id='closeup' type='checkbox'> mouth close-up (c)</label></div>"
-            f"<div id='videos'>{''.join(parts)}</div>"
-            f"<p><small>Previews: H.264 at most {PREVIEW_HEIGHT} px high, made from the run's lossless videos (every "
-            f"number comes from those). Close-up box: {html.escape(box_note)}. Keys: space play/pause, ← → "
-            "frame step, Home first frame, c close-up.</small></p>"
-            f"<script type='application/json' id='gallery-data'>{html.escape(data, quote=False)}</script>"
-            f"<script>{CLIP_JS}</script></body></html>\n")
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(clip)}: {html.escape(title)}</title>"
+        f"<style>{style}</style></head><body>"
+        f"<p>{' · '.join(links)}</p><h1>{html.escape(clip)}</h1>"
+        "<div id='controls'><button id='prev' title='previous frame (← or ,)'>◀ frame</button>"
+        "<button id='play' title='play / pause (space)'>▶ play</button>"
+        "<button id='next' title='next frame (→ or .)'>frame ▶</button>"
+        "<input id='scrub' type='range' min='0' step='1' value='0' aria-label='frame'>"
+        "<span id='frame'></span>"
+        f"<label title='{html.escape(box_note)}'><input id='closeup' type='checkbox'> mouth close-up (c)</label></div>"
+        f"<div id='videos'>{''.join(parts)}</div>"
+        f"<p><small>Previews: H.264 at most {PREVIEW_HEIGHT} px high, made from the run's lossless videos (every "
+        f"number comes from those). Close-up box: {html.escape(box_note)}. Keys: space play/pause, ← → "
+        "frame step, Home first frame, c close-up.</small></p>"
+        f"<script type='application/json' id='gallery-data'>{html.escape(data, quote=False)}</script>"
+        f"<script>{CLIP_JS}</script></body></html>\n"
+    )
 
 
 # ---------------------------------------------------------------------------- the gallery
@@ -420,10 +460,13 @@ def write_gallery(run, results: dict | None = None, progress: bool = True) -> di
     cache.reused = len([j for j in jobs if j[1].exists()]) - len(todo)
     # PyAV decodes and encodes without the GIL: a few threads use the cores (1.6x on 2)
     workers = max(1, min(4, os.cpu_count() or 1, len(todo)))
-    with tqdm(total=len(todo), desc="gallery previews", unit="video", disable=not (progress and todo)) as bar, \
-            ThreadPoolExecutor(workers) as pool:
-        futures = {pool.submit(make_preview, source, cache.root / rel, audio): (rel, source)
-                   for rel, source, audio in todo}
+    with (
+        tqdm(total=len(todo), desc="gallery previews", unit="video", disable=not (progress and todo)) as bar,
+        ThreadPoolExecutor(workers) as pool,
+    ):
+        futures = {
+            pool.submit(make_preview, source, cache.root / rel, audio): (rel, source) for rel, source, audio in todo
+        }
         for future in as_completed(futures):
             rel, source = futures[future]
             try:
@@ -464,18 +507,38 @@ def write_gallery(run, results: dict | None = None, progress: bool = True) -> di
         first = ref
         for model in models:
             rel = f"models/{_safe_name(model)}/{_safe_name(clip)}.mp4"
-            note = problems.get(rel) or ("" if status.get((model, clip)) in (None, "ok")
-                                         else f"unit {status.get((model, clip))}")
-            tiles.append((tables.row_label(results, model), f"../previews/{rel}" if rel in info else None,
-                          values.get((model, clip), {}), False, note))
+            note = problems.get(rel) or (
+                "" if status.get((model, clip)) in (None, "ok") else f"unit {status.get((model, clip))}"
+            )
+            tiles.append(
+                (
+                    tables.row_label(results, model),
+                    f"../previews/{rel}" if rel in info else None,
+                    values.get((model, clip), {}),
+                    False,
+                    note,
+                )
+            )
             first = first or info.get(rel)
         fps = (first or {}).get("fps") or 25.0
         n_frames = (first or {}).get("frames") or 1
         width, height = (first or {}).get("width") or 1, (first or {}).get("height") or 1
         x0, y0, x1, y1 = boxes[clip] or (0.0, 0.0, 1.0, 1.0)
-        page = _clip_page(title, clip, (clips[i - 1] if i else None, clips[i + 1] if i + 1 < len(clips) else None),
-                          fps, n_frames, boxes[clip], max(x1 - x0, 1e-3), max(y1 - y0, 1e-3), x0, y0,
-                          [_tile_html(t, columns) for t in tiles], width, height)
+        page = _clip_page(
+            title,
+            clip,
+            (clips[i - 1] if i else None, clips[i + 1] if i + 1 < len(clips) else None),
+            fps,
+            n_frames,
+            boxes[clip],
+            max(x1 - x0, 1e-3),
+            max(y1 - y0, 1e-3),
+            x0,
+            y0,
+            [_tile_html(t, columns) for t in tiles],
+            width,
+            height,
+        )
         write_text(gallery / f"{_safe_name(clip)}.html", page)
     index = gallery / "index.html"
     write_text(index, _index_html(title, clips, models, columns, values, status))
@@ -491,8 +554,14 @@ def _tile_html(tile, columns) -> str:
         media = f"<div class='frame missing'>no video{(': ' + html.escape(note)) if note else ''}</div>"
     table = ""
     if values is not None:
-        table = "<table class='vals'>" + "".join(
-            f"<tr><td>{html.escape(c.key)}{ARROW[c.higher_is_better]}</td>"
-            f"<td>{html.escape(_fmt(_num(values.get(c.key))))}</td></tr>" for c in columns) + "</table>"
+        table = (
+            "<table class='vals'>"
+            + "".join(
+                f"<tr><td>{html.escape(c.key)}{ARROW[c.higher_is_better]}</td>"
+                f"<td>{html.escape(_fmt(_num(values.get(c.key))))}</td></tr>"
+                for c in columns
+            )
+            + "</table>"
+        )
     caption = html.escape(label) + (" <small>(driving audio)</small>" if is_ref else "")
     return f"<figure><figcaption>{caption}</figcaption>{media}{table}</figure>"

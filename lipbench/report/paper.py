@@ -51,12 +51,19 @@ def comparison(results: dict, paper: dict) -> list[dict]:
             measured, ci = cell(results, model, col)
             if published is None and measured is None:
                 continue
-            rows.append({
-                "model": model, "paper_row": row["method"], "metric": col.key, "label": col.label,
-                "measured": measured, "ci95": ci, "paper": published,
-                "difference": None if measured is None or published is None else measured - published,
-                "paper_inside_ci": None if not ci or published is None else bool(ci[0] <= published <= ci[1]),
-            })
+            rows.append(
+                {
+                    "model": model,
+                    "paper_row": row["method"],
+                    "metric": col.key,
+                    "label": col.label,
+                    "measured": measured,
+                    "ci95": ci,
+                    "paper": published,
+                    "difference": None if measured is None or published is None else measured - published,
+                    "paper_inside_ci": None if not ci or published is None else bool(ci[0] <= published <= ci[1]),
+                }
+            )
     return rows
 
 
@@ -70,9 +77,15 @@ def floor_checks(paper: dict) -> list[dict]:
         args = (row["parameters"], row["dtype"], row["passes_first_chunk"], paper.get("device", ""))
         as_s = timing.check_ttff(row["ttff_s"], *args)
         as_ms = timing.check_ttff(row["ttff_s"] / 1000.0, *args)
-        checks.append({"method": row["method"], "ttff_s": row["ttff_s"], "floor_s": as_s["ttff_floor_s"],
-                       "below_floor_as_seconds": as_s["ttff_below_floor"],
-                       "below_floor_if_read_as_ms": as_ms["ttff_below_floor"]})
+        checks.append(
+            {
+                "method": row["method"],
+                "ttff_s": row["ttff_s"],
+                "floor_s": as_s["ttff_floor_s"],
+                "below_floor_as_seconds": as_s["ttff_below_floor"],
+                "below_floor_if_read_as_ms": as_ms["ttff_below_floor"],
+            }
+        )
     return checks
 
 

@@ -31,9 +31,17 @@ def _arrow(higher):
     return {True: " ↑", False: " ↓", None: ""}[higher]
 
 
-def pareto_plot(points: dict[str, tuple], stem: Path, x_label: str, y_label: str, x_higher: bool, y_higher: bool,
-                title: str = "", paper_points: dict[str, tuple] | None = None,
-                references: dict[str, float | None] | None = None) -> dict[str, str]:
+def pareto_plot(
+    points: dict[str, tuple],
+    stem: Path,
+    x_label: str,
+    y_label: str,
+    x_higher: bool,
+    y_higher: bool,
+    title: str = "",
+    paper_points: dict[str, tuple] | None = None,
+    references: dict[str, float | None] | None = None,
+) -> dict[str, str]:
     """Scatter of measured points (red: on the front) with the front as a dashed line;
     paper points, when given, as hollow squares with their own front; reference rows
     (the ground truth, oracles: {name: quality}) as labelled horizontal lines, never
@@ -42,8 +50,14 @@ def pareto_plot(points: dict[str, tuple], stem: Path, x_label: str, y_label: str
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
     for name, y in ((n, y) for n, y in (references or {}).items() if y is not None and np.isfinite(y)):
         ax.axhline(y, color="tab:green", lw=1, ls=":", zorder=1)
-        ax.annotate(f"{name} (reference)", xy=(0.01, y), xycoords=("axes fraction", "data"), fontsize=7,
-                    color="tab:green", va="bottom")
+        ax.annotate(
+            f"{name} (reference)",
+            xy=(0.01, y),
+            xycoords=("axes fraction", "data"),
+            fontsize=7,
+            color="tab:green",
+            va="bottom",
+        )
     shown = {k: v for k, v in points.items() if status[k] != "missing"}
     for name, (x, y) in shown.items():
         ax.scatter(x, y, s=60, color="tab:red" if status[name] == FRONT else "tab:gray", zorder=3)
@@ -54,8 +68,9 @@ def pareto_plot(points: dict[str, tuple], stem: Path, x_label: str, y_label: str
         paper_shown = {k: v for k, v in paper_points.items() if paper_status[k] != "missing"}
         for name, (x, y) in paper_shown.items():
             ax.scatter(x, y, s=50, facecolors="none", edgecolors="tab:blue", marker="s", zorder=2)
-        _front_line(ax, [paper_shown[k] for k in paper_shown if paper_status[k] == FRONT], x_higher,
-                    "tab:blue", "paper front")
+        _front_line(
+            ax, [paper_shown[k] for k in paper_shown if paper_status[k] == FRONT], x_higher, "tab:blue", "paper front"
+        )
         labels.update({f"{k} (paper)": v for k, v in paper_shown.items()})
     xs = [v[0] for v in labels.values() if v[0] > 0]
     if xs and max(xs) / min(xs) > 100:
@@ -106,8 +121,12 @@ def distribution_plot(values_by_model: dict[str, list[float]], stem: Path, label
     save(fig, stem)
 
 
-def latency_timeline(chunks_by_model: dict[str, tuple[list[int], list[float]]], stem: Path, clip: str,
-                     speech: tuple[int, float, float] | None = None) -> None:
+def latency_timeline(
+    chunks_by_model: dict[str, tuple[list[int], list[float]]],
+    stem: Path,
+    clip: str,
+    speech: tuple[int, float, float] | None = None,
+) -> None:
     """Frames available against time for one clip: a streaming model climbs in steps
     from its first chunk, a one-shot model jumps once at the end. With `speech`
     (n_frames, fps, lead_s: the live protocol), a dashed line shows, for each time, the

@@ -16,9 +16,22 @@ from lipbench.rundir import RunDir
 from lipbench.storage import write_json, write_jsonl
 
 TIMING_COLUMNS = TIMING_KEYS
-UNIT_COLUMNS = TIMING_COLUMNS + ("n_frames", "n_chunks", "chunk_frames", "chunk_s", "device", "timer",
-                                  "timing_protocol", "latency_p50_s", "latency_p95_s", "latency_max_s",
-                                  "playback_delay_s", "stalls", "lookahead_s", "live")
+UNIT_COLUMNS = TIMING_COLUMNS + (
+    "n_frames",
+    "n_chunks",
+    "chunk_frames",
+    "chunk_s",
+    "device",
+    "timer",
+    "timing_protocol",
+    "latency_p50_s",
+    "latency_p95_s",
+    "latency_max_s",
+    "playback_delay_s",
+    "stalls",
+    "lookahead_s",
+    "live",
+)
 
 
 def is_reference(model: str) -> bool:
@@ -46,14 +59,16 @@ def clip_records(run: RunDir, config, manifest, with_features: bool = True) -> d
             if not unit:
                 records.append(ClipRecord(clip.id, status="pending"))
                 continue
-            record = ClipRecord(clip.id, status=unit.get("status", "error"), stage=unit.get("stage"),
-                                error=unit.get("error"), unit=unit)
+            record = ClipRecord(
+                clip.id, status=unit.get("status", "error"), stage=unit.get("stage"), error=unit.get("error"), unit=unit
+            )
             scored = run.read_metrics(spec.label, clip.id) if record.status == "ok" else None
             if scored:
                 record.scored, record.values, record.errors = True, scored.get("values", {}), scored.get("errors", {})
                 record.notes = scored.get("notes") or {}
-                record.features = {s: f for s in set_specs
-                                   if (f := run.load_features(spec.label, clip.id, s)) is not None}
+                record.features = {
+                    s: f for s in set_specs if (f := run.load_features(spec.label, clip.id, s)) is not None
+                }
             records.append(record)
         out[spec.label] = records
     return out
@@ -75,8 +90,11 @@ def _row(model: str, record: ClipRecord) -> dict:
 
 def per_clip_rows(run: RunDir, config, manifest) -> list[dict]:
     """One row per (model, clip): status, timing and metric values flattened."""
-    return [_row(model, r) for model, records in clip_records(run, config, manifest, with_features=False).items()
-            for r in records]
+    return [
+        _row(model, r)
+        for model, records in clip_records(run, config, manifest, with_features=False).items()
+        for r in records
+    ]
 
 
 def environment() -> dict:
@@ -87,14 +105,38 @@ def environment() -> dict:
             return None
 
     try:
-        git = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(lipbench.__file__).parent,
-                             capture_output=True, text=True, timeout=5).stdout.strip() or None
+        git = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"],
+                cwd=Path(lipbench.__file__).parent,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         git = None
-    return {"lipbench": lipbench.__version__, "git_commit": git, "python": platform.python_version(),
-            "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "packages": {p: version(p) for p in ("torch", "torchvision", "numpy", "scipy", "av", "mediapipe",
-                                                 "opencv-python-headless", "scikit-image")}}
+    return {
+        "lipbench": lipbench.__version__,
+        "git_commit": git,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "packages": {
+            p: version(p)
+            for p in (
+                "torch",
+                "torchvision",
+                "numpy",
+                "scipy",
+                "av",
+                "mediapipe",
+                "opencv-python-headless",
+                "scikit-image",
+            )
+        },
+    }
 
 
 def weights_used(run: RunDir, config, manifest) -> dict:
@@ -115,12 +157,19 @@ def write_results(run: RunDir, config, manifest) -> dict:
     records = clip_records(run, config, manifest)
     write_jsonl(run.root / "per_clip.jsonl", [_row(m, r) for m, recs in records.items() for r in recs])
     results = build_results(
-        "run", records, config.metric_specs(), config.bootstrap_resamples, config.set_resamples,
-        model_info={m.label: {"model": m.model, "args": m.args, "reference": is_reference(m.model)}
-                    for m in config.models},
+        "run",
+        records,
+        config.metric_specs(),
+        config.bootstrap_resamples,
+        config.set_resamples,
+        model_info={
+            m.label: {"model": m.model, "args": m.args, "reference": is_reference(m.model)} for m in config.models
+        },
         run=str(run.root),
         data={"manifest": manifest.name, "n_clips": len(manifest.clips), "input_hash": manifest.input_hash()},
         weights=weights_used(run, config, manifest),
-        config=config.to_dict(), environment={**environment(), "device": config.device})
+        config=config.to_dict(),
+        environment={**environment(), "device": config.device},
+    )
     write_json(run.root / "results.json", results)
     return results

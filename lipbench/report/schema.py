@@ -30,13 +30,23 @@ from lipbench.report import stats
 
 SCHEMA_VERSION = 2  # the document's "lipbench_results"; 1 had per-model mean/median, and eval its own "aggregate"
 TIMING_KEYS = ("ttff_s", "fps", "total_s")
-TIMING_DEFINITION = {"ttff_s": "seconds from the start of stream() to the first chunk",
-                     "fps": "frames / seconds from the start of stream() to the last chunk",
-                     "statistic": "median over clips"}
+TIMING_DEFINITION = {
+    "ttff_s": "seconds from the start of stream() to the first chunk",
+    "fps": "frames / seconds from the start of stream() to the last chunk",
+    "statistic": "median over clips",
+}
 # How late frames follow the speech, per timing protocol (lipbench.timing.latency_figures):
 # medians over clips, in `latency` {protocol: {key: Aggregate}}
-LATENCY_KEYS = ("ttff_s", "fps", "latency_p50_s", "latency_p95_s", "latency_max_s", "playback_delay_s", "stalls",
-                "lookahead_s")
+LATENCY_KEYS = (
+    "ttff_s",
+    "fps",
+    "latency_p50_s",
+    "latency_p95_s",
+    "latency_max_s",
+    "playback_delay_s",
+    "stalls",
+    "lookahead_s",
+)
 # Seconds outside TTFF and FPS, per unit: the untimed per-clip preparation, and for a
 # worker the shipping of chunks and the same stream on lipbench's own clock
 OUTSIDE_CLOCK_KEYS = ("prepare_s", "transfer_total_s", "harness_ttff_s", "harness_total_s")
@@ -141,20 +151,36 @@ def _summary(values: dict[str, float], failed: dict[str, str], statistic: str, r
     arr = np.array(list(values.values()), dtype=np.float64)
     function = np.median if statistic == "median" else np.mean
     ci = stats.bootstrap_ci(arr, function, resamples) if resamples else None
-    return Aggregate(value=float(function(arr)) if len(arr) else None, statistic=f"{statistic} over clips",
-                     std=float(arr.std(ddof=1)) if len(arr) > 1 else None, ci95=ci,
-                     ci_method=f"bootstrap over clips, {resamples} resamples, percentile",
-                     resamples_ok=resamples if ci else 0, n=len(arr), failed=failed, error=None)
+    return Aggregate(
+        value=float(function(arr)) if len(arr) else None,
+        statistic=f"{statistic} over clips",
+        std=float(arr.std(ddof=1)) if len(arr) > 1 else None,
+        ci95=ci,
+        ci_method=f"bootstrap over clips, {resamples} resamples, percentile",
+        resamples_ok=resamples if ci else 0,
+        n=len(arr),
+        failed=failed,
+        error=None,
+    )
 
 
-def _pooled(metric, key: str, items: dict[str, dict], failed: dict[str, str], resamples: int,
-            label: str, pool: bool = True) -> Aggregate:
+def _pooled(
+    metric, key: str, items: dict[str, dict], failed: dict[str, str], resamples: int, label: str, pool: bool = True
+) -> Aggregate:
     """A set-level value pooled over the clips' features, its CI recomputed on resamples
     of clips; without `pool` (a document written while clips are still being scored) the
     value is left null, without an error."""
-    out = Aggregate(value=None, statistic="pooled over clips", std=None, ci95=None,
-                    ci_method=f"bootstrap over clips, {resamples} resamples, recomputed on each",
-                    resamples_ok=0, n=len(items), failed=failed, error=None)
+    out = Aggregate(
+        value=None,
+        statistic="pooled over clips",
+        std=None,
+        ci95=None,
+        ci_method=f"bootstrap over clips, {resamples} resamples, recomputed on each",
+        resamples_ok=0,
+        n=len(items),
+        failed=failed,
+        error=None,
+    )
     if not items or not pool:
         return out
     try:
@@ -169,7 +195,8 @@ def _pooled(metric, key: str, items: dict[str, dict], failed: dict[str, str], re
     if not resamples:
         return out
     out["ci95"], out["resamples_ok"] = stats.bootstrap_set_ci(
-        list(items.values()), lambda sample: metric.combine(sample)[key], resamples, label=label)
+        list(items.values()), lambda sample: metric.combine(sample)[key], resamples, label=label
+    )
     return out
 
 
@@ -179,8 +206,15 @@ def _value_failure(record: ClipRecord, spec: str) -> str | None:
     return first_line(error) if error else None
 
 
-def aggregate_model(records: list[ClipRecord], specs: list[str], resamples: int, set_resamples: int,
-                    timing_keys=TIMING_KEYS, label: str = "", pool: bool = True) -> dict:
+def aggregate_model(
+    records: list[ClipRecord],
+    specs: list[str],
+    resamples: int,
+    set_resamples: int,
+    timing_keys=TIMING_KEYS,
+    label: str = "",
+    pool: bool = True,
+) -> dict:
     """Timing and metric aggregates of one model's clip records, and its counts."""
     from lipbench.metrics.base import SetMetric
 
@@ -204,8 +238,11 @@ def aggregate_model(records: list[ClipRecord], specs: list[str], resamples: int,
         values = [float(r.unit[key]) for r in ok if is_finite_number(r.unit.get(key))]
         if values:
             outside[key] = float(np.median(values))
-    per_chunk = [float(r.unit["transfer_total_s"]) / r.unit["n_chunks"] for r in ok
-                 if is_finite_number(r.unit.get("transfer_total_s")) and r.unit.get("n_chunks")]
+    per_chunk = [
+        float(r.unit["transfer_total_s"]) / r.unit["n_chunks"]
+        for r in ok
+        if is_finite_number(r.unit.get("transfer_total_s")) and r.unit.get("n_chunks")
+    ]
     if per_chunk:
         outside["transfer_per_chunk_s"] = float(np.median(per_chunk))
 
@@ -215,12 +252,22 @@ def aggregate_model(records: list[ClipRecord], specs: list[str], resamples: int,
         rows = {clip: row for clip, row in rows.items() if isinstance(row, dict) and "latency_p50_s" in row}
         if not rows:
             continue
-        figures = {key: _summary({c: float(row[key]) for c, row in rows.items() if is_finite_number(row.get(key))},
-                                 {}, "median", resamples) for key in LATENCY_KEYS}
+        figures = {
+            key: _summary(
+                {c: float(row[key]) for c, row in rows.items() if is_finite_number(row.get(key))},
+                {},
+                "median",
+                resamples,
+            )
+            for key in LATENCY_KEYS
+        }
         first = next(iter(rows.values()))
-        figures.update(lookahead_declared_s=first.get("lookahead_declared_s"), player_delay_s=first.get("stall_delay_s"),
-                       n_stalled_clips=sum(bool(row.get("stalls")) for row in rows.values()),
-                       verdict="real-time" if not any(row.get("stalls") for row in rows.values()) else "stalls")
+        figures.update(
+            lookahead_declared_s=first.get("lookahead_declared_s"),
+            player_delay_s=first.get("stall_delay_s"),
+            n_stalled_clips=sum(bool(row.get("stalls")) for row in rows.values()),
+            verdict="real-time" if not any(row.get("stalls") for row in rows.values()) else "stalls",
+        )
         latency[protocol] = figures
 
     scored = [r for r in ok if r.scored]
@@ -243,13 +290,22 @@ def aggregate_model(records: list[ClipRecord], specs: list[str], resamples: int,
                 else:
                     failed[r.clip] = f"not a finite number ({r.values[key]}; NaN is stored as null)"
             failed = {r.clip: failed[r.clip] for r in records if r.clip in failed}  # in clip order
-            out_metrics[key] = (_pooled(metric, key, items, failed, set_resamples, f"{label} {key}", pool)
-                                if isinstance(metric, SetMetric) else _summary(values, failed, "mean", resamples))
+            out_metrics[key] = (
+                _pooled(metric, key, items, failed, set_resamples, f"{label} {key}", pool)
+                if isinstance(metric, SetMetric)
+                else _summary(values, failed, "mean", resamples)
+            )
     return {
-        "n_clips": len(records), "n_ok": len(ok), "n_failed": len(failed_units),
+        "n_clips": len(records),
+        "n_ok": len(ok),
+        "n_failed": len(failed_units),
         "n_pending": sum(r.status == "pending" or (r.status == "ok" and not r.scored) for r in records),
-        "failed_units": failed_units, "n_failed_values": 0,  # set by collect_failures
-        "timing": timing, "latency": latency, "derived_timing": derived, "outside_clock": outside,
+        "failed_units": failed_units,
+        "n_failed_values": 0,  # set by collect_failures
+        "timing": timing,
+        "latency": latency,
+        "derived_timing": derived,
+        "outside_clock": outside,
         "metrics": out_metrics,
         "clips": {r.clip: dict(r.values) for r in scored},
         "clip_notes": {r.clip: dict(r.notes) for r in scored if r.notes},
@@ -263,8 +319,17 @@ def metrics_info(specs: list[str]) -> dict[str, dict]:
     for spec in specs:
         metric = metrics.create(spec)
         statistic = "pooled over clips" if isinstance(metric, SetMetric) else "mean over clips"
-        info.update({o.key: {"higher_is_better": o.higher_is_better, "unit": o.unit, "description": o.description,
-                             "statistic": statistic} for o in metric.outputs})
+        info.update(
+            {
+                o.key: {
+                    "higher_is_better": o.higher_is_better,
+                    "unit": o.unit,
+                    "description": o.description,
+                    "statistic": statistic,
+                }
+                for o in metric.outputs
+            }
+        )
     return info
 
 
@@ -273,24 +338,43 @@ def collect_failures(models: dict[str, dict], records: dict[str, list[ClipRecord
     units, values = [], []
     for name, agg in models.items():
         by_clip = {r.clip: r for r in records[name]}
-        units += [UnitFailure(model=name, clip=clip, stage=by_clip[clip].stage or "generate", error=error)
-                  for clip, error in agg["failed_units"].items()]
+        units += [
+            UnitFailure(model=name, clip=clip, stage=by_clip[clip].stage or "generate", error=error)
+            for clip, error in agg["failed_units"].items()
+        ]
         mine = []
         for key, summary in agg["metrics"].items():
-            mine += [ValueFailure(model=name, clip=clip, metric=key, error=reason)
-                     for clip, reason in summary["failed"].items() if clip not in agg["failed_units"]]
+            mine += [
+                ValueFailure(model=name, clip=clip, metric=key, error=reason)
+                for clip, reason in summary["failed"].items()
+                if clip not in agg["failed_units"]
+            ]
             if summary["error"]:
                 mine.append(ValueFailure(model=name, clip=None, metric=key, error=summary["error"]))
         agg["n_failed_values"] = len(mine)
         values += mine
-    return Failures(units=units, metric_values=values,
-                    counts={"units": len(units), "metric_values": len(values),
-                            "pending_units": sum(a["n_pending"] for a in models.values())})
+    return Failures(
+        units=units,
+        metric_values=values,
+        counts={
+            "units": len(units),
+            "metric_values": len(values),
+            "pending_units": sum(a["n_pending"] for a in models.values()),
+        },
+    )
 
 
-def build_results(kind: str, records: dict[str, list[ClipRecord]], specs: list[str], resamples: int,
-                  set_resamples: int, timing_keys=TIMING_KEYS, model_info: dict[str, dict] | None = None,
-                  pool: bool = True, **extra) -> Results:
+def build_results(
+    kind: str,
+    records: dict[str, list[ClipRecord]],
+    specs: list[str],
+    resamples: int,
+    set_resamples: int,
+    timing_keys=TIMING_KEYS,
+    model_info: dict[str, dict] | None = None,
+    pool: bool = True,
+    **extra,
+) -> Results:
     """The results document of a run (kind 'run') or of `lipbench eval --fake` (kind 'eval').
     `records`: model name -> its clip records; `model_info`: model name -> registry name and
     args; `pool` False leaves set-level values null (a document written mid-way); `extra`:
@@ -298,22 +382,32 @@ def build_results(kind: str, records: dict[str, list[ClipRecord]], specs: list[s
     models = {}
     for name, recs in records.items():
         info = (model_info or {}).get(name, {})
-        models[name] = {"model": info.get("model"), "args": info.get("args", {}),
-                        "reference": bool(info.get("reference", False)),
-                        **aggregate_model(recs, specs, resamples, set_resamples, timing_keys, label=name,
-                                          pool=pool)}
+        models[name] = {
+            "model": info.get("model"),
+            "args": info.get("args", {}),
+            "reference": bool(info.get("reference", False)),
+            **aggregate_model(recs, specs, resamples, set_resamples, timing_keys, label=name, pool=pool),
+        }
     failures = collect_failures(models, records)
-    return Results(lipbench_results=SCHEMA_VERSION, kind=kind,
-                   created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                   metrics=list(specs), metrics_info=metrics_info(specs), timing_definition=TIMING_DEFINITION,
-                   models=models, failures=failures, **extra)
+    return Results(
+        lipbench_results=SCHEMA_VERSION,
+        kind=kind,
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        metrics=list(specs),
+        metrics_info=metrics_info(specs),
+        timing_definition=TIMING_DEFINITION,
+        models=models,
+        failures=failures,
+        **extra,
+    )
 
 
 def failure_lines(results: dict) -> list[str]:
     """The document's failures as lines to print at the end of a command: one per failed
     unit, one per (model, clip, error) of failed metric values, then the counts."""
-    lines = [f"failed unit: {u['model']}/{u['clip']} ({u['stage']}): {u['error']}"
-             for u in results["failures"]["units"]]
+    lines = [
+        f"failed unit: {u['model']}/{u['clip']} ({u['stage']}): {u['error']}" for u in results["failures"]["units"]
+    ]
     grouped: dict[tuple, list[str]] = {}
     for v in results["failures"]["metric_values"]:
         grouped.setdefault((v["model"], v["clip"], v["error"]), []).append(v["metric"])

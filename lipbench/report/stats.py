@@ -18,8 +18,7 @@ PROGRESS_AFTER_S = 3
 
 
 def _resamples(n_resamples: int, label: str):
-    return tqdm(range(n_resamples), desc=f"bootstrap {label}", unit="resample", delay=PROGRESS_AFTER_S,
-                leave=False)
+    return tqdm(range(n_resamples), desc=f"bootstrap {label}", unit="resample", delay=PROGRESS_AFTER_S, leave=False)
 
 
 def _finite(values) -> np.ndarray:
@@ -32,8 +31,9 @@ def _percentiles(stats, level: float) -> list[float]:
     return [float(np.percentile(stats, tail)), float(np.percentile(stats, 100 - tail))]
 
 
-def bootstrap_ci(values, statistic: Callable = np.mean, n_resamples: int = N_RESAMPLES, seed: int = SEED,
-                 level: float = LEVEL) -> list[float] | None:
+def bootstrap_ci(
+    values, statistic: Callable = np.mean, n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = LEVEL
+) -> list[float] | None:
     """CI of a statistic over clips (mean, median, ...); None with fewer than two values."""
     arr = _finite(values)
     if len(arr) < 2:
@@ -47,8 +47,14 @@ def bootstrap_mean_ci(values, n_resamples: int = N_RESAMPLES, seed: int = SEED, 
     return bootstrap_ci(values, np.mean, n_resamples, seed, level)
 
 
-def bootstrap_set_ci(items: list, statistic: Callable[[list], float], n_resamples: int = N_RESAMPLES,
-                     seed: int = SEED, level: float = LEVEL, label: str = "") -> tuple[list[float] | None, int]:
+def bootstrap_set_ci(
+    items: list,
+    statistic: Callable[[list], float],
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+    level: float = LEVEL,
+    label: str = "",
+) -> tuple[list[float] | None, int]:
     """(CI, resamples that gave a value) of a set-level statistic (FVD, pooled FID)
     recomputed on each resample of clips. A resample the metric cannot score (too few
     distinct clips: a ValueError) or that gives no finite value is left out and not
@@ -68,17 +74,22 @@ def bootstrap_set_ci(items: list, statistic: Callable[[list], float], n_resample
 
 def paired_difference_ci(base, new, n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = LEVEL):
     """(mean of new - base over paired clips, its CI); clips missing in either are dropped."""
-    pairs = [(b, n) for b, n in zip(base, new) if b is not None and n is not None
-             and np.isfinite(b) and np.isfinite(n)]
+    pairs = [(b, n) for b, n in zip(base, new) if b is not None and n is not None and np.isfinite(b) and np.isfinite(n)]
     if not pairs:
         return None, None
     diff = np.array([n - b for b, n in pairs])
     return float(diff.mean()), bootstrap_ci(diff, np.mean, n_resamples, seed, level)
 
 
-def paired_set_difference_ci(base_items: list, new_items: list, statistic: Callable[[list], float],
-                             n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = LEVEL,
-                             label: str = ""):
+def paired_set_difference_ci(
+    base_items: list,
+    new_items: list,
+    statistic: Callable[[list], float],
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+    level: float = LEVEL,
+    label: str = "",
+):
     """Set-level difference statistic(new) - statistic(base) over the same resampled clips."""
     value = statistic(new_items) - statistic(base_items)
     if len(base_items) < 2 or n_resamples <= 0:

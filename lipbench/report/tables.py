@@ -40,9 +40,11 @@ def default_columns(results: dict) -> list[Column]:
 
 def paper_columns(paper: dict) -> list[Column]:
     """The paper's column order; columns lipbench does not measure (steps) are left out."""
-    return [Column(c["key"], c["label"], c.get("higher_is_better"), "timing" if c["key"] in TIMING else "metrics")
-            for c in paper["columns"].values() if c.get("key")]
-
+    return [
+        Column(c["key"], c["label"], c.get("higher_is_better"), "timing" if c["key"] in TIMING else "metrics")
+        for c in paper["columns"].values()
+        if c.get("key")
+    ]
 
 
 def summary(results: dict, model: str, col: Column) -> dict:
@@ -99,8 +101,9 @@ def best_values(results: dict, columns) -> dict[str, float]:
     """Best value per directed column among the methods (reference rows left out)."""
     best = {}
     for col in columns:
-        vals = [v for m in results["models"] if not is_reference(results, m)
-                and (v := cell(results, m, col)[0]) is not None]
+        vals = [
+            v for m in results["models"] if not is_reference(results, m) and (v := cell(results, m, col)[0]) is not None
+        ]
         if col.higher_is_better is not None and len(vals) > 1:
             best[col.key] = max(vals) if col.higher_is_better else min(vals)
     return best
@@ -142,22 +145,36 @@ def to_csv(results: dict, columns=None) -> str:
     columns = columns or default_columns(results)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["model"] + [f"{c.key}{s}" for c in columns for s in ("", "_ci95_low", "_ci95_high", "_n", "_failed")]
-                    + ["n_ok", "n_clips"])
+    writer.writerow(
+        ["model"]
+        + [f"{c.key}{s}" for c in columns for s in ("", "_ci95_low", "_ci95_high", "_n", "_failed")]
+        + ["n_ok", "n_clips"]
+    )
     for model, agg in results["models"].items():
         row = [model]
         for col in columns:
             value, ci = cell(results, model, col)
             found = summary(results, model, col)
-            row += (["" if value is None else repr(value)] + (["", ""] if not ci else [repr(ci[0]), repr(ci[1])])
-                    + [found.get("n", 0), len(found.get("failed") or {})])
+            row += (
+                ["" if value is None else repr(value)]
+                + (["", ""] if not ci else [repr(ci[0]), repr(ci[1])])
+                + [found.get("n", 0), len(found.get("failed") or {})]
+            )
         writer.writerow(row + [agg["n_ok"], agg["n_clips"]])
     return out.getvalue()
 
 
 def _latex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
-                 ("@", r"@"), ("↑", r"$\uparrow$"), ("↓", r"$\downarrow$")):
+    for a, b in (
+        ("\\", r"\textbackslash{}"),
+        ("_", r"\_"),
+        ("%", r"\%"),
+        ("&", r"\&"),
+        ("#", r"\#"),
+        ("@", r"@"),
+        ("↑", r"$\uparrow$"),
+        ("↓", r"$\downarrow$"),
+    ):
         text = text.replace(a, b)
     return text
 
@@ -167,9 +184,12 @@ def to_latex(results: dict, columns=None) -> str:
     columns = columns or default_columns(results)
     best = best_values(results, columns)
     arrows = {True: " ↑", False: " ↓", None: ""}
-    lines = [r"\begin{tabular}{l" + "r" * len(columns) + "}", r"\toprule",
-             " & ".join(["method"] + [_latex_escape(c.label + arrows[c.higher_is_better]) for c in columns])
-             + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{tabular}{l" + "r" * len(columns) + "}",
+        r"\toprule",
+        " & ".join(["method"] + [_latex_escape(c.label + arrows[c.higher_is_better]) for c in columns]) + r" \\",
+        r"\midrule",
+    ]
     for model in results["models"]:
         cells = [_latex_escape(row_label(results, model))]
         for col in columns:

@@ -41,7 +41,7 @@ class Toy(lipbench_worker.Model):
                 request.audio_until(min(start + self.chunk, request.n_frames) / request.fps)
             with self.stage("work"):
                 time.sleep(self.delay_s)
-            part = frames[start:start + self.chunk]
+            part = frames[start : start + self.chunk]
             if how == "crash" and start > 0:
                 print("toy worker: simulated crash in native code", file=sys.stderr, flush=True)
                 os._exit(3)

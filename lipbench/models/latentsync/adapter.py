@@ -61,20 +61,36 @@ class LatentSync(WorkerModel):
     forward_passes_first_chunk = forward_passes(20, 1.5)
     forward_passes_per_chunk = forward_passes(20, 1.5)
 
-    def __init__(self, python: str | None = None, checkout: str | None = None, causal: bool = True,
-                 steps: int = 20, guidance: float = 1.5, size: str = "real", random_weights: bool = False,
-                 seed: int = 1247, weights_dir=None, faces: str = "insightface", timeout_s: float = 600.0):
+    def __init__(
+        self,
+        python: str | None = None,
+        checkout: str | None = None,
+        causal: bool = True,
+        steps: int = 20,
+        guidance: float = 1.5,
+        size: str = "real",
+        random_weights: bool = False,
+        seed: int = 1247,
+        weights_dir=None,
+        faces: str = "insightface",
+        timeout_s: float = 600.0,
+    ):
         python = python or os.environ.get(PYTHON_ENV)
         checkout = checkout or os.environ.get(CHECKOUT_ENV)
         if not python:
-            raise UsageError(f"latentsync runs in LatentSync's own environment: pass python=<its interpreter> or "
-                             f"set {PYTHON_ENV} (build one with: {BUILD_HINT})")
+            raise UsageError(
+                f"latentsync runs in LatentSync's own environment: pass python=<its interpreter> or "
+                f"set {PYTHON_ENV} (build one with: {BUILD_HINT})"
+            )
         if not checkout:
-            raise UsageError(f"latentsync needs a checkout of bytedance/LatentSync (a229c39): pass checkout=DIR "
-                             f"or set {CHECKOUT_ENV}")
+            raise UsageError(
+                f"latentsync needs a checkout of bytedance/LatentSync (a229c39): pass checkout=DIR "
+                f"or set {CHECKOUT_ENV}"
+            )
         if not (Path(checkout) / "latentsync" / "pipelines" / "lipsync_pipeline.py").is_file():
-            raise UsageError(f"latentsync: {checkout} is not a LatentSync checkout "
-                             "(no latentsync/pipelines/lipsync_pipeline.py)")
+            raise UsageError(
+                f"latentsync: {checkout} is not a LatentSync checkout (no latentsync/pipelines/lipsync_pipeline.py)"
+            )
         if size not in ("real", "tiny"):
             raise UsageError(f"latentsync: size must be 'real' or 'tiny', got {size!r}")
         if faces not in ("insightface", "fixed"):
@@ -84,11 +100,24 @@ class LatentSync(WorkerModel):
         self.steps, self.guidance, self.size, self.seed = int(steps), float(guidance), size, int(seed)
         self.random_weights, self.weights_dir, self.faces = bool(random_weights), weights_dir, faces
         self.checkout = str(Path(checkout).resolve())
-        args = {"checkout": self.checkout, "causal": bool(causal), "steps": self.steps,
-                "guidance": self.guidance, "seed": self.seed, "size": size,
-                "random_weights": self.random_weights, "faces": faces}
-        super().__init__(python=python, path=(self.checkout,), args=args, causal=bool(causal),
-                         chunk_frames=(CHUNK_FRAMES,) if causal else (), timeout_s=timeout_s)
+        args = {
+            "checkout": self.checkout,
+            "causal": bool(causal),
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "seed": self.seed,
+            "size": size,
+            "random_weights": self.random_weights,
+            "faces": faces,
+        }
+        super().__init__(
+            python=python,
+            path=(self.checkout,),
+            args=args,
+            causal=bool(causal),
+            chunk_frames=(CHUNK_FRAMES,) if causal else (),
+            timeout_s=timeout_s,
+        )
         self.forward_passes_first_chunk = self.forward_passes_per_chunk = forward_passes(self.steps, self.guidance)
 
     def weight_files(self) -> dict[str, Path]:
@@ -104,13 +133,23 @@ class LatentSync(WorkerModel):
 
         files = self.weight_files()
         if not self.random_weights:
-            self.args.update(unet_path=str(files[UNET_FILE]), whisper_path=str(files[WHISPER_FILE]),
-                             vae_path={Path(n).name: str(files[n]) for n in VAE_FILES})
+            self.args.update(
+                unet_path=str(files[UNET_FILE]),
+                whisper_path=str(files[WHISPER_FILE]),
+                vae_path={Path(n).name: str(files[n]) for n in VAE_FILES},
+            )
         if self.faces == "insightface":
             self.args["face_models"] = {n: str(files[n]) for n in FACE_FILES}
         super().load(device)
 
     def describe(self) -> dict:
-        return {**super().describe(), "steps": self.steps, "guidance": self.guidance, "size": self.size,
-                "seed": self.seed, "random_weights": self.random_weights, "faces": self.faces,
-                "checkout": self.checkout}
+        return {
+            **super().describe(),
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "size": self.size,
+            "seed": self.seed,
+            "random_weights": self.random_weights,
+            "faces": self.faces,
+            "checkout": self.checkout,
+        }

@@ -73,8 +73,9 @@ def find_python() -> str:
     for name in ("python3.11", "python3"):
         found = shutil.which(name)
         if found:
-            out = subprocess.run([found, "-c", "import sys; print(sys.version_info[:2] == (3, 11))"],
-                                 capture_output=True, text=True)
+            out = subprocess.run(
+                [found, "-c", "import sys; print(sys.version_info[:2] == (3, 11))"], capture_output=True, text=True
+            )
             if out.stdout.strip() == "True":
                 return found
     raise EnvError("LatentSync's environment needs Python 3.11 (python3.11 on PATH)")
@@ -105,8 +106,7 @@ def create_env(dest: Path, checkout: Path | None = None) -> Path:
     if checkout is not None:
         checkout = Path(checkout).resolve()
         if not (checkout / "latentsync" / "pipelines" / "lipsync_pipeline.py").is_file():
-            raise EnvError(f"{checkout} is not a LatentSync checkout "
-                           "(no latentsync/pipelines/lipsync_pipeline.py)")
+            raise EnvError(f"{checkout} is not a LatentSync checkout (no latentsync/pipelines/lipsync_pipeline.py)")
     python = interpreter(dest)
     if not python.exists():
         _run([find_python(), "-m", "venv", str(dest)], "venv")
@@ -126,8 +126,10 @@ def create_env(dest: Path, checkout: Path | None = None) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lipbench.models.latentsync.env",
-                                     description="build LatentSync 1.6's environment for lipbench's worker")
+    parser = argparse.ArgumentParser(
+        prog="python -m lipbench.models.latentsync.env",
+        description="build LatentSync 1.6's environment for lipbench's worker",
+    )
     parser.add_argument("--dest", required=True, type=Path, help="where the venv goes")
     parser.add_argument("--checkout", type=Path, default=None, help="the LatentSync checkout (a229c39)")
     args = parser.parse_args(argv)

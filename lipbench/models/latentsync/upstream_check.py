@@ -52,8 +52,9 @@ def import_worker(worker_side: str, checkout: str):
 worker_module = None  # worker_model, once imported
 
 
-def run_upstream(worker, frames: np.ndarray, audio: np.ndarray, face_models: Path, work: Path,
-                 faces: str, seed: int) -> np.ndarray:
+def run_upstream(
+    worker, frames: np.ndarray, audio: np.ndarray, face_models: Path, work: Path, faces: str, seed: int
+) -> np.ndarray:
     """LipsyncPipeline.__call__ on the worker's own pipeline (the same modules), as
     scripts/inference.py calls it; returns the frames it would write to the video.
     faces="fixed": upstream's FaceDetector is replaced by the worker's FixedFaces."""
@@ -76,8 +77,11 @@ def run_upstream(worker, frames: np.ndarray, audio: np.ndarray, face_models: Pat
     patches = [
         (face_detector.FaceAnalysis, "__init__", cpu_face_analysis),
         *([(image_processor, "FaceDetector", lambda device: worker_module.FixedFaces())] if faces == "fixed" else []),
-        (image_processor, "AlignRestore",
-         lambda resolution, device: AlignRestore(resolution=resolution, device="cpu", dtype=torch.float32)),
+        (
+            image_processor,
+            "AlignRestore",
+            lambda resolution, device: AlignRestore(resolution=resolution, device="cpu", dtype=torch.float32),
+        ),
         (lipsync_pipeline, "read_video", lambda path, use_decord=True: frames.copy()),
         (lipsync_pipeline, "read_audio", lambda path: torch.from_numpy(audio.copy())),
         (lipsync_pipeline, "check_ffmpeg_installed", lambda: None),
@@ -91,11 +95,19 @@ def run_upstream(worker, frames: np.ndarray, audio: np.ndarray, face_models: Pat
             setattr(owner, name, value)
         os.chdir(work)  # FaceDetector reads checkpoints/auxiliary under the working directory
         set_seed(seed)
-        worker.pipeline(video_path="unused.mp4", audio_path=audio, video_out_path=str(work / "out.mp4"),
-                        num_frames=16, num_inference_steps=worker.steps, guidance_scale=worker.guidance,
-                        weight_dtype=worker.weight_dtype, width=worker.resolution, height=worker.resolution,
-                        mask_image_path=str(worker.checkout / "latentsync/utils/mask.png"),
-                        temp_dir=str(work / "temp"))
+        worker.pipeline(
+            video_path="unused.mp4",
+            audio_path=audio,
+            video_out_path=str(work / "out.mp4"),
+            num_frames=16,
+            num_inference_steps=worker.steps,
+            guidance_scale=worker.guidance,
+            weight_dtype=worker.weight_dtype,
+            width=worker.resolution,
+            height=worker.resolution,
+            mask_image_path=str(worker.checkout / "latentsync/utils/mask.png"),
+            temp_dir=str(work / "temp"),
+        )
     finally:
         os.chdir(cwd)
         for owner, name, value in saved:
@@ -112,8 +124,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--faces", choices=("insightface", "fixed"), default="fixed")
-    parser.add_argument("--other-seed", action="store_true",
-                        help="also run upstream with another seed (the comparison is not vacuous)")
+    parser.add_argument(
+        "--other-seed", action="store_true", help="also run upstream with another seed (the comparison is not vacuous)"
+    )
     args = parser.parse_args(argv)
     global worker_module
     lipbench_worker, worker_model = import_worker(args.worker_side, args.checkout)
@@ -123,9 +136,15 @@ def main(argv=None) -> int:
     result, times = {}, {}
 
     began = time.perf_counter()
-    worker = worker_model.LatentSyncWorker(checkout=args.checkout, causal=True, steps=args.steps, size="tiny",
-                                           random_weights=True, faces=args.faces,
-                                           face_models=str(args.face_models) if args.face_models else None)
+    worker = worker_model.LatentSyncWorker(
+        checkout=args.checkout,
+        causal=True,
+        steps=args.steps,
+        size="tiny",
+        random_weights=True,
+        faces=args.faces,
+        face_models=str(args.face_models) if args.face_models else None,
+    )
     worker.load("cpu")
     times["load_s"] = time.perf_counter() - began
     request = lipbench_worker.Request("check", frames, audio, 16000, 25.0)
@@ -156,7 +175,9 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as work:
             other = run_upstream(worker, frames, audio, args.face_models, Path(work), args.faces, worker.seed + 1)
         result["max_abs_other_seed"] = int(np.abs(other.astype(np.int16) - upstream.astype(np.int16)).max())
-    if "det_frame" in inputs and args.face_models:  # the CPU FaceAnalysis built by the worker, against insightface's own answer
+    if (
+        "det_frame" in inputs and args.face_models
+    ):  # the CPU FaceAnalysis built by the worker, against insightface's own answer
         found = worker._face_detector("cpu").app.get(inputs["det_frame"])
         boxes = np.array([f.bbox for f in found], np.float32).reshape(-1, 4)
         landmarks = np.array([f.landmark_2d_106 for f in found], np.float32).reshape(-1, 106, 2)
@@ -167,11 +188,16 @@ def main(argv=None) -> int:
 
     n = len(frames)
     result.update(
-        n_frames=n, upstream_frames=int(len(upstream)), shape=list(outputs[True].shape),
+        n_frames=n,
+        upstream_frames=int(len(upstream)),
+        shape=list(outputs[True].shape),
         max_abs_causal=int(np.abs(outputs[True].astype(np.int16) - upstream[:n].astype(np.int16)).max()),
         max_abs_whole=int(np.abs(outputs[False].astype(np.int16) - upstream[:n].astype(np.int16)).max()),
-        changed_pixels=float(np.mean(np.abs(outputs[True].astype(np.int16) - frames) > 2)), times=times,
-        parameters=int(worker.parameters), dtype=worker.dtype)
+        changed_pixels=float(np.mean(np.abs(outputs[True].astype(np.int16) - frames) > 2)),
+        times=times,
+        parameters=int(worker.parameters),
+        dtype=worker.dtype,
+    )
     worker.close()
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(json.dumps(result))

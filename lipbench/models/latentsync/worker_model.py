@@ -92,16 +92,35 @@ VIDEO_FPS = 25.0  # config.data.video_fps; read_video(change_fps=True) resamples
 AUDIO_FEAT_LENGTH = [2, 2]  # config.data.audio_feat_length
 
 # stabilityai/sd-vae-ft-mse config.json (the architecture; for random weights)
-SD_VAE_FT_MSE = dict(in_channels=3, out_channels=3, latent_channels=4, sample_size=256, act_fn="silu",
-                     block_out_channels=[128, 256, 512, 512], layers_per_block=2, norm_num_groups=32,
-                     down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4)
+SD_VAE_FT_MSE = dict(
+    in_channels=3,
+    out_channels=3,
+    latent_channels=4,
+    sample_size=256,
+    act_fn="silu",
+    block_out_channels=[128, 256, 512, 512],
+    layers_per_block=2,
+    norm_num_groups=32,
+    down_block_types=["DownEncoderBlock2D"] * 4,
+    up_block_types=["UpDecoderBlock2D"] * 4,
+)
 TINY_VAE = {**SD_VAE_FT_MSE, "block_out_channels": [32, 32, 64, 64], "layers_per_block": 1, "sample_size": 64}
 # the UNet of stage2_512.yaml, narrower and shallower (same blocks, motion modules, audio attention)
 TINY_UNET = dict(block_out_channels=[32, 64, 64, 64], layers_per_block=1, sample_size=8)
 TINY_RESOLUTION = 64
 # openai whisper "tiny" (LatentSync's checkpoints/whisper/tiny.pt)
-WHISPER_TINY_DIMS = dict(n_mels=80, n_vocab=51865, n_audio_ctx=1500, n_audio_state=384, n_audio_head=6,
-                         n_audio_layer=4, n_text_ctx=448, n_text_state=384, n_text_head=6, n_text_layer=4)
+WHISPER_TINY_DIMS = dict(
+    n_mels=80,
+    n_vocab=51865,
+    n_audio_ctx=1500,
+    n_audio_state=384,
+    n_audio_head=6,
+    n_audio_layer=4,
+    n_text_ctx=448,
+    n_text_state=384,
+    n_text_head=6,
+    n_text_layer=4,
+)
 
 
 def unet_config(checkout: Path, size: str) -> tuple[dict, int]:
@@ -157,10 +176,21 @@ class FixedFaces:
 
 
 class LatentSyncWorker(lipbench_worker.Model):
-    def __init__(self, checkout: str, causal: bool = True, steps: int = 20, guidance: float = 1.5,
-                 seed: int = 1247, size: str = "real", random_weights: bool = False, unet_path: str | None = None,
-                 whisper_path: str | None = None, vae_path: str | None = None, face_models: str | None = None,
-                 faces: str = "insightface"):
+    def __init__(
+        self,
+        checkout: str,
+        causal: bool = True,
+        steps: int = 20,
+        guidance: float = 1.5,
+        seed: int = 1247,
+        size: str = "real",
+        random_weights: bool = False,
+        unet_path: str | None = None,
+        whisper_path: str | None = None,
+        vae_path: str | None = None,
+        face_models: str | None = None,
+        faces: str = "insightface",
+    ):
         self.checkout = Path(checkout).resolve()
         if not (self.checkout / "latentsync" / "pipelines" / "lipsync_pipeline.py").is_file():
             raise FileNotFoundError(f"{self.checkout} is not a LatentSync checkout")
@@ -171,8 +201,11 @@ class LatentSyncWorker(lipbench_worker.Model):
         if faces not in ("insightface", "fixed"):
             raise ValueError(f"latentsync: faces must be 'insightface' or 'fixed', got {faces!r}")
         if not random_weights:
-            missing = [n for n, p in (("unet_path", unet_path), ("whisper_path", whisper_path),
-                                      ("vae_path", vae_path)) if not p]
+            missing = [
+                n
+                for n, p in (("unet_path", unet_path), ("whisper_path", whisper_path), ("vae_path", vae_path))
+                if not p
+            ]
             if missing:
                 raise ValueError(f"latentsync: real weights need {', '.join(missing)} (or random_weights: true)")
         self.causal, self.steps, self.guidance = bool(causal), int(steps), float(guidance)
@@ -234,8 +267,9 @@ class LatentSyncWorker(lipbench_worker.Model):
                 whisper = Whisper(ModelDimensions(**WHISPER_TINY_DIMS))
             path = os.path.join(self.scratch, "whisper-tiny-random.pt")
             torch.save({"dims": WHISPER_TINY_DIMS, "model_state_dict": whisper.state_dict()}, path)
-        return Audio2Feature(model_path=path, device=device, num_frames=NUM_FRAMES,
-                             audio_feat_length=list(AUDIO_FEAT_LENGTH))
+        return Audio2Feature(
+            model_path=path, device=device, num_frames=NUM_FRAMES, audio_feat_length=list(AUDIO_FEAT_LENGTH)
+        )
 
     def _image_processor(self, device):
         import torch
@@ -247,8 +281,9 @@ class LatentSyncWorker(lipbench_worker.Model):
         # the detector are set below for the real device
         processor = ImageProcessor(self.resolution, device="cpu", mask_image=mask)
         cuda = str(device).startswith("cuda")
-        processor.restorer = AlignRestore(resolution=self.resolution, device=device,
-                                          dtype=torch.float16 if cuda else torch.float32)
+        processor.restorer = AlignRestore(
+            resolution=self.resolution, device=device, dtype=torch.float16 if cuda else torch.float32
+        )
         processor.face_detector = FixedFaces() if self.faces == "fixed" else self._face_detector(device)
         return processor
 
@@ -259,8 +294,9 @@ class LatentSyncWorker(lipbench_worker.Model):
         from latentsync.utils.face_detector import INSIGHTFACE_DETECT_SIZE, FaceDetector
 
         if not self.face_models:
-            raise ValueError("latentsync: faces='insightface' needs face_models (the folder with "
-                             + " and ".join(FACE_FILES) + ")")
+            raise ValueError(
+                "latentsync: faces='insightface' needs face_models (the folder with " + " and ".join(FACE_FILES) + ")"
+            )
         # FaceAnalysis loads every .onnx under root/models/buffalo_l: a folder of just the two
         self._folder(self.face_models, "insightface/models/buffalo_l", FACE_FILES)
         cuda = str(device).startswith("cuda")
@@ -270,9 +306,11 @@ class LatentSyncWorker(lipbench_worker.Model):
             if hasattr(onnxruntime, "preload_dlls"):  # CUDA/cuDNN from torch's nvidia wheels
                 onnxruntime.preload_dlls()
         detector = FaceDetector.__new__(FaceDetector)
-        detector.app = FaceAnalysis(allowed_modules=["detection", "landmark_2d_106"],
-                                    root=str(Path(self.scratch) / "insightface"),
-                                    providers=["CUDAExecutionProvider"] if cuda else ["CPUExecutionProvider"])
+        detector.app = FaceAnalysis(
+            allowed_modules=["detection", "landmark_2d_106"],
+            root=str(Path(self.scratch) / "insightface"),
+            providers=["CUDAExecutionProvider"] if cuda else ["CPUExecutionProvider"],
+        )
         ctx_id = (torch.device(device).index or 0) if cuda else -1
         detector.app.prepare(ctx_id=ctx_id, det_size=(INSIGHTFACE_DETECT_SIZE, INSIGHTFACE_DETECT_SIZE))
         return detector
@@ -281,8 +319,11 @@ class LatentSyncWorker(lipbench_worker.Model):
         """A folder holding `files` ({file name: path}, or a folder), as symlinks under the
         scratch folder (`from_pretrained` and FaceAnalysis read folders)."""
         if isinstance(files, (str, os.PathLike)):
-            files = {entry.name: entry for entry in Path(files).iterdir()} if not required else \
-                {n: Path(files) / n for n in required}
+            files = (
+                {entry.name: entry for entry in Path(files).iterdir()}
+                if not required
+                else {n: Path(files) / n for n in required}
+            )
         folder = Path(self.scratch) / name
         folder.mkdir(parents=True, exist_ok=True)
         for file_name in required:
@@ -331,8 +372,10 @@ class LatentSyncWorker(lipbench_worker.Model):
         device, dtype = torch.device(self.device), self.weight_dtype
         n_frames, fps = request.n_frames, float(request.fps)
         if abs(fps - VIDEO_FPS) > 1e-6:
-            raise ValueError(f"latentsync runs at {VIDEO_FPS:g} fps (upstream re-encodes every video to it first); "
-                             f"clip {request.clip_id} is {fps:g} fps")
+            raise ValueError(
+                f"latentsync runs at {VIDEO_FPS:g} fps (upstream re-encodes every video to it first); "
+                f"clip {request.clip_id} is {fps:g} fps"
+            )
         cfg = self.guidance > 1.0
         height = width = self.resolution
         generator = torch.Generator(device=device).manual_seed(self.seed)
@@ -357,8 +400,9 @@ class LatentSyncWorker(lipbench_worker.Model):
         pipeline.scheduler.set_timesteps(self.steps, device=device)
         timesteps = pipeline.scheduler.timesteps
         extra_step_kwargs = pipeline.prepare_extra_step_kwargs(generator, 0.0)
-        all_latents = pipeline.prepare_latents(total, pipeline.vae.config.latent_channels, height, width,
-                                               dtype, device, generator)
+        all_latents = pipeline.prepare_latents(
+            total, pipeline.vae.config.latent_channels, height, width, dtype, device, generator
+        )
         done = []
         for start in range(0, min(total, n_frames), NUM_FRAMES):
             end = min(start + NUM_FRAMES, total)
@@ -374,9 +418,11 @@ class LatentSyncWorker(lipbench_worker.Model):
                         audio_embeds = torch.cat([torch.zeros_like(audio_embeds), audio_embeds])
                 chunk_faces = torch.stack([faces[i] for i in positions])
                 ref_pixel_values, masked_pixel_values, masks = processor.prepare_masks_and_masked_images(
-                    chunk_faces, affine_transform=False)
+                    chunk_faces, affine_transform=False
+                )
                 mask_latents, masked_image_latents = pipeline.prepare_mask_latents(
-                    masks, masked_pixel_values, height, width, dtype, device, generator, cfg)
+                    masks, masked_pixel_values, height, width, dtype, device, generator, cfg
+                )
                 ref_latents = pipeline.prepare_image_latents(ref_pixel_values, device, dtype, generator, cfg)
             latents = all_latents[:, :, start:end]
             with self.stage("denoise"):
@@ -413,8 +459,11 @@ class LatentSyncWorker(lipbench_worker.Model):
         for face, index in zip(decoded, positions):
             x1, y1, x2, y2 = boxes[index]
             face = torchvision.transforms.functional.resize(
-                face, size=(int(y2 - y1), int(x2 - x1)), interpolation=transforms.InterpolationMode.BICUBIC,
-                antialias=True)
+                face,
+                size=(int(y2 - y1), int(x2 - x1)),
+                interpolation=transforms.InterpolationMode.BICUBIC,
+                antialias=True,
+            )
             frame = np.array(request.frames[index])
             out.append(self.image_processor.restorer.restore_img(frame, face, matrices[index]))
         return np.stack(out)

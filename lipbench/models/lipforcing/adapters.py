@@ -33,8 +33,11 @@ VAE_FILE = "Wan2.1_VAE.pth"
 TAEHV_FILE = "taew2_1.pth"
 TEXT_FILE = "lipforcing_text_emb.pt"
 NEGATIVE_TEXT_FILE = "omniavatar_negative_text_emb.pt"
-WAV2VEC_FILES = ("wav2vec2-base-960h/config.json", "wav2vec2-base-960h/preprocessor_config.json",
-                 "wav2vec2-base-960h/model.safetensors")
+WAV2VEC_FILES = (
+    "wav2vec2-base-960h/config.json",
+    "wav2vec2-base-960h/preprocessor_config.json",
+    "wav2vec2-base-960h/model.safetensors",
+)
 FACE_FILES = {"latentsync": ("det_10g.onnx", "2d106det.onnx", "latentsync_mask.png"), "mediapipe": ()}
 
 
@@ -75,9 +78,18 @@ class _Family(LipSyncModel):
     default_decoder = "taehv"
     dtypes = ("bf16", "fp16", "fp32")
 
-    def __init__(self, size: str = "14B", decoder: str | None = None, composite: str = "mouth",
-                 faces: str = "auto", seed: int = 42, random_weights: bool = False, weights_dir=None,
-                 dtype: str = "auto", checkpoint: str | None = None):
+    def __init__(
+        self,
+        size: str = "14B",
+        decoder: str | None = None,
+        composite: str = "mouth",
+        faces: str = "auto",
+        seed: int = 42,
+        random_weights: bool = False,
+        weights_dir=None,
+        dtype: str = "auto",
+        checkpoint: str | None = None,
+    ):
         super().__init__()
         if size not in SIZES:
             raise ValueError(f"{self.name} size must be one of {sorted(SIZES)}, got {size!r}")
@@ -95,8 +107,10 @@ class _Family(LipSyncModel):
         self.weights_dir, self.dtype_name = weights_dir, dtype
         self.checkpoint = checkpoint or DIT_CHECKPOINTS.get((size, self.role))
         if not self.random_weights and self.checkpoint is None:
-            raise ValueError(f"{self.name} {size}: no published {self.role} checkpoint; give checkpoint: FILE "
-                             f"(a registered name or a path) or set random_weights: true")
+            raise ValueError(
+                f"{self.name} {size}: no published {self.role} checkpoint; give checkpoint: FILE "
+                f"(a registered name or a path) or set random_weights: true"
+            )
         self.parts = None
         self.parameters = self._parameter_count()
 
@@ -114,9 +128,16 @@ class _Family(LipSyncModel):
         return "bf16" if str(self.device).startswith("cuda") else "fp32"
 
     def describe(self) -> dict:
-        return {**super().describe(), "size": self.size, "decoder": self.decoder, "composite": self.composite,
-                "seed": self.seed, "random_weights": self.random_weights,
-                "face_protocol": self._face_protocol_name(), "weights_dtype": self.dtype}
+        return {
+            **super().describe(),
+            "size": self.size,
+            "decoder": self.decoder,
+            "composite": self.composite,
+            "seed": self.seed,
+            "random_weights": self.random_weights,
+            "face_protocol": self._face_protocol_name(),
+            "weights_dtype": self.dtype,
+        }
 
     def _face_protocol_name(self) -> str:
         if self.faces_spec != "auto":
@@ -182,9 +203,20 @@ class LipForcing(_Family):
     chunk_frames = (9, 12)
     parameters = PAPER_PARAMETERS["14B"]
 
-    def __init__(self, size: str = "14B", t_list=None, decoder: str = "taehv", composite: str = "mouth",
-                 faces: str = "auto", seed: int = 42, random_weights: bool = False, weights_dir=None,
-                 dtype: str = "auto", checkpoint: str | None = None, context_noise: float = 0.0):
+    def __init__(
+        self,
+        size: str = "14B",
+        t_list=None,
+        decoder: str = "taehv",
+        composite: str = "mouth",
+        faces: str = "auto",
+        seed: int = 42,
+        random_weights: bool = False,
+        weights_dir=None,
+        dtype: str = "auto",
+        checkpoint: str | None = None,
+        context_noise: float = 0.0,
+    ):
         self.t_list = sampler.check_t_list(t_list if t_list is not None else self.default_t_list(size))
         super().__init__(size, decoder, composite, faces, seed, random_weights, weights_dir, dtype, checkpoint)
         self.context_noise = float(context_noise)
@@ -206,9 +238,18 @@ class LipForcing(_Family):
 
         self._check_loaded()
         yield from pipeline.stream_student(
-            self.parts, request.frames, request.audio, request.audio_rate, t_list=self.t_list, seed=self.seed,
-            decoder=self.decoder, mouth_only=self.composite == "mouth", context_noise=self.context_noise,
-            fps=request.fps, stage=self.stage)
+            self.parts,
+            request.frames,
+            request.audio,
+            request.audio_rate,
+            t_list=self.t_list,
+            seed=self.seed,
+            decoder=self.decoder,
+            mouth_only=self.composite == "mouth",
+            context_noise=self.context_noise,
+            fps=request.fps,
+            stage=self.stage,
+        )
 
 
 class SelfForcing(LipForcing):
@@ -220,11 +261,23 @@ class SelfForcing(LipForcing):
     name = "self_forcing"
     parameters = PAPER_PARAMETERS["1.3B"]
 
-    def __init__(self, size: str = "1.3B", t_list=None, decoder: str = "taehv", composite: str = "mouth",
-                 faces: str = "auto", seed: int = 42, random_weights: bool = False, weights_dir=None,
-                 dtype: str = "auto", checkpoint: str | None = None, context_noise: float = 0.0):
-        super().__init__(size, t_list, decoder, composite, faces, seed, random_weights, weights_dir, dtype,
-                         checkpoint, context_noise)
+    def __init__(
+        self,
+        size: str = "1.3B",
+        t_list=None,
+        decoder: str = "taehv",
+        composite: str = "mouth",
+        faces: str = "auto",
+        seed: int = 42,
+        random_weights: bool = False,
+        weights_dir=None,
+        dtype: str = "auto",
+        checkpoint: str | None = None,
+        context_noise: float = 0.0,
+    ):
+        super().__init__(
+            size, t_list, decoder, composite, faces, seed, random_weights, weights_dir, dtype, checkpoint, context_noise
+        )
 
     @staticmethod
     def default_t_list(size: str):
@@ -243,10 +296,20 @@ class OmniAvatarLS(_Family):
     role = "teacher"
     default_decoder = "wan_vae"
 
-    def __init__(self, size: str = "14B", steps: int = 50, cfg: float = sampler.TEACHER_CFG,
-                 decoder: str = "wan_vae", composite: str = "mouth", faces: str = "auto", seed: int = 42,
-                 random_weights: bool = False, weights_dir=None, dtype: str = "auto",
-                 checkpoint: str | None = None):
+    def __init__(
+        self,
+        size: str = "14B",
+        steps: int = 50,
+        cfg: float = sampler.TEACHER_CFG,
+        decoder: str = "wan_vae",
+        composite: str = "mouth",
+        faces: str = "auto",
+        seed: int = 42,
+        random_weights: bool = False,
+        weights_dir=None,
+        dtype: str = "auto",
+        checkpoint: str | None = None,
+    ):
         if int(steps) < 1:
             raise ValueError(f"omniavatar_ls steps must be >= 1, got {steps!r}")
         self.steps, self.cfg = int(steps), float(cfg)
@@ -262,6 +325,15 @@ class OmniAvatarLS(_Family):
 
         self._check_loaded()
         yield pipeline.generate_teacher(
-            self.parts, request.frames, request.audio, request.audio_rate, steps=self.steps, cfg=self.cfg,
-            seed=self.seed, decoder=self.decoder, mouth_only=self.composite == "mouth", fps=request.fps,
-            stage=self.stage)
+            self.parts,
+            request.frames,
+            request.audio,
+            request.audio_rate,
+            steps=self.steps,
+            cfg=self.cfg,
+            seed=self.seed,
+            decoder=self.decoder,
+            mouth_only=self.composite == "mouth",
+            fps=request.fps,
+            stage=self.stage,
+        )

@@ -116,6 +116,7 @@ class AudioEncoder:
 
         The CNN output is resampled to n_frames by a hook, so transformers' own forward
         runs the projection and the transformer at the video rate."""
+
         def resample(module, args, output):
             return F.interpolate(output, size=n_frames, mode="linear", align_corners=True)
 
@@ -169,9 +170,15 @@ def read_folder_file(path) -> object:
 
 # Stand-ins in the folder's real formats (`lipbench weights random`): wav2vec2-base's
 # architecture with seeded weights, the extractor's settings of base-960h.
-PREPROCESSOR = {"do_normalize": True, "feature_extractor_type": "Wav2Vec2FeatureExtractor", "feature_size": 1,
-                "padding_side": "right", "padding_value": 0.0, "return_attention_mask": False,
-                "sampling_rate": SAMPLE_RATE}
+PREPROCESSOR = {
+    "do_normalize": True,
+    "feature_extractor_type": "Wav2Vec2FeatureExtractor",
+    "feature_size": 1,
+    "padding_side": "right",
+    "padding_value": 0.0,
+    "return_attention_mask": False,
+    "sampling_rate": SAMPLE_RATE,
+}
 
 
 def write_config(path) -> None:

@@ -28,9 +28,15 @@ def tiny_audio_config():
     """A 2-layer wav2vec2 of width 32 (features of (2 + 2) x 32 = 128 values per frame)."""
     from transformers import Wav2Vec2Config
 
-    return Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                          conv_dim=(16, 16, 16, 16, 16, 16, 16), num_conv_pos_embeddings=16,
-                          num_conv_pos_embedding_groups=2)
+    return Wav2Vec2Config(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(16, 16, 16, 16, 16, 16, 16),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+    )
 
 
 def dit_config(size_name: str, audio_dim: int | None = None):
@@ -97,8 +103,9 @@ def read_text_embedding(path) -> torch.Tensor:
         tensors = [v for v in value.values() if isinstance(v, torch.Tensor)]
         value = tensors[0] if len(tensors) == 1 else value
     if not isinstance(value, torch.Tensor) or value.ndim not in (2, 3):
-        raise BadWeightError(path, "a prompt embedding holds one tensor (1, L, text_dim); found "
-                             f"{type(value).__name__}", "mismatch")
+        raise BadWeightError(
+            path, f"a prompt embedding holds one tensor (1, L, text_dim); found {type(value).__name__}", "mismatch"
+        )
     return value if value.ndim == 3 else value[None]
 
 
@@ -139,8 +146,11 @@ def parts(adapter, size, files: dict[str, Path], device: str, dtype: torch.dtype
         negative = random_text(size.text_len, config.text_dim, WEIGHT_SEED + 2, device, dtype)
     else:
         text = read_text_embedding(files[TEXT_FILE]).to(device=device, dtype=dtype)
-        negative = (read_text_embedding(files[NEGATIVE_TEXT_FILE]).to(device=device, dtype=dtype)
-                    if NEGATIVE_TEXT_FILE in files else None)
+        negative = (
+            read_text_embedding(files[NEGATIVE_TEXT_FILE]).to(device=device, dtype=dtype)
+            if NEGATIVE_TEXT_FILE in files
+            else None
+        )
     from lipbench.models.lipforcing.faces import face_protocol
 
     name = adapter._face_protocol_name()
@@ -150,5 +160,15 @@ def parts(adapter, size, files: dict[str, Path], device: str, dtype: torch.dtype
 
         options = dict(zip(("detector", "landmarker", "mask"), (files[f] for f in FACE_FILES["latentsync"])))
     faces = face_protocol(name, size.resolution, **options)
-    return pipeline.Parts(dit=network, vae=vae, audio=audio, faces=faces, text=text, taehv=decoder,
-                          negative_text=negative, device=device, dtype=dtype, resolution=size.resolution)
+    return pipeline.Parts(
+        dit=network,
+        vae=vae,
+        audio=audio,
+        faces=faces,
+        text=text,
+        taehv=decoder,
+        negative_text=negative,
+        device=device,
+        dtype=dtype,
+        resolution=size.resolution,
+    )

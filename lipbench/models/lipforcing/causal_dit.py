@@ -33,16 +33,33 @@ import torch
 import torch.nn as nn
 
 from lipbench.checkpoints import load_into, read_state_dict
-from lipbench.models.lipforcing.dit import (CHECKPOINT, DiTConfig, OmniAvatarWan, RectifiedFlow, WanCore,
-                                            apply_rope, attention, build_y, config_for, rope_angles)
+from lipbench.models.lipforcing.dit import (
+    CHECKPOINT,
+    DiTConfig,
+    OmniAvatarWan,
+    RectifiedFlow,
+    WanCore,
+    apply_rope,
+    attention,
+    build_y,
+    config_for,
+    rope_angles,
+)
 
 LOCAL_ATTN_SIZE = 7  # latent frames; the trained window (1 sink + 6 rolling)
 SINK_SIZE = 1
 CHUNK_SIZE = 3
 LORA_ALPHA = 64  # upstream's LoRA alpha (rank 128): scaling alpha / rank
 
-__all__ = ["CHECKPOINT", "CausalOmniAvatarWan", "DiTConfig", "OmniAvatarWan", "load_dit", "merge_peft_lora",
-           "random_state_dict"]
+__all__ = [
+    "CHECKPOINT",
+    "CausalOmniAvatarWan",
+    "DiTConfig",
+    "OmniAvatarWan",
+    "load_dit",
+    "merge_peft_lora",
+    "random_state_dict",
+]
 
 
 class FrameCache:
@@ -94,9 +111,16 @@ class CausalOmniAvatarWan(nn.Module):
     masked_video, ref_sequence and audio_emb may grow as the clip streams in: a chunk
     reads only its own frames."""
 
-    def __init__(self, config: DiTConfig | str = "14B", local_attn_size: int = LOCAL_ATTN_SIZE,
-                 sink_size: int = SINK_SIZE, use_dynamic_rope: bool = True, chunk_size: int = CHUNK_SIZE,
-                 total_num_frames: int = 21, mask_all_frames: bool = True):
+    def __init__(
+        self,
+        config: DiTConfig | str = "14B",
+        local_attn_size: int = LOCAL_ATTN_SIZE,
+        sink_size: int = SINK_SIZE,
+        use_dynamic_rope: bool = True,
+        chunk_size: int = CHUNK_SIZE,
+        total_num_frames: int = 21,
+        mask_all_frames: bool = True,
+    ):
         super().__init__()
         self.config = config_for(config)
         self._core = WanCore(self.config)
@@ -142,8 +166,9 @@ class CausalOmniAvatarWan(nn.Module):
                 key_pos = torch.arange(len(chosen))
             else:
                 key_pos = torch.tensor([indices[j] for j in chosen])
-            out = attention(apply_rope(q, angles(key_pos[-nf:], q.device)),
-                            apply_rope(keys, angles(key_pos, q.device)), values)
+            out = attention(
+                apply_rope(q, angles(key_pos[-nf:], q.device)), apply_rope(keys, angles(key_pos, q.device)), values
+            )
             if store_kv:  # the window is all a later chunk can still see of these frames
                 cache.k, cache.v = keys.detach(), values.detach()
                 cache.frames = [indices[j] for j in chosen]
@@ -151,8 +176,16 @@ class CausalOmniAvatarWan(nn.Module):
 
         return attend
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, condition: dict, cur_start_frame: int = 0,
-                store_kv: bool = False, fwd_pred_type: str | None = None, **_upstream_only) -> torch.Tensor:
+    def forward(
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        condition: dict,
+        cur_start_frame: int = 0,
+        store_kv: bool = False,
+        fwd_pred_type: str | None = None,
+        **_upstream_only,
+    ) -> torch.Tensor:
         """One chunk: x_t (B, 16, n, h, w) the noisy latent frames [cur_start_frame,
         cur_start_frame + n), t (B,) in [0, 0.999] -> prediction (B, 16, n, h, w) as
         fwd_pred_type ("x0", "flow", "eps"; default "flow"), in x_t's dtype. store_kv:
@@ -167,13 +200,19 @@ class CausalOmniAvatarWan(nn.Module):
             self._context_kv = core.context_kv(condition["text_embeds"])
         audio = core.audio_conditions(condition.get("audio_emb"), start, f, h, w)
         memo: dict = {}
-        x = core.run_blocks(tokens, t_mod[:, None].expand(-1, f, -1, -1), self._context_kv, audio,
-                            lambda i: self._self_attend(i, start, f, h, w, store_kv, memo))
+        x = core.run_blocks(
+            tokens,
+            t_mod[:, None].expand(-1, f, -1, -1),
+            self._context_kv,
+            audio,
+            lambda i: self._self_attend(i, start, f, h, w, store_kv, memo),
+        )
         flow = core.unpatchify(core.head(x, t_emb), (f, h, w))
         return self.noise_scheduler.convert(x_t, flow, t, fwd_pred_type or self.net_pred_type)
 
 
 # --- loading -------------------------------------------------------------------------
+
 
 def _unwrap(state: dict) -> dict:
     """The network's tensors out of upstream's containers: a training checkpoint
@@ -185,7 +224,7 @@ def _unwrap(state: dict) -> dict:
         state = state["net"]
     for prefix in ("_core.", "model."):
         if state and all(isinstance(k, str) and k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
+            state = {k[len(prefix) :]: v for k, v in state.items()}
     return state
 
 
@@ -213,8 +252,14 @@ def merge_peft_lora(state: dict, lora_alpha: int = LORA_ALPHA) -> dict:
     return out
 
 
-def load_dit(path, size: DiTConfig | str = "14B", causal: bool = True, device: str = "cpu",
-             dtype: torch.dtype = torch.bfloat16, **model_kwargs):
+def load_dit(
+    path,
+    size: DiTConfig | str = "14B",
+    causal: bool = True,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.bfloat16,
+    **model_kwargs,
+):
     """A Lip Forcing DiT from `path`, loaded strictly. The released `lipforcing_14b.pth`
     is a plain state_dict of merged weights, keys without upstream's `_core.` prefix
     (its loader adds it), bf16; also accepted: keys with `_core.`/`model.`, upstream's
@@ -227,8 +272,10 @@ def load_dit(path, size: DiTConfig | str = "14B", causal: bool = True, device: s
     with torch.device("meta"):  # no memory until the file's tensors are assigned
         model = CausalOmniAvatarWan(config, **model_kwargs) if causal else OmniAvatarWan(config, **model_kwargs)
     core = model.core if causal else model.model
-    described = (f"a Lip Forcing {size if isinstance(size, str) else 'DiT'} state_dict "
-                 "(T-64/LipForcing: patch_embedding.*, blocks.N.*, head.*, audio_proj.*)")
+    described = (
+        f"a Lip Forcing {size if isinstance(size, str) else 'DiT'} state_dict "
+        "(T-64/LipForcing: patch_embedding.*, blocks.N.*, head.*, audio_proj.*)"
+    )
     with warnings.catch_warnings():  # a strict check first; copying into meta tensors is a no-op
         warnings.filterwarnings("ignore", message=".*meta parameter.*")
         load_into(core, state, path, described, "Lip Forcing DiT")

@@ -87,8 +87,10 @@ class DiTConfig:
         if self.dim % self.num_heads:
             raise ValueError(f"dim {self.dim} is not a multiple of num_heads {self.num_heads}")
         if rope_split(self.head_dim) is None:
-            raise ValueError(f"head_dim {self.head_dim} does not split into Wan's 3D RoPE (needs head_dim % 6 "
-                             "in (0, 2), e.g. 32, 48, 96, 128)")
+            raise ValueError(
+                f"head_dim {self.head_dim} does not split into Wan's 3D RoPE (needs head_dim % 6 "
+                "in (0, 2), e.g. 32, 48, 96, 128)"
+            )
         if self.use_audio and self.num_layers < 4:
             raise ValueError("audio needs num_layers >= 4 (it is added before blocks 2 .. num_layers // 2)")
 
@@ -100,6 +102,7 @@ def config_for(size_or_config) -> DiTConfig:
 
 
 # --- positions -----------------------------------------------------------------------
+
 
 def rope_split(head_dim: int):
     """Rotation pairs given to (time, height, width), or None where Wan's tables do not
@@ -126,8 +129,14 @@ def rope_angles(head_dim: int, frame_positions: torch.Tensor, h: int, w: int) ->
     time = frame_positions.to(torch.float64)[:, None] * _axis_frequencies(head_dim - 2 * (head_dim // 3))
     rows = torch.arange(h, dtype=torch.float64)[:, None] * _axis_frequencies(head_dim // 3)
     cols = torch.arange(w, dtype=torch.float64)[:, None] * _axis_frequencies(head_dim // 3)
-    angles = torch.cat([time[:, None, None].expand(nf, h, w, -1), rows[None, :, None].expand(nf, h, w, -1),
-                        cols[None, None].expand(nf, h, w, -1)], dim=-1)
+    angles = torch.cat(
+        [
+            time[:, None, None].expand(nf, h, w, -1),
+            rows[None, :, None].expand(nf, h, w, -1),
+            cols[None, None].expand(nf, h, w, -1),
+        ],
+        dim=-1,
+    )
     return angles.reshape(nf * h * w, 1, -1)
 
 
@@ -168,6 +177,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor
 
 
 # --- modules (upstream names) --------------------------------------------------------
+
 
 class RMSNorm(nn.Module):
     """Wan's RMSNorm: normalised in float32, scaled in the input dtype."""
@@ -280,16 +290,18 @@ class WanCore(nn.Module):
         self.config = config
         c = config
         self.patch_embedding = nn.Conv3d(c.in_dim, c.dim, kernel_size=c.patch_size, stride=c.patch_size)
-        self.text_embedding = nn.Sequential(nn.Linear(c.text_dim, c.dim), nn.GELU(approximate="tanh"),
-                                            nn.Linear(c.dim, c.dim))
+        self.text_embedding = nn.Sequential(
+            nn.Linear(c.text_dim, c.dim), nn.GELU(approximate="tanh"), nn.Linear(c.dim, c.dim)
+        )
         self.time_embedding = nn.Sequential(nn.Linear(c.freq_dim, c.dim), nn.SiLU(), nn.Linear(c.dim, c.dim))
         self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(c.dim, c.dim * 6))
         self.blocks = nn.ModuleList([DiTBlock(c.dim, c.num_heads, c.ffn_dim, c.eps) for _ in range(c.num_layers)])
         self.head = Head(c.dim, c.out_dim, c.patch_size, c.eps)
         if c.use_audio:
             self.audio_proj = AudioPack(c.audio_dim, (AUDIO_GROUP, 1, 1), c.audio_hidden)
-            self.audio_cond_projs = nn.ModuleList([nn.Linear(c.audio_hidden, c.dim)
-                                                   for _ in range(c.num_layers // 2 - 1)])
+            self.audio_cond_projs = nn.ModuleList(
+                [nn.Linear(c.audio_hidden, c.dim) for _ in range(c.num_layers // 2 - 1)]
+            )
 
     # -- pieces of the forward pass, shared by both wrappers --
 
@@ -318,8 +330,10 @@ class WanCore(nn.Module):
             return None
         first, last = AUDIO_GROUP * start - 3, AUDIO_GROUP * (start + count) - 3
         if audio_emb.shape[1] < last:
-            raise ValueError(f"audio_emb has {audio_emb.shape[1]} video frames; latent frames up to "
-                             f"{start + count - 1} need {last} (4 per latent frame after the first)")
+            raise ValueError(
+                f"audio_emb has {audio_emb.shape[1]} video frames; latent frames up to "
+                f"{start + count - 1} need {last} (4 per latent frame after the first)"
+            )
         weight = self.audio_proj.proj.weight
         index = torch.arange(first, last, device=weight.device).clamp(min=0)
         frames = audio_emb.to(device=weight.device, dtype=weight.dtype)[:, index]
@@ -346,6 +360,7 @@ class WanCore(nn.Module):
 
 # --- conditioning and the noise schedule ---------------------------------------------
 
+
 def build_y(condition: dict, count: int, start: int = 0, mask_all_frames: bool = True) -> torch.Tensor:
     """The conditioning channels for latent frames [start, start + count), (B, C_y, count, h, w):
     ref_latent (B, 16, 1, h, w) repeated, 1 - mask (h, w) (mask: 1 keep, 0 mouth), then
@@ -362,9 +377,11 @@ def build_y(condition: dict, count: int, start: int = 0, mask_all_frames: bool =
         video = condition.get(name)
         if video is not None:
             if video.shape[2] < start + count:
-                raise ValueError(f"condition[{name!r}] has {video.shape[2]} latent frames; frames "
-                                 f"{start}..{start + count - 1} are needed")
-            parts.append(video[:, :, start:start + count].to(device=ref.device, dtype=ref.dtype))
+                raise ValueError(
+                    f"condition[{name!r}] has {video.shape[2]} latent frames; frames "
+                    f"{start}..{start + count - 1} are needed"
+                )
+            parts.append(video[:, :, start : start + count].to(device=ref.device, dtype=ref.dtype))
     return torch.cat(parts, dim=1)
 
 
@@ -407,6 +424,7 @@ class RectifiedFlow:
 
 # --- the bidirectional teacher -------------------------------------------------------
 
+
 class OmniAvatarWan(nn.Module):
     """Bidirectional OmniAvatar DiT (the teachers): every token attends to every token
     of the clip, RoPE at absolute positions. Parameters in `model` (upstream's attribute,
@@ -423,8 +441,14 @@ class OmniAvatarWan(nn.Module):
     def clear_caches(self) -> None:
         """Nothing is cached between calls; here so loops may treat both networks alike."""
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor | None, condition: dict, fwd_pred_type: str | None = None,
-                timestep: torch.Tensor | None = None):
+    def forward(
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor | None,
+        condition: dict,
+        fwd_pred_type: str | None = None,
+        timestep: torch.Tensor | None = None,
+    ):
         """x_t (B, 16, T, h, w), t (B,) in [0, 0.999] -> prediction (B, 16, T, h, w) as
         fwd_pred_type (default the network's own, "flow"), in x_t's dtype.
 
@@ -448,8 +472,13 @@ class OmniAvatarWan(nn.Module):
             return attention(apply_rope(q, angles), apply_rope(k, angles), v)
 
         audio = core.audio_conditions(condition.get("audio_emb"), 0, f, h, w)
-        x = core.run_blocks(tokens, t_mod[:, None].expand(-1, f, -1, -1), core.context_kv(condition["text_embeds"]),
-                            audio, lambda i: self_attend)
+        x = core.run_blocks(
+            tokens,
+            t_mod[:, None].expand(-1, f, -1, -1),
+            core.context_kv(condition["text_embeds"]),
+            audio,
+            lambda i: self_attend,
+        )
         flow = core.unpatchify(core.head(x, t_emb), (f, h, w))
         if timestep is not None:
             return flow.to(x_t.dtype)

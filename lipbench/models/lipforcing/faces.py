@@ -88,10 +88,33 @@ LANDMARK_SIZE = 192
 # y 128 down to the chin, narrowing like a jaw. Traced by eye from mask.png's shape
 # (IoU with it: tests/fixtures/lipforcing_faces/README.md).
 MASK_CHEEKS = [[(9, 95), (78, 95), (78, 128), (9, 128)], [(178, 95), (247, 95), (247, 128), (178, 128)]]
-MASK_JAW = [(9, 128), (247, 128), (245, 150), (244, 168), (240, 176), (234, 186), (226, 196),
-            (216, 208), (204, 218), (190, 228), (176, 234), (161, 240), (152, 243), (131, 243),
-            (104, 241), (90, 236), (76, 230), (61, 222), (49, 214), (38, 204), (28, 194),
-            (20, 184), (14, 174), (12, 166), (11, 150)]
+MASK_JAW = [
+    (9, 128),
+    (247, 128),
+    (245, 150),
+    (244, 168),
+    (240, 176),
+    (234, 186),
+    (226, 196),
+    (216, 208),
+    (204, 218),
+    (190, 228),
+    (176, 234),
+    (161, 240),
+    (152, 243),
+    (131, 243),
+    (104, 241),
+    (90, 236),
+    (76, 230),
+    (61, 222),
+    (49, 214),
+    (38, 204),
+    (28, 194),
+    (20, 184),
+    (14, 174),
+    (12, 166),
+    (11, 150),
+]
 
 
 class NoFaceError(LipbenchError, RuntimeError):
@@ -150,8 +173,13 @@ def affine_warp(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], fi
     width, height = size
     ys, xs = np.mgrid[:height, :width].astype(np.float64)
     src_h, src_w = image.shape[:2]
-    grid = np.stack([(inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]) * 2 / (src_w - 1) - 1,
-                     (inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]) * 2 / (src_h - 1) - 1], -1)
+    grid = np.stack(
+        [
+            (inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]) * 2 / (src_w - 1) - 1,
+            (inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]) * 2 / (src_h - 1) - 1,
+        ],
+        -1,
+    )
     grid = torch.from_numpy(grid.astype(np.float32))[None]
     source = torch.from_numpy(np.ascontiguousarray(image, np.float32)).permute(2, 0, 1)[None]
     source = torch.cat([source, torch.ones_like(source[:, :1])], 1)  # the last channel: coverage
@@ -192,8 +220,10 @@ class FaceProtocol:
         points = self.points(frame)
         if points is None:
             if self._last_face is None:
-                raise NoFaceError(f"faces={self.name}: no face detected on frame {index} of the clip, and "
-                                  f"none on an earlier frame to reuse")
+                raise NoFaceError(
+                    f"faces={self.name}: no face detected on frame {index} of the clip, and "
+                    f"none on an earlier frame to reuse"
+                )
             return AlignedFace(self._last_face, None, None)
         matrix, bias = similarity_to_template(np.round(points), self.template)
         if self._bias is not None:
@@ -225,8 +255,11 @@ class FaceProtocol:
         import torch.nn.functional as F
 
         grey = torch.from_numpy(self._mask_image.astype(np.float32) / 255.0)[None, None]
-        return (F.interpolate(grey, size=(size, size), mode="bilinear", align_corners=False) > 0.5)[0, 0].numpy() \
+        return (
+            (F.interpolate(grey, size=(size, size), mode="bilinear", align_corners=False) > 0.5)[0, 0]
+            .numpy()
             .astype(np.float32)
+        )
 
     def apply_mask(self, faces):
         """Faces in [-1, 1] (array or tensor, the last two axes spatial, e.g. (1, 3, n, R, R)
@@ -354,8 +387,9 @@ class MediaPipeFaces(FaceProtocol):
         landmarks = self._tracker.track(frame[None])[0]
         if np.isnan(landmarks).any():
             return None
-        return np.stack([landmarks[MESH_LEFT_BROW].mean(0), landmarks[MESH_RIGHT_BROW].mean(0),
-                         landmarks[MESH_NOSE].mean(0)])
+        return np.stack(
+            [landmarks[MESH_LEFT_BROW].mean(0), landmarks[MESH_RIGHT_BROW].mean(0), landmarks[MESH_NOSE].mean(0)]
+        )
 
     def mask(self):
         return self._mask
@@ -371,15 +405,24 @@ class ScrfdDetector:
     5 keypoint offsets (all x stride) from the cell's corner, scores >= threshold are
     kept and suppressed at IoU > nms (boxes with insightface's +1 areas)."""
 
-    def __init__(self, path, input_size: int = DETECT_SIZE, threshold: float = SCORE_THRESHOLD,
-                 nms: float = NMS_THRESHOLD, providers=None):
+    def __init__(
+        self,
+        path,
+        input_size: int = DETECT_SIZE,
+        threshold: float = SCORE_THRESHOLD,
+        nms: float = NMS_THRESHOLD,
+        providers=None,
+    ):
         self.session = _onnx_session(path, providers)
         outputs = self.session.get_outputs()
         if len(outputs) != 9:
             from lipbench.weights import BadWeightError
 
-            raise BadWeightError(path, f"{len(outputs)} outputs, not SCRFD's 9 (scores, boxes, keypoints "
-                                       f"at strides 8, 16, 32)", kind="unreadable")
+            raise BadWeightError(
+                path,
+                f"{len(outputs)} outputs, not SCRFD's 9 (scores, boxes, keypoints at strides 8, 16, 32)",
+                kind="unreadable",
+            )
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in outputs]
         self.input_size, self.threshold, self.nms_threshold = input_size, threshold, nms
@@ -455,8 +498,9 @@ class Landmark106:
         half = LANDMARK_SIZE / 2
         matrix = np.array([[scale, 0, half - centre_x * scale], [0, scale, half - centre_y * scale]])
         crop = cv2.warpAffine(image, matrix, (LANDMARK_SIZE, LANDMARK_SIZE), borderValue=0.0)
-        blob = cv2.dnn.blobFromImage(crop, 1.0 / self.input_std, (LANDMARK_SIZE, LANDMARK_SIZE),
-                                     (self.input_mean,) * 3, swapRB=True)
+        blob = cv2.dnn.blobFromImage(
+            crop, 1.0 / self.input_std, (LANDMARK_SIZE, LANDMARK_SIZE), (self.input_mean,) * 3, swapRB=True
+        )
         pred = self.session.run([self.output_name], {self.input_name: blob})[0][0].reshape(-1, 2)[-106:]
         pred = (pred + 1) * (LANDMARK_SIZE // 2)
         inverse = cv2.invertAffineTransform(matrix)
@@ -479,8 +523,9 @@ def _onnx_session(path, providers):
 def latentsync_points(landmarks106: np.ndarray) -> np.ndarray:
     """LatentSync's three points from InsightFace's 106 landmarks (rounded to pixels first)."""
     lmk = np.round(landmarks106).astype(np.int64)
-    return np.stack([lmk[INSIGHTFACE_LEFT_BROW].mean(0), lmk[INSIGHTFACE_RIGHT_BROW].mean(0),
-                     lmk[INSIGHTFACE_NOSE].mean(0)])
+    return np.stack(
+        [lmk[INSIGHTFACE_LEFT_BROW].mean(0), lmk[INSIGHTFACE_RIGHT_BROW].mean(0), lmk[INSIGHTFACE_NOSE].mean(0)]
+    )
 
 
 def pick_face(boxes: np.ndarray, scores: np.ndarray) -> int | None:
@@ -526,7 +571,8 @@ def _weight(name: str, path, weights_dir) -> Path:
             f"{', '.join(str(d) for d in dirs)}; buffalo_l's det_10g.onnx and 2d106det.onnx are in "
             f"https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip, LatentSync's "
             f"mask.png is bytedance/LatentSync latentsync/utils/mask.png (saved as {WEIGHT_NAMES['mask']})"
-            f"{hint}") from None
+            f"{hint}"
+        ) from None
 
 
 def read_onnx(path):
@@ -545,18 +591,32 @@ class LatentSyncFaces(FaceProtocol):
 
     name = "latentsync"
 
-    def __init__(self, resolution: int = RESOLUTION, detector=None, landmarker=None, mask=None,
-                 weights_dir=None, providers=None, landmark_mean: float = 0.0, landmark_std: float = 1.0):
+    def __init__(
+        self,
+        resolution: int = RESOLUTION,
+        detector=None,
+        landmarker=None,
+        mask=None,
+        weights_dir=None,
+        providers=None,
+        landmark_mean: float = 0.0,
+        landmark_std: float = 1.0,
+    ):
         super().__init__(resolution)
         self.detector = ScrfdDetector(_weight(WEIGHT_NAMES["detector"], detector, weights_dir), providers=providers)
-        self.landmarker = Landmark106(_weight(WEIGHT_NAMES["landmarks"], landmarker, weights_dir),
-                                      landmark_mean, landmark_std, providers=providers)
+        self.landmarker = Landmark106(
+            _weight(WEIGHT_NAMES["landmarks"], landmarker, weights_dir),
+            landmark_mean,
+            landmark_std,
+            providers=providers,
+        )
         self._mask_image = load_mask_png(_weight(WEIGHT_NAMES["mask"], mask, weights_dir))
         self._mask = _binary_mask_from_png(self._mask_image, self.resolution)
         # mouth-only compositing blends with upstream's load_fixed_mask: the uint8 image
         # Lanczos-resized, / 255, not binarised (soft at the edge)
-        self._soft_mask = (cv2.resize(self._mask_image, (self.resolution,) * 2, interpolation=cv2.INTER_LANCZOS4)
-                           / 255.0).astype(np.float32)
+        self._soft_mask = (
+            cv2.resize(self._mask_image, (self.resolution,) * 2, interpolation=cv2.INTER_LANCZOS4) / 255.0
+        ).astype(np.float32)
 
     def landmarks106(self, frame: np.ndarray) -> np.ndarray | None:
         """The 106 landmarks of the face LatentSync would pick, or None."""

@@ -132,8 +132,14 @@ def _audio_embedding(parts: Parts, audio, audio_rate: int, n_video: int, fps: fl
 
 
 def _condition(audio_emb, text, mask_latent, ref_seq, masked) -> dict:
-    return {"text_embeds": text, "audio_emb": audio_emb, "ref_latent": ref_seq[:, :, :1].contiguous(),
-            "mask": mask_latent, "masked_video": masked, "ref_sequence": ref_seq}
+    return {
+        "text_embeds": text,
+        "audio_emb": audio_emb,
+        "ref_latent": ref_seq[:, :, :1].contiguous(),
+        "mask": mask_latent,
+        "masked_video": masked,
+        "ref_sequence": ref_seq,
+    }
 
 
 def _align(parts: Parts, frames: np.ndarray, indices) -> tuple[list, list, torch.Tensor, torch.Tensor]:
@@ -147,10 +153,21 @@ def _align(parts: Parts, frames: np.ndarray, indices) -> tuple[list, list, torch
 
 
 @torch.no_grad()
-def stream_student(parts: Parts, frames: np.ndarray, audio: np.ndarray, audio_rate: int, *,
-                   t_list, seed: int, chunk_latents: int = 3, decoder: str = "taehv",
-                   mouth_only: bool = True, context_noise: float = 0.0, fps: float = FPS,
-                   stage: Callable = _null_stage) -> Iterator[np.ndarray]:
+def stream_student(
+    parts: Parts,
+    frames: np.ndarray,
+    audio: np.ndarray,
+    audio_rate: int,
+    *,
+    t_list,
+    seed: int,
+    chunk_latents: int = 3,
+    decoder: str = "taehv",
+    mouth_only: bool = True,
+    context_noise: float = 0.0,
+    fps: float = FPS,
+    stage: Callable = _null_stage,
+) -> Iterator[np.ndarray]:
     """Yields the composited uint8 frames of each block as soon as they exist, exactly
     `len(frames)` frames in all."""
     from lipbench.models.lipforcing import wan_vae
@@ -172,8 +189,9 @@ def stream_student(parts: Parts, frames: np.ndarray, audio: np.ndarray, audio_ra
     dit.clear_caches()
     dit.total_num_frames = n_latent
     generator = torch.Generator(device=device).manual_seed(int(seed))
-    noise = torch.randn((1, LATENT_CHANNELS, n_latent, latent_size, latent_size), generator=generator,
-                        device=device, dtype=dtype)
+    noise = torch.randn(
+        (1, LATENT_CHANNELS, n_latent, latent_size, latent_size), generator=generator, device=device, dtype=dtype
+    )
     unmasked_encoder, masked_encoder = wan_vae.StreamingEncoder(parts.vae), wan_vae.StreamingEncoder(parts.vae)
     decode = _Decoder(parts, decoder)
     ref_seq = masked_seq = None
@@ -184,7 +202,7 @@ def stream_student(parts: Parts, frames: np.ndarray, audio: np.ndarray, audio_ra
             first = block * chunk_latents
             count = block_frames(block, chunk_latents)
             with stage("align"):
-                originals, aligned, pixels, masked_pixels = _align(parts, frames, source[start:start + count])
+                originals, aligned, pixels, masked_pixels = _align(parts, frames, source[start : start + count])
             start += count
             with stage("encode"):
                 new = unmasked_encoder.push(pixels.to(device=device, dtype=vae_dtype)).to(dtype)
@@ -193,16 +211,19 @@ def stream_student(parts: Parts, frames: np.ndarray, audio: np.ndarray, audio_ra
                 masked_seq = new_masked if masked_seq is None else torch.cat([masked_seq, new_masked], dim=2)
                 condition = _condition(audio_emb, text, mask_latent, ref_seq, masked_seq)
             with stage("denoise"):
+
                 def predict_x0(x, t):
                     t_batch = torch.full((1,), t, device=device, dtype=torch.float64)
-                    return dit(x, t_batch, condition=condition, cur_start_frame=first, store_kv=False,
-                               fwd_pred_type="x0")
-                x0 = sampler.denoise_block(predict_x0, noise[:, :, first:first + chunk_latents], t_list, generator)
+                    return dit(
+                        x, t_batch, condition=condition, cur_start_frame=first, store_kv=False, fwd_pred_type="x0"
+                    )
+
+                x0 = sampler.denoise_block(predict_x0, noise[:, :, first : first + chunk_latents], t_list, generator)
             with stage("decode"):
                 decoded = decode.push(x0)
             with stage("composite"):
                 out = parts.faces.composite(decoded.cpu(), originals, aligned, mouth_only=mouth_only)
-            keep = out[:max(0, n_ref - produced)]
+            keep = out[: max(0, n_ref - produced)]
             produced += len(keep)
             if len(keep):
                 yield keep
@@ -211,8 +232,14 @@ def stream_student(parts: Parts, frames: np.ndarray, audio: np.ndarray, audio_ra
                 if context_noise > 0:
                     eps = torch.randn(x0.shape, generator=generator, device=device, dtype=x0.dtype)
                     cache_input = sampler.renoise(x0, eps, context_noise)
-                dit(cache_input, torch.full((1,), t_cache, device=device, dtype=torch.float64),
-                    condition=condition, cur_start_frame=first, store_kv=True, fwd_pred_type="x0")
+                dit(
+                    cache_input,
+                    torch.full((1,), t_cache, device=device, dtype=torch.float64),
+                    condition=condition,
+                    cur_start_frame=first,
+                    store_kv=True,
+                    fwd_pred_type="x0",
+                )
     finally:
         dit.clear_caches()
 
@@ -223,10 +250,21 @@ def teacher_length(n_frames: int) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def generate_teacher(parts: Parts, frames: np.ndarray, audio: np.ndarray, audio_rate: int, *,
-                     steps: int, cfg: float, seed: int, decoder: str = "wan_vae", mouth_only: bool = True,
-                     shift: float = sampler.TEACHER_SHIFT, fps: float = FPS,
-                     stage: Callable = _null_stage) -> np.ndarray:
+def generate_teacher(
+    parts: Parts,
+    frames: np.ndarray,
+    audio: np.ndarray,
+    audio_rate: int,
+    *,
+    steps: int,
+    cfg: float,
+    seed: int,
+    decoder: str = "wan_vae",
+    mouth_only: bool = True,
+    shift: float = sampler.TEACHER_SHIFT,
+    fps: float = FPS,
+    stage: Callable = _null_stage,
+) -> np.ndarray:
     """The whole clip at once (the teachers are bidirectional): composited uint8 frames."""
     from lipbench.models.lipforcing import wan_vae
 
@@ -245,18 +283,24 @@ def generate_teacher(parts: Parts, frames: np.ndarray, audio: np.ndarray, audio_
     with stage("encode"):
         vae_dtype = next(parts.vae.parameters()).dtype
         ref_seq = wan_vae.StreamingEncoder(parts.vae).push(pixels.to(device=device, dtype=vae_dtype)).to(dtype)
-        masked_seq = wan_vae.StreamingEncoder(parts.vae).push(masked_pixels.to(device=device, dtype=vae_dtype)).to(dtype)
+        masked_seq = (
+            wan_vae.StreamingEncoder(parts.vae).push(masked_pixels.to(device=device, dtype=vae_dtype)).to(dtype)
+        )
     positive = _condition(audio_emb, parts.text.to(device=device, dtype=dtype), mask_latent, ref_seq, masked_seq)
     negative_text = parts.negative_text if parts.negative_text is not None else parts.text
-    negative = _condition(torch.zeros_like(audio_emb), negative_text.to(device=device, dtype=dtype),
-                          mask_latent, ref_seq, masked_seq)
+    negative = _condition(
+        torch.zeros_like(audio_emb), negative_text.to(device=device, dtype=dtype), mask_latent, ref_seq, masked_seq
+    )
     generator = torch.Generator(device=device).manual_seed(int(seed))
-    noise = torch.randn((1, LATENT_CHANNELS, n_latent, latent_size, latent_size), generator=generator,
-                        device=device, dtype=dtype)
+    noise = torch.randn(
+        (1, LATENT_CHANNELS, n_latent, latent_size, latent_size), generator=generator, device=device, dtype=dtype
+    )
     with stage("denoise"):
+
         def predict_flow(x, sigma, is_negative):  # OmniAvatar passes the network 1000 sigma
             timestep = torch.full((1,), sigma * 1000.0, device=device, dtype=torch.float64)
             return dit(x, None, condition=negative if is_negative else positive, timestep=timestep)
+
         x0 = sampler.sample_teacher(predict_flow, noise, steps, cfg=cfg, shift=shift)
     with stage("decode"):
         decoded = _Decoder(parts, decoder).push(x0)
@@ -288,8 +332,11 @@ def fastgen_spans(spans: list[tuple[str, float, float]], n_frames: int) -> dict:
     t0 = encodes[0][1]
 
     def without_align(until: float) -> float:
-        aligned = sum(max(0.0, min(end, until) - max(start, t0)) for name, start, end in by_name
-                      if name == "align" and end > t0 and start < until)
+        aligned = sum(
+            max(0.0, min(end, until) - max(start, t0))
+            for name, start, end in by_name
+            if name == "align" and end > t0 and start < until
+        )
         return until - t0 - aligned
 
     audio = sum(end - start for name, start, end in by_name if name == "audio_encode")

@@ -57,8 +57,12 @@ def renoise(x0: torch.Tensor, eps: torch.Tensor, t: float) -> torch.Tensor:
     return out.to(x0.dtype)
 
 
-def denoise_block(predict_x0: Callable[[torch.Tensor, float], torch.Tensor], noise: torch.Tensor,
-                  t_list: Sequence[float], generator: torch.Generator | None = None) -> torch.Tensor:
+def denoise_block(
+    predict_x0: Callable[[torch.Tensor, float], torch.Tensor],
+    noise: torch.Tensor,
+    t_list: Sequence[float],
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """One block of the students' schedule: `predict_x0(x_t, t)` at every t of `t_list`
     but the last; returns the final x0. Fresh noise between steps comes from `generator`
     (the global generator when None, as upstream's torch.randn_like)."""
@@ -82,9 +86,14 @@ def teacher_sigmas(steps: int, shift: float = TEACHER_SHIFT) -> torch.Tensor:
     return shift * sigmas / (1 + (shift - 1) * sigmas)
 
 
-def sample_teacher(predict_flow: Callable[[torch.Tensor, float, bool], torch.Tensor], noise: torch.Tensor,
-                   steps: int, cfg: float = TEACHER_CFG, shift: float = TEACHER_SHIFT,
-                   on_step: Callable[[int], None] | None = None) -> torch.Tensor:
+def sample_teacher(
+    predict_flow: Callable[[torch.Tensor, float, bool], torch.Tensor],
+    noise: torch.Tensor,
+    steps: int,
+    cfg: float = TEACHER_CFG,
+    shift: float = TEACHER_SHIFT,
+    on_step: Callable[[int], None] | None = None,
+) -> torch.Tensor:
     """Euler steps of the flow from pure noise to x0. `predict_flow(x, sigma, negative)`
     is the network's flow prediction (eps - x0) with the positive (False) or the
     negative (True) conditioning; with cfg == 1 the negative pass is skipped."""

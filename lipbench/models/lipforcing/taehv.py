@@ -54,8 +54,9 @@ class MemBlock(nn.Module):
 
     def __init__(self, n_in: int, n_out: int):
         super().__init__()
-        self.conv = nn.Sequential(conv(2 * n_in, n_out), nn.ReLU(inplace=True),
-                                  conv(n_out, n_out), nn.ReLU(inplace=True), conv(n_out, n_out))
+        self.conv = nn.Sequential(
+            conv(2 * n_in, n_out), nn.ReLU(inplace=True), conv(n_out, n_out), nn.ReLU(inplace=True), conv(n_out, n_out)
+        )
         # a projection only where widths differ (never in taew2_1), so the file has no key for it otherwise
         self.skip = nn.Conv2d(n_in, n_out, 1, bias=False) if n_in != n_out else nn.Identity()
         self.act = nn.ReLU(inplace=True)
@@ -118,9 +119,13 @@ class TAEHV(nn.Module):
     """The taew2_1 network: `encoder` (frames -> latents, /4 in time, /8 in space) and
     `decoder` (latents -> frames); upstream's TAEHV(checkpoint_path=None) layout."""
 
-    def __init__(self, latent_channels: int = LATENT_CHANNELS,
-                 encoder_time_downscale=(True, True, False), decoder_time_upscale=(False, True, True),
-                 decoder_space_upscale=(True, True, True)):
+    def __init__(
+        self,
+        latent_channels: int = LATENT_CHANNELS,
+        encoder_time_downscale=(True, True, False),
+        decoder_time_upscale=(False, True, True),
+        decoder_space_upscale=(True, True, True),
+    ):
         super().__init__()
         self.latent_channels = latent_channels
         self.image_channels = IMAGE_CHANNELS
@@ -129,25 +134,44 @@ class TAEHV(nn.Module):
         ups = [2 if on else 1 for on in decoder_space_upscale]
 
         def encoder_stage(stride):
-            return [TPool(64, stride), conv(64, 64, stride=2, bias=False), MemBlock(64, 64), MemBlock(64, 64),
-                    MemBlock(64, 64)]
+            return [
+                TPool(64, stride),
+                conv(64, 64, stride=2, bias=False),
+                MemBlock(64, 64),
+                MemBlock(64, 64),
+                MemBlock(64, 64),
+            ]
 
         self.encoder = nn.Sequential(
-            conv(IMAGE_CHANNELS, 64), nn.ReLU(inplace=True),
-            *encoder_stage(pools[0]), *encoder_stage(pools[1]), *encoder_stage(pools[2]),
+            conv(IMAGE_CHANNELS, 64),
+            nn.ReLU(inplace=True),
+            *encoder_stage(pools[0]),
+            *encoder_stage(pools[1]),
+            *encoder_stage(pools[2]),
             conv(64, latent_channels),
         )
         widths = [256, 128, 64, 64]
 
         def decoder_stage(k):
             w = widths[k]
-            return [MemBlock(w, w), MemBlock(w, w), MemBlock(w, w), nn.Upsample(scale_factor=ups[k]),
-                    TGrow(w, grows[k]), conv(w, widths[k + 1], bias=False)]
+            return [
+                MemBlock(w, w),
+                MemBlock(w, w),
+                MemBlock(w, w),
+                nn.Upsample(scale_factor=ups[k]),
+                TGrow(w, grows[k]),
+                conv(w, widths[k + 1], bias=False),
+            ]
 
         self.decoder = nn.Sequential(
-            Clamp(), conv(latent_channels, widths[0]), nn.ReLU(inplace=True),
-            *decoder_stage(0), *decoder_stage(1), *decoder_stage(2),
-            nn.ReLU(inplace=True), conv(widths[3], IMAGE_CHANNELS),
+            Clamp(),
+            conv(latent_channels, widths[0]),
+            nn.ReLU(inplace=True),
+            *decoder_stage(0),
+            *decoder_stage(1),
+            *decoder_stage(2),
+            nn.ReLU(inplace=True),
+            conv(widths[3], IMAGE_CHANNELS),
         )
         self.t_downscale = 2 ** sum(b.stride == 2 for b in self.encoder if isinstance(b, TPool))
         self.t_upscale = 2 ** sum(b.stride == 2 for b in self.decoder if isinstance(b, TGrow))
@@ -163,7 +187,7 @@ class TAEHV(nn.Module):
         """Latents (N, T, 16, h, w) -> RGB frames (N, 4T - 3, 3, 8h, 8w) in [0, 1]."""
         _check(latents, self.latent_channels, "latents")
         frames = run_blocks(self.decoder, self._like_weights(latents)).clamp(0, 1)
-        return frames[:, self.frames_to_trim:]
+        return frames[:, self.frames_to_trim :]
 
     @torch.no_grad()
     def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
@@ -234,7 +258,7 @@ def _fit_tgrow(net: TAEHV, state: dict) -> dict:
             continue
         have, need = state[key].shape, wanted[key].shape
         if len(have) == 4 and have[1:] == need[1:] and have[0] > need[0] and have[0] % need[0] == 0:
-            state[key] = state[key][-need[0]:]
+            state[key] = state[key][-need[0] :]
     return state
 
 
@@ -243,8 +267,13 @@ def load_taehv(path, device: str = "cpu", dtype: torch.dtype = torch.float32) ->
     of another network or a damaged one raises BadWeightError naming it."""
     state = read_state_dict(path, "TAEHV")
     net = TAEHV()
-    net = load_into(net, _fit_tgrow(net, state), path, "a TAEHV taew2_1 state_dict (madebyollin/taehv: encoder.*, decoder.*)",
-                    "TAEHV")
+    net = load_into(
+        net,
+        _fit_tgrow(net, state),
+        path,
+        "a TAEHV taew2_1 state_dict (madebyollin/taehv: encoder.*, decoder.*)",
+        "TAEHV",
+    )
     return net.to(device=device, dtype=dtype).eval()
 
 

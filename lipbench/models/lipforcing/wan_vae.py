@@ -39,12 +39,51 @@ CHECKPOINT = "Wan2.1_VAE.pth"
 UPSTREAM = "Wan-Video/Wan2.1@9737cba9c1c3c4d04b33fcad41c111989865d315"
 # Per-channel statistics of the encoder's mean over Wan's training data (upstream's
 # WanVAE wrapper): the diffusion models work on (mu - mean) / std.
-LATENT_MEAN = (-0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
-               0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921)
-LATENT_STD = (2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
-              3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160)
-CONFIG = dict(dim=96, z_dim=16, dim_mult=(1, 2, 4, 4), num_res_blocks=2, attn_scales=(),
-              temperal_downsample=(False, True, True), dropout=0.0)  # the published file's
+LATENT_MEAN = (
+    -0.7571,
+    -0.7089,
+    -0.9113,
+    0.1075,
+    -0.1745,
+    0.9653,
+    -0.1517,
+    1.5508,
+    0.4134,
+    -0.0715,
+    0.5517,
+    -0.3632,
+    -0.1922,
+    -0.9497,
+    0.2503,
+    -0.2921,
+)
+LATENT_STD = (
+    2.8184,
+    1.4541,
+    2.3275,
+    2.6558,
+    1.2196,
+    1.7708,
+    2.6052,
+    2.0743,
+    3.2687,
+    2.1526,
+    2.8652,
+    1.5579,
+    1.6382,
+    1.1253,
+    2.8251,
+    1.9160,
+)
+CONFIG = dict(
+    dim=96,
+    z_dim=16,
+    dim_mult=(1, 2, 4, 4),
+    num_res_blocks=2,
+    attn_scales=(),
+    temperal_downsample=(False, True, True),
+    dropout=0.0,
+)  # the published file's
 
 
 class CausalConv3d(nn.Conv3d):
@@ -67,7 +106,7 @@ class CausalConv3d(nn.Conv3d):
                 x = torch.cat((past, x), dim=2)
                 before = past.shape[2]
             # a copy: a view would keep the whole chunk alive until the next call
-            cache[self] = x[:, :, -self.lead:].clone()
+            cache[self] = x[:, :, -self.lead :].clone()
         return super().forward(F.pad(x, self.space_pad + (self.lead - before, 0)))
 
 
@@ -77,7 +116,7 @@ class RMS_norm(nn.Module):
 
     def __init__(self, dim: int, images: bool = True):
         super().__init__()
-        self.scale = dim ** 0.5
+        self.scale = dim**0.5
         self.gamma = nn.Parameter(torch.ones((dim, 1, 1) if images else (dim, 1, 1, 1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -167,8 +206,14 @@ class ResidualBlock(nn.Module):
         super().__init__()
         self.in_dim, self.out_dim = in_dim, out_dim
         self.residual = nn.Sequential(
-            RMS_norm(in_dim, images=False), nn.SiLU(), CausalConv3d(in_dim, out_dim, 3, padding=1),
-            RMS_norm(out_dim, images=False), nn.SiLU(), nn.Dropout(dropout), CausalConv3d(out_dim, out_dim, 3, padding=1))
+            RMS_norm(in_dim, images=False),
+            nn.SiLU(),
+            CausalConv3d(in_dim, out_dim, 3, padding=1),
+            RMS_norm(out_dim, images=False),
+            nn.SiLU(),
+            nn.Dropout(dropout),
+            CausalConv3d(out_dim, out_dim, 3, padding=1),
+        )
         self.shortcut = CausalConv3d(in_dim, out_dim, 1) if in_dim != out_dim else nn.Identity()
 
     def forward(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
@@ -211,8 +256,16 @@ class Encoder3d(nn.Module):
     """Frames (B, 3, T, H, W) -> (B, z_dim, 1 + (T-1)/4, H/8, W/8) (z_dim here is twice
     the latent width: mean and log-variance)."""
 
-    def __init__(self, dim=128, z_dim=4, dim_mult=(1, 2, 4, 4), num_res_blocks=2, attn_scales=(),
-                 temperal_downsample=(True, True, False), dropout=0.0):
+    def __init__(
+        self,
+        dim=128,
+        z_dim=4,
+        dim_mult=(1, 2, 4, 4),
+        num_res_blocks=2,
+        attn_scales=(),
+        temperal_downsample=(True, True, False),
+        dropout=0.0,
+    ):
         super().__init__()
         self.dim, self.z_dim, self.dim_mult = dim, z_dim, list(dim_mult)
         self.num_res_blocks, self.attn_scales = num_res_blocks, list(attn_scales)
@@ -231,9 +284,12 @@ class Encoder3d(nn.Module):
                 blocks.append(Resample(out_dim, "downsample3d" if temperal_downsample[i] else "downsample2d"))
                 scale /= 2.0
         self.downsamples = nn.Sequential(*blocks)
-        self.middle = nn.Sequential(ResidualBlock(out_dim, out_dim, dropout), AttentionBlock(out_dim),
-                                    ResidualBlock(out_dim, out_dim, dropout))
-        self.head = nn.Sequential(RMS_norm(out_dim, images=False), nn.SiLU(), CausalConv3d(out_dim, z_dim, 3, padding=1))
+        self.middle = nn.Sequential(
+            ResidualBlock(out_dim, out_dim, dropout), AttentionBlock(out_dim), ResidualBlock(out_dim, out_dim, dropout)
+        )
+        self.head = nn.Sequential(
+            RMS_norm(out_dim, images=False), nn.SiLU(), CausalConv3d(out_dim, z_dim, 3, padding=1)
+        )
 
     def forward(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
         x = self.conv1(x, cache)
@@ -243,8 +299,16 @@ class Encoder3d(nn.Module):
 class Decoder3d(nn.Module):
     """Latents (B, z_dim, 1 + k, h, w) -> frames (B, 3, 1 + 4k, 8h, 8w)."""
 
-    def __init__(self, dim=128, z_dim=4, dim_mult=(1, 2, 4, 4), num_res_blocks=2, attn_scales=(),
-                 temperal_upsample=(False, True, True), dropout=0.0):
+    def __init__(
+        self,
+        dim=128,
+        z_dim=4,
+        dim_mult=(1, 2, 4, 4),
+        num_res_blocks=2,
+        attn_scales=(),
+        temperal_upsample=(False, True, True),
+        dropout=0.0,
+    ):
         super().__init__()
         self.dim, self.z_dim, self.dim_mult = dim, z_dim, list(dim_mult)
         self.num_res_blocks, self.attn_scales = num_res_blocks, list(attn_scales)
@@ -252,8 +316,9 @@ class Decoder3d(nn.Module):
         dims = [dim * u for u in [dim_mult[-1], *dim_mult[::-1]]]
         scale = 1.0 / 2 ** (len(dim_mult) - 2)
         self.conv1 = CausalConv3d(z_dim, dims[0], 3, padding=1)
-        self.middle = nn.Sequential(ResidualBlock(dims[0], dims[0], dropout), AttentionBlock(dims[0]),
-                                    ResidualBlock(dims[0], dims[0], dropout))
+        self.middle = nn.Sequential(
+            ResidualBlock(dims[0], dims[0], dropout), AttentionBlock(dims[0]), ResidualBlock(dims[0], dims[0], dropout)
+        )
         blocks = []
         for i, (in_dim, out_dim) in enumerate(zip(dims[:-1], dims[1:])):
             if i > 0:
@@ -279,14 +344,23 @@ class WanVAE(nn.Module):
     wrapper's latent normalization. Latents in and out are normalized ((mu - mean) /
     std); frames are (B, 3, T, H, W) in [-1, 1]."""
 
-    def __init__(self, dim=96, z_dim=16, dim_mult=(1, 2, 4, 4), num_res_blocks=2, attn_scales=(),
-                 temperal_downsample=(False, True, True), dropout=0.0):
+    def __init__(
+        self,
+        dim=96,
+        z_dim=16,
+        dim_mult=(1, 2, 4, 4),
+        num_res_blocks=2,
+        attn_scales=(),
+        temperal_downsample=(False, True, True),
+        dropout=0.0,
+    ):
         super().__init__()
         self.dim, self.z_dim = dim, z_dim
         self.temperal_downsample = list(temperal_downsample)
         self.temperal_upsample = self.temperal_downsample[::-1]
-        self.encoder = Encoder3d(dim, z_dim * 2, dim_mult, num_res_blocks, attn_scales, self.temperal_downsample,
-                                 dropout)
+        self.encoder = Encoder3d(
+            dim, z_dim * 2, dim_mult, num_res_blocks, attn_scales, self.temperal_downsample, dropout
+        )
         self.conv1 = CausalConv3d(z_dim * 2, z_dim * 2, 1)
         self.conv2 = CausalConv3d(z_dim, z_dim, 1)
         self.decoder = Decoder3d(dim, z_dim, dim_mult, num_res_blocks, attn_scales, self.temperal_upsample, dropout)
@@ -324,7 +398,7 @@ class WanVAE(nn.Module):
         video = self._like_weights(_check(video, 3, "video", first=True))
         cache: dict = {}
         parts = [self.encoder(video[:, :, :1], cache)]
-        parts += [self.encoder(video[:, :, s:s + 4], cache) for s in range(1, video.shape[2], 4)]
+        parts += [self.encoder(video[:, :, s : s + 4], cache) for s in range(1, video.shape[2], 4)]
         mu, _log_var = self.conv1(torch.cat(parts, dim=2)).chunk(2, dim=1)
         return mu
 
@@ -339,7 +413,7 @@ class WanVAE(nn.Module):
         [-1, 1]; run as upstream: one latent frame at a time."""
         x = self.conv2(self.denormalize(self._like_weights(_check(latents, self.z_dim, "latents"))))
         cache: dict = {}
-        frames = torch.cat([self.decoder(x[:, :, i:i + 1], cache) for i in range(x.shape[2])], dim=2)
+        frames = torch.cat([self.decoder(x[:, :, i : i + 1], cache) for i in range(x.shape[2])], dim=2)
         return frames.clamp_(-1, 1)
 
     def streaming_encoder(self) -> "StreamingEncoder":
@@ -417,9 +491,13 @@ def load_wan_vae(path, device: str = "cpu", dtype: torch.dtype = torch.float32, 
     loaded strictly; a file of another network or a damaged one raises BadWeightError
     naming it. `config`: WanVAE's arguments, for files of other sizes (tests)."""
     state = read_state_dict(path, "the Wan2.1 VAE")
-    net = load_into(WanVAE(**config), state, path,
-                    "a Wan2.1 VAE state_dict (Wan-AI/Wan2.1 Wan2.1_VAE.pth: encoder.*, conv1.*, conv2.*, decoder.*)",
-                    "Wan2.1 VAE")
+    net = load_into(
+        WanVAE(**config),
+        state,
+        path,
+        "a Wan2.1 VAE state_dict (Wan-AI/Wan2.1 Wan2.1_VAE.pth: encoder.*, conv1.*, conv2.*, decoder.*)",
+        "Wan2.1 VAE",
+    )
     return net.to(device=device, dtype=dtype).eval()
 
 

@@ -45,9 +45,15 @@ from lipbench.models.base import LipSyncModel
 from lipbench.types import Request
 
 MODES = {"normal": 8, "realtime": 20}  # mode -> upstream's default batch size
-NETWORK_FILES = ("musetalkV15/musetalk.json", "musetalkV15/unet.pth", "sd-vae-ft-mse/config.json",
-                 "sd-vae-ft-mse/diffusion_pytorch_model.bin", "whisper-tiny/config.json",
-                 "whisper-tiny/pytorch_model.bin", "whisper-tiny/preprocessor_config.json")
+NETWORK_FILES = (
+    "musetalkV15/musetalk.json",
+    "musetalkV15/unet.pth",
+    "sd-vae-ft-mse/config.json",
+    "sd-vae-ft-mse/diffusion_pytorch_model.bin",
+    "whisper-tiny/config.json",
+    "whisper-tiny/pytorch_model.bin",
+    "whisper-tiny/preprocessor_config.json",
+)
 PARSING_FILE = "79999_iter.pth"
 S3FD_FILE = "s3fd.pth"
 CROP = 256
@@ -79,9 +85,19 @@ class MuseTalk(LipSyncModel):
     parameters = REAL_PARAMETERS
     dtypes = ("fp16", "fp32")
 
-    def __init__(self, mode: str = "normal", size: str = "real", random_weights: bool = False, seed: int = 0,
-                 weights_dir=None, dtype: str = "auto", batch_size: int | None = None, faces: str = "mediapipe",
-                 parsing_mode: str = "jaw", extra_margin: int = 10):
+    def __init__(
+        self,
+        mode: str = "normal",
+        size: str = "real",
+        random_weights: bool = False,
+        seed: int = 0,
+        weights_dir=None,
+        dtype: str = "auto",
+        batch_size: int | None = None,
+        faces: str = "mediapipe",
+        parsing_mode: str = "jaw",
+        extra_margin: int = 10,
+    ):
         super().__init__()
         from lipbench.models.musetalk.faces import FACE_PROTOCOLS
 
@@ -118,10 +134,18 @@ class MuseTalk(LipSyncModel):
         return "fp16" if self.mode == "realtime" and str(self.device).startswith("cuda") else "fp32"
 
     def describe(self) -> dict:
-        return {**super().describe(), "mode": self.mode, "size": self.size, "seed": self.seed,
-                "random_weights": self.random_weights, "batch_size": self.batch_size,
-                "face_protocol": self.faces_spec, "parsing_mode": self.parsing_mode,
-                "extra_margin": self.extra_margin, "weights_dtype": self.dtype}
+        return {
+            **super().describe(),
+            "mode": self.mode,
+            "size": self.size,
+            "seed": self.seed,
+            "random_weights": self.random_weights,
+            "batch_size": self.batch_size,
+            "face_protocol": self.faces_spec,
+            "parsing_mode": self.parsing_mode,
+            "extra_margin": self.extra_margin,
+            "weights_dtype": self.dtype,
+        }
 
     def weight_files(self) -> dict[str, Path]:
         from lipbench.weights import find_weight
@@ -157,9 +181,16 @@ class MuseTalk(LipSyncModel):
         detector = None
         if self.faces_spec == "s3fd":
             detector = _s3fd(files[S3FD_FILE], device)
-        self.parts = dict(unet=unet, vae=vae, whisper=whisper, pe=pe, extractor=extractor, dtype=dtype,
-                          parser=bisenet.FaceParser(parse_net, device=device),
-                          faces=faces.FaceBoxes(self.faces_spec, detector, self.extra_margin))
+        self.parts = dict(
+            unet=unet,
+            vae=vae,
+            whisper=whisper,
+            pe=pe,
+            extractor=extractor,
+            dtype=dtype,
+            parser=bisenet.FaceParser(parse_net, device=device),
+            faces=faces.FaceBoxes(self.faces_spec, detector, self.extra_margin),
+        )
 
     def close(self) -> None:
         if self.parts is not None:
@@ -182,12 +213,15 @@ class MuseTalk(LipSyncModel):
             return
         frames = request.frames
         boxes = self.parts["faces"](frames)
-        latents = [self._crop_latents(frame, box, self._generator(i)) for i, (frame, box) in
-                   enumerate(zip(frames, boxes))]
+        latents = [
+            self._crop_latents(frame, box, self._generator(i)) for i, (frame, box) in enumerate(zip(frames, boxes))
+        ]
         from lipbench.models.musetalk import blending
 
-        masks = [blending.blend_mask(frame, box, self.parts["parser"], self.parsing_mode, blur_ratio=0.1)
-                 for frame, box in zip(frames, boxes)]
+        masks = [
+            blending.blend_mask(frame, box, self.parts["parser"], self.parsing_mode, blur_ratio=0.1)
+            for frame, box in zip(frames, boxes)
+        ]
         self._avatar = dict(clip_id=request.clip_id, n=len(frames), boxes=boxes, latents=latents, masks=masks)
         self.prepared_clips.append(request.clip_id)
 
@@ -209,8 +243,9 @@ class MuseTalk(LipSyncModel):
         with self.stage("faces"):
             boxes = self.parts["faces"](frames)
         with self.stage("encode"):
-            latents = [self._crop_latents(frame, box, self._generator(i))
-                       for i, (frame, box) in enumerate(zip(frames, boxes))]
+            latents = [
+                self._crop_latents(frame, box, self._generator(i)) for i, (frame, box) in enumerate(zip(frames, boxes))
+            ]
         faces = []
         for start in range(0, request.n_frames, self.batch_size):
             stop = min(start + self.batch_size, request.n_frames)
@@ -228,8 +263,10 @@ class MuseTalk(LipSyncModel):
 
         avatar = self._avatar
         if avatar is None or avatar["clip_id"] != request.clip_id or avatar["n"] != request.n_frames:
-            raise RuntimeError("musetalk realtime: call prepare(request) before stream(request) (the avatar is "
-                               "made ahead of the timed stream, as upstream's realtime script does)")
+            raise RuntimeError(
+                "musetalk realtime: call prepare(request) before stream(request) (the avatar is "
+                "made ahead of the timed stream, as upstream's realtime script does)"
+            )
         frames = request.frames
         with self.stage("audio_encode"):
             tokens = self._tokens(request)
@@ -251,8 +288,15 @@ class MuseTalk(LipSyncModel):
         from lipbench.models.musetalk import audio
 
         samples = audio.resample(request.audio, request.audio_rate)
-        return audio.whisper_chunks(self.parts["whisper"], self.parts["extractor"], samples, request.n_frames,
-                                    request.fps, self.device, self.parts["dtype"])
+        return audio.whisper_chunks(
+            self.parts["whisper"],
+            self.parts["extractor"],
+            samples,
+            request.n_frames,
+            request.fps,
+            self.device,
+            self.parts["dtype"],
+        )
 
     def _generator(self, index: int):
         import torch
@@ -309,7 +353,7 @@ def crop_tensor(crop_rgb: np.ndarray, half_mask: bool):
     x = torch.from_numpy((np.asarray(crop_rgb, np.float64) / 255.0).astype(np.float32)).permute(2, 0, 1)
     if half_mask:
         keep = torch.zeros(x.shape[1:])
-        keep[:x.shape[1] // 2] = 1
+        keep[: x.shape[1] // 2] = 1
         x = x * (keep > 0.5)
     return ((x - 0.5) / 0.5)[None]
 

@@ -40,8 +40,15 @@ def feature_extractor(config: dict | None = None):
     from lipbench.models.musetalk.networks import PREPROCESSOR_CONFIG
 
     config = dict(config or PREPROCESSOR_CONFIG)
-    keep = ("feature_size", "sampling_rate", "hop_length", "chunk_length", "n_fft", "padding_value",
-            "return_attention_mask")
+    keep = (
+        "feature_size",
+        "sampling_rate",
+        "hop_length",
+        "chunk_length",
+        "n_fft",
+        "padding_value",
+        "return_attention_mask",
+    )
     return WhisperFeatureExtractor(**{k: config[k] for k in keep if k in config})
 
 
@@ -51,7 +58,7 @@ def mel_segments(audio: np.ndarray, extractor, dtype=None) -> list[torch.Tensor]
     step = SEGMENT_SECONDS * SAMPLE_RATE
     out = []
     for start in range(0, len(audio), step):
-        mel = extractor(audio[start:start + step], return_tensors="pt", sampling_rate=SAMPLE_RATE).input_features
+        mel = extractor(audio[start : start + step], return_tensors="pt", sampling_rate=SAMPLE_RATE).input_features
         out.append(mel if dtype is None else mel.to(dtype=dtype))
     return out
 
@@ -66,8 +73,14 @@ def encoder_states(whisper, mels: list[torch.Tensor], device, dtype) -> torch.Te
     return torch.cat(states, dim=1)
 
 
-def frame_windows(states: torch.Tensor, n_samples: int, fps: float = 25, n_frames: int | None = None,
-                  left: int = PAD_LEFT, right: int = PAD_RIGHT) -> torch.Tensor:
+def frame_windows(
+    states: torch.Tensor,
+    n_samples: int,
+    fps: float = 25,
+    n_frames: int | None = None,
+    left: int = PAD_LEFT,
+    right: int = PAD_RIGHT,
+) -> torch.Tensor:
     """get_whisper_chunk's cutting: (1, T, L, D) states -> (n_frames, 10 * L, D).
 
     `n_samples` (the audio's length at 16 kHz) fixes the rows kept and upstream's frame
@@ -78,7 +91,7 @@ def frame_windows(states: torch.Tensor, n_samples: int, fps: float = 25, n_frame
     seconds = n_samples / SAMPLE_RATE
     upstream_frames = math.floor(seconds * fps)
     n_frames = upstream_frames if n_frames is None else int(n_frames)
-    kept = states[:, :math.floor(seconds * AUDIO_FPS)]
+    kept = states[:, : math.floor(seconds * AUDIO_FPS)]
     rows_per_frame = math.ceil(per_row)
     width = 2 * (left + right + 1)
     before = rows_per_frame * left
@@ -86,9 +99,10 @@ def frame_windows(states: torch.Tensor, n_samples: int, fps: float = 25, n_frame
     need = math.floor((n_frames - 1) * per_row) + width if n_frames > 0 else 0
     after = max(after, need - before - kept.shape[1])
     zeros = states.new_zeros((states.shape[0], 1) + tuple(states.shape[2:]))
-    padded = torch.cat([zeros.expand(-1, before, *states.shape[2:]), kept,
-                        zeros.expand(-1, after, *states.shape[2:])], dim=1)
-    windows = [padded[:, math.floor(i * per_row):math.floor(i * per_row) + width] for i in range(n_frames)]
+    padded = torch.cat(
+        [zeros.expand(-1, before, *states.shape[2:]), kept, zeros.expand(-1, after, *states.shape[2:])], dim=1
+    )
+    windows = [padded[:, math.floor(i * per_row) : math.floor(i * per_row) + width] for i in range(n_frames)]
     if not windows:
         return states.new_zeros((0, width * states.shape[2], states.shape[3]))
     out = torch.cat(windows, dim=0)  # (n, width, L, D)

@@ -194,10 +194,10 @@ def jaw_kernel(cone: int = 21, stem: int = 12) -> np.ndarray:
     centre = size // 2
     for row in range(cone // 2, cone):
         half = row - cone // 2
-        kernel[row, centre - half:centre + half + 1] = 1
+        kernel[row, centre - half : centre + half + 1] = 1
     base = int(kernel[cone - 1].sum()) if cone > 0 else 1
     for row in range(cone, size):
-        kernel[row, max(0, centre - base // 2):min(size, centre + base // 2 + 1)] = 1
+        kernel[row, max(0, centre - base // 2) : min(size, centre + base // 2 + 1)] = 1
     return kernel
 
 
@@ -213,8 +213,13 @@ def cheek_bands(left: int = CHEEK_WIDTH, right: int = CHEEK_WIDTH, size: int = P
 class FaceParser:
     """MuseTalk's FaceParsing: PIL image -> PIL 'L' mask at 512 x 512 (255 keep)."""
 
-    def __init__(self, net: BiSeNet, left_cheek_width: int = CHEEK_WIDTH, right_cheek_width: int = CHEEK_WIDTH,
-                 device: str = "cpu"):
+    def __init__(
+        self,
+        net: BiSeNet,
+        left_cheek_width: int = CHEEK_WIDTH,
+        right_cheek_width: int = CHEEK_WIDTH,
+        device: str = "cpu",
+    ):
         self.net, self.device = net, device
         self.kernel = jaw_kernel()
         self.cheek_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (35, 3))
@@ -242,8 +247,9 @@ class FaceParser:
             skin = (parsing == 1).astype(np.uint8) * 255
             grown = cv2.dilate(skin, self.kernel, iterations=1)
             eroded = cv2.erode(grown, self.cheek_kernel, iterations=2)
-            region = cv2.bitwise_or(cv2.bitwise_and(eroded, self.cheeks),
-                                    cv2.bitwise_and(grown, cv2.bitwise_not(self.cheeks)))
+            region = cv2.bitwise_or(
+                cv2.bitwise_and(eroded, self.cheeks), cv2.bitwise_and(grown, cv2.bitwise_not(self.cheeks))
+            )
             keep = ((region == 255) & (parsing != 10)) | np.isin(parsing, [11, 12, 13])
         else:
             keep = np.isin(parsing, [1, 11, 12, 13])

@@ -63,8 +63,13 @@ UNET_CONFIG = {
     "sample_size": 64,
     "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
 }
-TINY_UNET_CONFIG = {**UNET_CONFIG, "block_out_channels": [32, 32, 64, 64], "norm_num_groups": 8,
-                    "layers_per_block": 1, "cross_attention_dim": 32}
+TINY_UNET_CONFIG = {
+    **UNET_CONFIG,
+    "block_out_channels": [32, 32, 64, 64],
+    "norm_num_groups": 8,
+    "layers_per_block": 1,
+    "cross_attention_dim": 32,
+}
 
 VAE_CONFIG = {
     "act_fn": "silu",
@@ -78,8 +83,7 @@ VAE_CONFIG = {
     "sample_size": 256,
     "up_block_types": ["UpDecoderBlock2D"] * 4,
 }
-TINY_VAE_CONFIG = {**VAE_CONFIG, "block_out_channels": [16, 16, 32, 32], "norm_num_groups": 8,
-                   "layers_per_block": 1}
+TINY_VAE_CONFIG = {**VAE_CONFIG, "block_out_channels": [16, 16, 32, 32], "norm_num_groups": 8, "layers_per_block": 1}
 SCALING_FACTOR = 0.18215  # diffusers' AutoencoderKL default; sd-vae-ft-mse's config leaves it unset
 
 WHISPER_CONFIG = {
@@ -104,10 +108,22 @@ WHISPER_CONFIG = {
     "scale_embedding": False,
 }
 # the encoder input stays 80 mel bins x 3000 frames (30 s): every layer kind, narrow
-TINY_WHISPER_CONFIG = {**WHISPER_CONFIG, "d_model": 32, "encoder_layers": 2, "encoder_attention_heads": 2,
-                       "encoder_ffn_dim": 64, "decoder_layers": 1, "decoder_attention_heads": 2,
-                       "decoder_ffn_dim": 64, "max_target_positions": 16, "vocab_size": 64,
-                       "pad_token_id": 1, "bos_token_id": 1, "eos_token_id": 1, "decoder_start_token_id": 2}
+TINY_WHISPER_CONFIG = {
+    **WHISPER_CONFIG,
+    "d_model": 32,
+    "encoder_layers": 2,
+    "encoder_attention_heads": 2,
+    "encoder_ffn_dim": 64,
+    "decoder_layers": 1,
+    "decoder_attention_heads": 2,
+    "decoder_ffn_dim": 64,
+    "max_target_positions": 16,
+    "vocab_size": 64,
+    "pad_token_id": 1,
+    "bos_token_id": 1,
+    "eos_token_id": 1,
+    "decoder_start_token_id": 2,
+}
 PREPROCESSOR_CONFIG = {  # whisper-tiny's preprocessor_config.json (WhisperFeatureExtractor)
     "chunk_length": 30,
     "feature_extractor_type": "WhisperFeatureExtractor",
@@ -123,7 +139,10 @@ PREPROCESSOR_CONFIG = {  # whisper-tiny's preprocessor_config.json (WhisperFeatu
     "sampling_rate": 16000,
 }
 
-SIZES = {"real": (UNET_CONFIG, VAE_CONFIG, WHISPER_CONFIG), "tiny": (TINY_UNET_CONFIG, TINY_VAE_CONFIG, TINY_WHISPER_CONFIG)}
+SIZES = {
+    "real": (UNET_CONFIG, VAE_CONFIG, WHISPER_CONFIG),
+    "tiny": (TINY_UNET_CONFIG, TINY_VAE_CONFIG, TINY_WHISPER_CONFIG),
+}
 HOST_DRAW_LIMIT = 50_000_000  # parameters: above this, random weights are drawn with torch on the device
 
 
@@ -159,8 +178,11 @@ def parameter_counts(size: str = "real") -> dict[str, int]:
     """Learned parameters of the networks that run (UNet, VAE, whisper encoder), on the meta device."""
     unet_cfg, vae_cfg, whisper_cfg = SIZES[size]
     with torch.device("meta"):
-        return {"unet": _count(build_unet(unet_cfg)), "vae": _count(build_vae(vae_cfg)),
-                "whisper_encoder": _count(build_whisper(whisper_cfg).encoder)}
+        return {
+            "unet": _count(build_unet(unet_cfg)),
+            "vae": _count(build_vae(vae_cfg)),
+            "whisper_encoder": _count(build_whisper(whisper_cfg).encoder),
+        }
 
 
 def place(net: nn.Module, device, dtype) -> nn.Module:
@@ -190,7 +212,7 @@ class PositionalEncoding(nn.Module):
         self.register_buffer("pe", table[None])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.pe[:, :x.shape[1]].to(x.device)
+        return x + self.pe[:, : x.shape[1]].to(x.device)
 
 
 @torch.no_grad()
@@ -310,8 +332,9 @@ def load_unet(path, config_path=None, device: str = "cpu", dtype=torch.float32):
 
     config = read_json(config_path or Path(path).with_name("musetalk.json"))
     state = read_state_dict(path, "MuseTalk's musetalkV15/unet.pth")
-    net = load_into(build_unet(config), state, path, "MuseTalk 1.5's UNet state_dict (musetalkV15/unet.pth)",
-                    "MuseTalk UNet")
+    net = load_into(
+        build_unet(config), state, path, "MuseTalk 1.5's UNet state_dict (musetalkV15/unet.pth)", "MuseTalk UNet"
+    )
     return place(net, device, dtype)
 
 
@@ -361,7 +384,7 @@ def load_vae_file(path):
 def whisper_model_keys(state: dict) -> dict:
     """WhisperForConditionalGeneration's keys -> WhisperModel's (drop `model.`, `proj_out`)."""
     if any(k.startswith("model.") for k in state):
-        state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+        state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
     return {k: v for k, v in state.items() if not k.startswith("proj_out.")}
 
 

@@ -29,37 +29,74 @@ def _entry(name: str, description: str, source: str, url: str, loader: str, stan
 
 
 WEIGHT_FILES = (
-    _entry("musetalkV15/unet.pth", "MuseTalk 1.5 UNet (plain float32 state_dict of diffusers' "
-           "UNet2DConditionModel, ~3.4 GB)", "TMElyralab/MuseTalk download_weights.sh -> HF TMElyralab/MuseTalk",
-           f"{_HF}/TMElyralab/MuseTalk/resolve/main/musetalkV15/unet.pth", f"{_NET}:load_unet_file",
-           f"{_STAND}:stand_in_unet", large=True),
-    _entry("musetalkV15/musetalk.json", "MuseTalk 1.5 UNet config (UNet2DConditionModel kwargs)",
-           "TMElyralab/MuseTalk download_weights.sh -> HF TMElyralab/MuseTalk",
-           f"{_HF}/TMElyralab/MuseTalk/resolve/main/musetalkV15/musetalk.json", f"{_NET}:read_folder_file",
-           f"{_STAND}:stand_in_unet_config"),
-    _entry("sd-vae-ft-mse/config.json", "sd-vae-ft-mse AutoencoderKL config", "HF stabilityai/sd-vae-ft-mse",
-           f"{_HF}/stabilityai/sd-vae-ft-mse/resolve/main/config.json", f"{_NET}:read_folder_file",
-           f"{_STAND}:stand_in_vae_config"),
-    _entry("sd-vae-ft-mse/diffusion_pytorch_model.bin", "sd-vae-ft-mse AutoencoderKL weights (state_dict)",
-           "HF stabilityai/sd-vae-ft-mse (MuseTalk download_weights.sh takes the .bin)",
-           f"{_HF}/stabilityai/sd-vae-ft-mse/resolve/main/diffusion_pytorch_model.bin", f"{_NET}:load_vae_file",
-           f"{_STAND}:stand_in_vae"),
-    _entry("whisper-tiny/config.json", "whisper-tiny config (WhisperConfig)", "HF openai/whisper-tiny",
-           f"{_HF}/openai/whisper-tiny/resolve/main/config.json", f"{_NET}:read_folder_file",
-           f"{_STAND}:stand_in_whisper_config"),
-    _entry("whisper-tiny/pytorch_model.bin", "whisper-tiny weights (WhisperForConditionalGeneration state_dict; "
-           "MuseTalk runs the encoder)", "HF openai/whisper-tiny (MuseTalk download_weights.sh takes the .bin)",
-           f"{_HF}/openai/whisper-tiny/resolve/main/pytorch_model.bin", f"{_NET}:load_whisper_file",
-           f"{_STAND}:stand_in_whisper"),
-    _entry("whisper-tiny/preprocessor_config.json", "whisper-tiny feature extractor settings (log-mel)",
-           "HF openai/whisper-tiny", f"{_HF}/openai/whisper-tiny/resolve/main/preprocessor_config.json",
-           f"{_NET}:read_folder_file", f"{_STAND}:stand_in_preprocessor"),
-    _entry("79999_iter.pth", "BiSeNet face parsing (face-parsing.PyTorch, state_dict), MuseTalk's blending mask",
-           "zllrunning/face-parsing.PyTorch via MuseTalk download_weights.sh (Google Drive "
-           "154JgKpzCPW82qINcVieuPH3fZ2e0P812)", None, "lipbench.models.musetalk.bisenet:load_bisenet",
-           f"{_STAND}:stand_in_bisenet",
-           manual="no direct link: download 79999_iter.pth from Google Drive file 154JgKpzCPW82qINcVieuPH3fZ2e0P812 "
-                  "(MuseTalk's download_weights.sh) into the weights directory"),
+    _entry(
+        "musetalkV15/unet.pth",
+        "MuseTalk 1.5 UNet (plain float32 state_dict of diffusers' UNet2DConditionModel, ~3.4 GB)",
+        "TMElyralab/MuseTalk download_weights.sh -> HF TMElyralab/MuseTalk",
+        f"{_HF}/TMElyralab/MuseTalk/resolve/main/musetalkV15/unet.pth",
+        f"{_NET}:load_unet_file",
+        f"{_STAND}:stand_in_unet",
+        large=True,
+    ),
+    _entry(
+        "musetalkV15/musetalk.json",
+        "MuseTalk 1.5 UNet config (UNet2DConditionModel kwargs)",
+        "TMElyralab/MuseTalk download_weights.sh -> HF TMElyralab/MuseTalk",
+        f"{_HF}/TMElyralab/MuseTalk/resolve/main/musetalkV15/musetalk.json",
+        f"{_NET}:read_folder_file",
+        f"{_STAND}:stand_in_unet_config",
+    ),
+    _entry(
+        "sd-vae-ft-mse/config.json",
+        "sd-vae-ft-mse AutoencoderKL config",
+        "HF stabilityai/sd-vae-ft-mse",
+        f"{_HF}/stabilityai/sd-vae-ft-mse/resolve/main/config.json",
+        f"{_NET}:read_folder_file",
+        f"{_STAND}:stand_in_vae_config",
+    ),
+    _entry(
+        "sd-vae-ft-mse/diffusion_pytorch_model.bin",
+        "sd-vae-ft-mse AutoencoderKL weights (state_dict)",
+        "HF stabilityai/sd-vae-ft-mse (MuseTalk download_weights.sh takes the .bin)",
+        f"{_HF}/stabilityai/sd-vae-ft-mse/resolve/main/diffusion_pytorch_model.bin",
+        f"{_NET}:load_vae_file",
+        f"{_STAND}:stand_in_vae",
+    ),
+    _entry(
+        "whisper-tiny/config.json",
+        "whisper-tiny config (WhisperConfig)",
+        "HF openai/whisper-tiny",
+        f"{_HF}/openai/whisper-tiny/resolve/main/config.json",
+        f"{_NET}:read_folder_file",
+        f"{_STAND}:stand_in_whisper_config",
+    ),
+    _entry(
+        "whisper-tiny/pytorch_model.bin",
+        "whisper-tiny weights (WhisperForConditionalGeneration state_dict; MuseTalk runs the encoder)",
+        "HF openai/whisper-tiny (MuseTalk download_weights.sh takes the .bin)",
+        f"{_HF}/openai/whisper-tiny/resolve/main/pytorch_model.bin",
+        f"{_NET}:load_whisper_file",
+        f"{_STAND}:stand_in_whisper",
+    ),
+    _entry(
+        "whisper-tiny/preprocessor_config.json",
+        "whisper-tiny feature extractor settings (log-mel)",
+        "HF openai/whisper-tiny",
+        f"{_HF}/openai/whisper-tiny/resolve/main/preprocessor_config.json",
+        f"{_NET}:read_folder_file",
+        f"{_STAND}:stand_in_preprocessor",
+    ),
+    _entry(
+        "79999_iter.pth",
+        "BiSeNet face parsing (face-parsing.PyTorch, state_dict), MuseTalk's blending mask",
+        "zllrunning/face-parsing.PyTorch via MuseTalk download_weights.sh (Google Drive "
+        "154JgKpzCPW82qINcVieuPH3fZ2e0P812)",
+        None,
+        "lipbench.models.musetalk.bisenet:load_bisenet",
+        f"{_STAND}:stand_in_bisenet",
+        manual="no direct link: download 79999_iter.pth from Google Drive file 154JgKpzCPW82qINcVieuPH3fZ2e0P812 "
+        "(MuseTalk's download_weights.sh) into the weights directory",
+    ),
 )
 
 

@@ -95,37 +95,48 @@ class Wav2LipGenerator(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.face_encoder_blocks = nn.ModuleList([
-            nn.Sequential(_conv(6, 16, 7, 1, 3)),  # 96
-            nn.Sequential(_conv(16, 32, 3, 2, 1), *_same(32, 2)),  # 48
-            nn.Sequential(_conv(32, 64, 3, 2, 1), *_same(64, 3)),  # 24
-            nn.Sequential(_conv(64, 128, 3, 2, 1), *_same(128, 2)),  # 12
-            nn.Sequential(_conv(128, 256, 3, 2, 1), *_same(256, 2)),  # 6
-            nn.Sequential(_conv(256, 512, 3, 2, 1), *_same(512, 1)),  # 3
-            nn.Sequential(_conv(512, 512, 3, 1, 0), _conv(512, 512, 1, 1, 0)),  # 1
-        ])
-        self.audio_encoder = nn.Sequential(  # 80x16 -> 1x1
-            _conv(1, 32, 3, 1, 1), *_same(32, 2),
-            _conv(32, 64, 3, (3, 1), 1), *_same(64, 2),
-            _conv(64, 128, 3, 3, 1), *_same(128, 2),
-            _conv(128, 256, 3, (3, 2), 1), *_same(256, 1),
-            _conv(256, 512, 3, 1, 0), _conv(512, 512, 1, 1, 0),
+        self.face_encoder_blocks = nn.ModuleList(
+            [
+                nn.Sequential(_conv(6, 16, 7, 1, 3)),  # 96
+                nn.Sequential(_conv(16, 32, 3, 2, 1), *_same(32, 2)),  # 48
+                nn.Sequential(_conv(32, 64, 3, 2, 1), *_same(64, 3)),  # 24
+                nn.Sequential(_conv(64, 128, 3, 2, 1), *_same(128, 2)),  # 12
+                nn.Sequential(_conv(128, 256, 3, 2, 1), *_same(256, 2)),  # 6
+                nn.Sequential(_conv(256, 512, 3, 2, 1), *_same(512, 1)),  # 3
+                nn.Sequential(_conv(512, 512, 3, 1, 0), _conv(512, 512, 1, 1, 0)),  # 1
+            ]
         )
-        self.face_decoder_blocks = nn.ModuleList([
-            nn.Sequential(_conv(512, 512, 1, 1, 0)),  # 1
-            nn.Sequential(_up(1024, 512, 1, 0, 0), *_same(512, 1)),  # 3
-            nn.Sequential(_up(1024, 512, 2, 1, 1), *_same(512, 2)),  # 6
-            nn.Sequential(_up(768, 384, 2, 1, 1), *_same(384, 2)),  # 12
-            nn.Sequential(_up(512, 256, 2, 1, 1), *_same(256, 2)),  # 24
-            nn.Sequential(_up(320, 128, 2, 1, 1), *_same(128, 2)),  # 48
-            nn.Sequential(_up(160, 64, 2, 1, 1), *_same(64, 2)),  # 96
-        ])
+        self.audio_encoder = nn.Sequential(  # 80x16 -> 1x1
+            _conv(1, 32, 3, 1, 1),
+            *_same(32, 2),
+            _conv(32, 64, 3, (3, 1), 1),
+            *_same(64, 2),
+            _conv(64, 128, 3, 3, 1),
+            *_same(128, 2),
+            _conv(128, 256, 3, (3, 2), 1),
+            *_same(256, 1),
+            _conv(256, 512, 3, 1, 0),
+            _conv(512, 512, 1, 1, 0),
+        )
+        self.face_decoder_blocks = nn.ModuleList(
+            [
+                nn.Sequential(_conv(512, 512, 1, 1, 0)),  # 1
+                nn.Sequential(_up(1024, 512, 1, 0, 0), *_same(512, 1)),  # 3
+                nn.Sequential(_up(1024, 512, 2, 1, 1), *_same(512, 2)),  # 6
+                nn.Sequential(_up(768, 384, 2, 1, 1), *_same(384, 2)),  # 12
+                nn.Sequential(_up(512, 256, 2, 1, 1), *_same(256, 2)),  # 24
+                nn.Sequential(_up(320, 128, 2, 1, 1), *_same(128, 2)),  # 48
+                nn.Sequential(_up(160, 64, 2, 1, 1), *_same(64, 2)),  # 96
+            ]
+        )
         self.output_block = nn.Sequential(_conv(80, 32, 3, 1, 1), nn.Conv2d(32, 3, 1, 1, 0), nn.Sigmoid())
 
     def forward(self, mel: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
         if mel.dim() != 4 or faces.dim() != 4:
-            raise ValueError(f"Wav2Lip takes mel (B, 1, 80, 16) and faces (B, 6, 96, 96), "
-                             f"got {tuple(mel.shape)} and {tuple(faces.shape)}")
+            raise ValueError(
+                f"Wav2Lip takes mel (B, 1, 80, 16) and faces (B, 6, 96, 96), "
+                f"got {tuple(mel.shape)} and {tuple(faces.shape)}"
+            )
         skips, x = [], faces
         for block in self.face_encoder_blocks:
             x = block(x)
@@ -141,11 +152,17 @@ def load_generator(path, device: str = "cpu") -> Wav2LipGenerator:
     checkpoint = read_state_dict(path, "a Wav2Lip checkpoint")
     state = checkpoint.get("state_dict")
     if not isinstance(state, dict):
-        raise BadWeightError(path, f"a Wav2Lip checkpoint holds {{'state_dict': ...}}; found {sorted(checkpoint)[:5]}",
-                             "mismatch")
+        raise BadWeightError(
+            path, f"a Wav2Lip checkpoint holds {{'state_dict': ...}}; found {sorted(checkpoint)[:5]}", "mismatch"
+        )
     state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DataParallel
-    net = load_into(Wav2LipGenerator(), state, path,
-                    "a Wav2Lip generator state_dict (upstream models/wav2lip.py Wav2Lip)", "Wav2Lip")
+    net = load_into(
+        Wav2LipGenerator(),
+        state,
+        path,
+        "a Wav2Lip generator state_dict (upstream models/wav2lip.py Wav2Lip)",
+        "Wav2Lip",
+    )
     return net.to(device).eval()
 
 
@@ -165,9 +182,15 @@ class Wav2Lip(LipSyncModel):
     parameters = GENERATOR_PARAMETERS
     dtype = "fp32"
 
-    def __init__(self, checkpoint: str = "wav2lip.pth", weights_dir=None, batch_size: int = 128,
-                 chunk_frames: int = 16, face_det_batch_size: int = wav2lip_detect.BATCH_SIZE,
-                 detector="s3fd"):
+    def __init__(
+        self,
+        checkpoint: str = "wav2lip.pth",
+        weights_dir=None,
+        batch_size: int = 128,
+        chunk_frames: int = 16,
+        face_det_batch_size: int = wav2lip_detect.BATCH_SIZE,
+        detector="s3fd",
+    ):
         super().__init__()
         if checkpoint not in CHECKPOINTS:
             raise ValueError(f"wav2lip checkpoint must be one of {CHECKPOINTS}, got {checkpoint!r}")
@@ -216,13 +239,19 @@ class Wav2Lip(LipSyncModel):
         n_samples = request.n_samples  # the track's length is known up front; its samples are not
         total = audio_mel.n_columns(n_samples)
         if total < audio_mel.MEL_STEP:
-            raise ValueError(f"{clip}: {n_samples} audio samples give {total} mel columns; "
-                             f"Wav2Lip needs {audio_mel.MEL_STEP} (0.2 s)")
+            raise ValueError(
+                f"{clip}: {n_samples} audio samples give {total} mel columns; "
+                f"Wav2Lip needs {audio_mel.MEL_STEP} (0.2 s)"
+            )
         frames = request.frames
         n, height, width = frames.shape[:3]
         smoother = wav2lip_detect.BoxSmoother(n)
-        self.last_stream = {"clip": clip, "detected": np.zeros((n, 4), np.int64),
-                            "boxes": np.zeros((n, 4), np.int64), "mel_starts": np.zeros(n, np.int64)}
+        self.last_stream = {
+            "clip": clip,
+            "detected": np.zeros((n, 4), np.int64),
+            "boxes": np.zeros((n, 4), np.int64),
+            "mel_starts": np.zeros(n, np.int64),
+        }
         for start, end in chunk_bounds(n, self.chunk_frames):
             with self.stage("detect"):
                 self._detect_until(min(n, end + wav2lip_detect.SMOOTH_WINDOW - 1), frames, smoother, clip)
@@ -231,14 +260,19 @@ class Wav2Lip(LipSyncModel):
                 mel_starts = [audio_mel.window_start(i, request.fps, total) for i in range(start, end)]
                 first, stop = min(mel_starts), max(mel_starts) + audio_mel.MEL_STEP
                 # the samples these columns need, and no more (live: waits for them)
-                audio = np.asarray(request.audio_until(audio_mel.samples_needed(stop) / audio_mel.SAMPLE_RATE),
-                                   np.float32)
+                audio = np.asarray(
+                    request.audio_until(audio_mel.samples_needed(stop) / audio_mel.SAMPLE_RATE), np.float32
+                )
                 if not np.isfinite(audio).all():
                     raise ValueError(f"{clip}: the audio has NaN or infinite samples")  # upstream: "Mel contains nan"
                 mel = audio_mel.mel_columns(audio, first, stop)
-                windows = np.stack([mel[:, s - first:s - first + audio_mel.MEL_STEP] for s in mel_starts])
-                crops = np.stack([cv2.resize(frame[y1:y2, x1:x2], (IMG_SIZE, IMG_SIZE))
-                                  for frame, (x1, y1, x2, y2) in zip(frames[start:end], boxes)])
+                windows = np.stack([mel[:, s - first : s - first + audio_mel.MEL_STEP] for s in mel_starts])
+                crops = np.stack(
+                    [
+                        cv2.resize(frame[y1:y2, x1:x2], (IMG_SIZE, IMG_SIZE))
+                        for frame, (x1, y1, x2, y2) in zip(frames[start:end], boxes)
+                    ]
+                )
                 faces = self._generate(windows, crops)
             with self.stage("composite"):
                 out = frames[start:end].copy()
@@ -261,12 +295,15 @@ class Wav2Lip(LipSyncModel):
         padded = []
         for k, raw in enumerate(self.detector(frames[first:stop]), first):
             if raw is None:
-                raise ValueError(f"{clip}: no face detected in frame {k} (Wav2Lip's face detection; "
-                                 f"upstream stops here too)")
+                raise ValueError(
+                    f"{clip}: no face detected in frame {k} (Wav2Lip's face detection; upstream stops here too)"
+                )
             box = wav2lip_detect.padded_box(raw, height, width)
             if box[2] <= box[0] or box[3] <= box[1]:
-                raise ValueError(f"{clip}: frame {k}: the face box {tuple(int(v) for v in raw)} is empty "
-                                 f"inside the {width}x{height} frame")
+                raise ValueError(
+                    f"{clip}: frame {k}: the face box {tuple(int(v) for v in raw)} is empty "
+                    f"inside the {width}x{height} frame"
+                )
             padded.append(box)
             self.last_stream["detected"][k] = raw
         smoother.push(padded)
@@ -276,11 +313,11 @@ class Wav2Lip(LipSyncModel):
         """Mel windows (k, 80, 16) and RGB crops (k, 96, 96, 3) -> RGB uint8 faces (k, 96, 96, 3)."""
         out = []
         for b in range(0, len(crops), self.batch_size):
-            face = torch.from_numpy(np.ascontiguousarray(crops[b:b + self.batch_size, ..., ::-1])).to(self.device)
+            face = torch.from_numpy(np.ascontiguousarray(crops[b : b + self.batch_size, ..., ::-1])).to(self.device)
             masked = face.clone()
-            masked[:, IMG_SIZE // 2:] = 0
+            masked[:, IMG_SIZE // 2 :] = 0
             x = torch.cat((masked, face), dim=3).permute(0, 3, 1, 2).float() / 255.0
-            mel = torch.from_numpy(windows[b:b + self.batch_size, None]).to(self.device)
+            mel = torch.from_numpy(windows[b : b + self.batch_size, None]).to(self.device)
             pred = self.generator(mel, x)
             # upstream: (pred * 255.).astype(np.uint8), i.e. truncation; then back to RGB
             out.append((pred * 255.0).to(torch.uint8).permute(0, 2, 3, 1).flip(-1).cpu().numpy())
@@ -289,9 +326,14 @@ class Wav2Lip(LipSyncModel):
     def describe(self) -> dict:
         spec = self.detector_spec
         detector = spec if isinstance(spec, str) else getattr(spec, "__qualname__", type(spec).__qualname__)
-        return {**super().describe(), "checkpoint": self.checkpoint, "batch_size": self.batch_size,
-                "face_det_batch_size": self.face_det_batch_size, "detector": detector,
-                "weights_sha256": dict(self.weight_hashes)}
+        return {
+            **super().describe(),
+            "checkpoint": self.checkpoint,
+            "batch_size": self.batch_size,
+            "face_det_batch_size": self.face_det_batch_size,
+            "detector": detector,
+            "weights_sha256": dict(self.weight_hashes),
+        }
 
 
 def random_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:

@@ -53,15 +53,36 @@ PADS = (0, 10, 0, 0)  # inference.py --pads: top, bottom, left, right
 SMOOTH_WINDOW = 5  # inference.py get_smoothened_boxes(boxes, T=5)
 
 # The VGG trunk: (name, in, out) convs, "pool" = 2x2 max pool (floor), in upstream's order.
-_TRUNK = (("conv1_1", 3, 64), ("conv1_2", 64, 64), "pool",
-          ("conv2_1", 64, 128), ("conv2_2", 128, 128), "pool",
-          ("conv3_1", 128, 256), ("conv3_2", 256, 256), ("conv3_3", 256, 256), "pool",
-          ("conv4_1", 256, 512), ("conv4_2", 512, 512), ("conv4_3", 512, 512), "pool",
-          ("conv5_1", 512, 512), ("conv5_2", 512, 512), ("conv5_3", 512, 512), "pool")
+_TRUNK = (
+    ("conv1_1", 3, 64),
+    ("conv1_2", 64, 64),
+    "pool",
+    ("conv2_1", 64, 128),
+    ("conv2_2", 128, 128),
+    "pool",
+    ("conv3_1", 128, 256),
+    ("conv3_2", 256, 256),
+    ("conv3_3", 256, 256),
+    "pool",
+    ("conv4_1", 256, 512),
+    ("conv4_2", 512, 512),
+    ("conv4_3", 512, 512),
+    "pool",
+    ("conv5_1", 512, 512),
+    ("conv5_2", 512, 512),
+    ("conv5_3", 512, 512),
+    "pool",
+)
 # The six sources the heads read: (source name, channels, conf channels); conv3_3's
 # head has 3 background logits, max-pooled into one.
-_SOURCES = (("conv3_3_norm", 256, 4), ("conv4_3_norm", 512, 2), ("conv5_3_norm", 512, 2),
-            ("fc7", 1024, 2), ("conv6_2", 512, 2), ("conv7_2", 256, 2))
+_SOURCES = (
+    ("conv3_3_norm", 256, 4),
+    ("conv4_3_norm", 512, 2),
+    ("conv5_3_norm", 512, 2),
+    ("fc7", 1024, 2),
+    ("conv6_2", 512, 2),
+    ("conv7_2", 256, 2),
+)
 
 RawBox = tuple[int, int, int, int]  # x1, y1, x2, y2 in pixels
 Detector = Callable[[np.ndarray], Sequence[RawBox | None]]
@@ -99,8 +120,12 @@ class S3FDNet(nn.Module):
                 x = F.relu(getattr(self, item[0])(x))
                 taps[item[0]] = x
         x = F.relu(self.fc7(F.relu(self.fc6(x))))
-        sources = [self.conv3_3_norm(taps["conv3_3"]), self.conv4_3_norm(taps["conv4_3"]),
-                   self.conv5_3_norm(taps["conv5_3"]), x]
+        sources = [
+            self.conv3_3_norm(taps["conv3_3"]),
+            self.conv4_3_norm(taps["conv4_3"]),
+            self.conv5_3_norm(taps["conv5_3"]),
+            x,
+        ]
         x = F.relu(self.conv6_2(F.relu(self.conv6_1(x))))
         sources.append(x)
         x = F.relu(self.conv7_2(F.relu(self.conv7_1(x))))
@@ -159,7 +184,7 @@ class Wav2LipS3FD:
             raise ValueError(f"S3FD needs uint8 RGB frames (N, H, W, 3), got {frames.dtype} {frames.shape}")
         out = []
         for start in range(0, len(frames), self.batch_size):
-            batch = torch.from_numpy(frames[start:start + self.batch_size]).to(self.device)
+            batch = torch.from_numpy(frames[start : start + self.batch_size]).to(self.device)
             x = (batch.float() - torch.tensor(MEAN, device=self.device)).permute(0, 3, 1, 2).contiguous()
             rows = candidate_rows(self.net(x))
             for i in range(len(batch)):
@@ -196,8 +221,7 @@ def padded_box(raw: RawBox, height: int, width: int, pads=PADS) -> np.ndarray:
     """inference.py face_detect: (x1, y1, x2, y2) grown by the pads, clipped to the frame."""
     top, bottom, left, right = pads
     x1, y1, x2, y2 = raw
-    return np.array([max(0, x1 - left), max(0, y1 - top), min(width, x2 + right), min(height, y2 + bottom)],
-                    np.int64)
+    return np.array([max(0, x1 - left), max(0, y1 - top), min(width, x2 + right), min(height, y2 + bottom)], np.int64)
 
 
 def smooth_boxes(boxes: np.ndarray, window: int = SMOOTH_WINDOW) -> np.ndarray:
@@ -226,7 +250,7 @@ class BoxSmoother:
         boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
         if self.arrived + len(boxes) > self.n:
             raise ValueError(f"more boxes than the clip's {self.n} frames")
-        self.boxes[self.arrived:self.arrived + len(boxes)] = boxes
+        self.boxes[self.arrived : self.arrived + len(boxes)] = boxes
         self.arrived += len(boxes)
 
     def ready(self) -> int:
@@ -236,12 +260,14 @@ class BoxSmoother:
     def take(self, stop: int) -> np.ndarray:
         """Smoothed boxes of frames [first not taken, stop)."""
         if stop > self.ready():
-            raise ValueError(f"box {stop - 1} needs the boxes up to frame {min(stop - 1 + self.window, self.n) - 1}; "
-                             f"{self.arrived} have arrived")
+            raise ValueError(
+                f"box {stop - 1} needs the boxes up to frame {min(stop - 1 + self.window, self.n) - 1}; "
+                f"{self.arrived} have arrived"
+            )
         first = self.done
         n, t, b = self.n, self.window, self.boxes
         for i in range(self.done, stop):
-            window = b[n - t:] if i + t > n else b[i:i + t]
+            window = b[n - t :] if i + t > n else b[i : i + t]
             b[i] = np.mean(window, axis=0)  # assigning to int64 truncates, as upstream
         self.done = max(self.done, stop)
         return b[first:stop].copy()

@@ -89,8 +89,7 @@ def mel_columns(wav: np.ndarray, start: int, stop: int) -> np.ndarray:
     if not 0 <= start < stop <= total:
         raise ValueError(f"mel columns [{start}, {stop}) out of range: the audio has {total}")
     y = _padded_preemphasised(wav, start * HOP - N_FFT // 2, (stop - 1) * HOP + N_FFT // 2)
-    spec = librosa.stft(y, n_fft=N_FFT, hop_length=HOP, win_length=WIN, window="hann", center=False,
-                        dtype=np.complex64)
+    spec = librosa.stft(y, n_fft=N_FFT, hop_length=HOP, win_length=WIN, window="hann", center=False, dtype=np.complex64)
     mel = np.dot(mel_basis(), np.abs(spec))
     db = 20 * np.log10(np.maximum(MIN_LEVEL, mel)) - REF_LEVEL_DB
     return np.clip((2 * MAX_ABS) * ((db - MIN_LEVEL_DB) / (-MIN_LEVEL_DB)) - MAX_ABS, -MAX_ABS, MAX_ABS)
