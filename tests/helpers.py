@@ -1,12 +1,32 @@
 """Models for tests, reachable as 'tests.helpers:Name' like any user's model."""
 
+import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 
 from lipbench.models.base import LipSyncModel
+
+
+def config_file(path, manifest, models, **settings) -> str:
+    """A benchmark config file at `path` for `lipbench run`: `models` on `manifest`'s clips,
+    psnr, no warm-up, and any other `settings`."""
+    Path(path).write_text(
+        json.dumps(
+            {
+                "name": "t",
+                "data": {"manifest": str(manifest.path)},
+                "warmup_clips": 0,
+                "metrics": ["psnr"],
+                "models": models,
+                **settings,
+            }
+        )
+    )
+    return str(path)
 
 
 class Interrupting(LipSyncModel):

@@ -9,7 +9,7 @@ from lipbench.weight_file import WeightFile
 from lipbench.cli import main
 from lipbench.rundir import RunDir
 from lipbench.runner import generate
-from tests.helpers import Lifecycle
+from tests.helpers import Lifecycle, config_file
 from tests.test_runner import make_config
 
 MODEL = "tests.helpers:Lifecycle"
@@ -43,19 +43,8 @@ def test_close_follows_a_failed_load(synth_set, tmp_path):
 
 def test_prepare_is_timed_apart_from_ttff_and_reported(synth_set, tmp_path):
     out = tmp_path / "run"
-    config = tmp_path / "c.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "name": "t",
-                "data": {"manifest": str(synth_set.path)},
-                "warmup_clips": 0,
-                "metrics": ["psnr"],
-                "models": [{"name": "prepares", "model": MODEL, "args": {"prepare_s": 0.3}}, "ground_truth"],
-            }
-        )
-    )
-    assert main(["run", str(config), "--out", str(out)]) == 0
+    models = [{"name": "prepares", "model": MODEL, "args": {"prepare_s": 0.3}}, "ground_truth"]
+    assert main(["run", config_file(tmp_path / "c.yaml", synth_set, models), "--out", str(out)]) == 0
     unit = RunDir(out).read_unit("prepares", "synth_000")
     assert unit["prepare_s"] >= 0.3 > unit["ttff_s"]  # the stream yields at once; preparing is not in TTFF
     results = json.loads((out / "results.json").read_text())
@@ -69,24 +58,14 @@ def test_prepare_is_timed_apart_from_ttff_and_reported(synth_set, tmp_path):
 
 
 def test_run_wide_weights_dir_and_dtype_reach_the_adapters(synth_set, tmp_path, capsys):
-    config = tmp_path / "c.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "name": "t",
-                "data": {"manifest": str(synth_set.path)},
-                "warmup_clips": 0,
-                "metrics": ["psnr"],
-                "models": [
-                    {"name": "plain", "model": MODEL},
-                    {"name": "own", "model": MODEL, "args": {"weights_dir": "/mine", "dtype": "fp16"}},
-                    "ground_truth",
-                ],
-            }
-        )
-    )
+    models = [
+        {"name": "plain", "model": MODEL},
+        {"name": "own", "model": MODEL, "args": {"weights_dir": "/mine", "dtype": "fp16"}},
+        "ground_truth",
+    ]
+    config = config_file(tmp_path / "c.yaml", synth_set, models)
     out = tmp_path / "run"
-    argv = ["generate", str(config), "--out", str(out), "--weights-dir", str(tmp_path / "w"), "--dtype", "bf16"]
+    argv = ["generate", config, "--out", str(out), "--weights-dir", str(tmp_path / "w"), "--dtype", "bf16"]
     assert main(argv) == 0
     run = RunDir(out)
     plain, own = run.read_unit("plain", "synth_000"), run.read_unit("own", "synth_000")

@@ -11,7 +11,7 @@ from lipbench.cli import main
 from lipbench.models import worker_side
 from lipbench.runner import run_stream
 from lipbench.types import Request
-from tests.helpers import Listens
+from tests.helpers import Listens, config_file
 
 
 class FakeClock:
@@ -103,25 +103,15 @@ def test_real_clock_bounds():
 
 
 def test_a_run_reports_both_protocols(synth_set, tmp_path):
-    config = tmp_path / "c.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "name": "t",
-                "data": {"manifest": str(synth_set.path)},
-                "warmup_clips": 0,
-                "metrics": ["psnr"],
-                "timing_protocols": ["offline", "live"],
-                "player_delay_s": 0.5,
-                "models": [
-                    {"name": "streams", "model": "tests.helpers:Listens", "args": {"chunk": 7, "lookahead_s": 0.1}},
-                    {"name": "whole", "model": "tests.helpers:Listens", "args": {"whole": True}},
-                ],
-            }
-        )
+    models = [
+        {"name": "streams", "model": "tests.helpers:Listens", "args": {"chunk": 7, "lookahead_s": 0.1}},
+        {"name": "whole", "model": "tests.helpers:Listens", "args": {"whole": True}},
+    ]
+    config = config_file(
+        tmp_path / "c.yaml", synth_set, models, timing_protocols=["offline", "live"], player_delay_s=0.5
     )
     out = tmp_path / "run"
-    assert main(["run", str(config), "--out", str(out)]) == 0
+    assert main(["run", config, "--out", str(out)]) == 0
     unit = json.loads((out / "units" / "whole" / "synth_000.json").read_text())
     assert unit["timing_protocol"] == "offline" and unit["live"]["ttff_s"] >= 49 / 25.0
     results = json.loads((out / "results.json").read_text())
@@ -144,21 +134,10 @@ def test_compare_has_the_live_columns(synth_set, tmp_path):
 
     runs = []
     for work in (0.0, 0.3):
-        config = tmp_path / f"c{work}.yaml"
-        config.write_text(
-            json.dumps(
-                {
-                    "name": "t",
-                    "data": {"manifest": str(synth_set.path)},
-                    "warmup_clips": 0,
-                    "metrics": ["psnr"],
-                    "timing_protocols": ["offline", "live"],
-                    "models": [{"name": "m", "model": "tests.helpers:Listens", "args": {"chunk": 25, "work_s": work}}],
-                }
-            )
-        )
+        models = [{"name": "m", "model": "tests.helpers:Listens", "args": {"chunk": 25, "work_s": work}}]
+        config = config_file(tmp_path / f"c{work}.yaml", synth_set, models, timing_protocols=["offline", "live"])
         runs.append(tmp_path / f"run{work}")
-        assert main(["generate", str(config), "--out", str(runs[-1])]) == 0
+        assert main(["generate", config, "--out", str(runs[-1])]) == 0
         assert main(["eval", str(runs[-1])]) == 0
     found = compare_runs(*runs, force=True, resamples=200)
     rows = {r["metric"]: r for r in found["rows"]}
