@@ -28,7 +28,7 @@ from lipbench.config import BenchmarkConfig
 from lipbench.data.manifest import Manifest
 from lipbench.rundir import RunDir, clip_hash, dumps, format_reasons
 from lipbench.storage import atomic_path, file_sha256, write_json
-from lipbench.timing import check_ttff, latency_figures, time_prepare, time_stream
+from lipbench.timing import LATENCY_FIGURES, check_ttff, latency_figures, time_prepare, time_stream
 from lipbench.types import Request
 
 
@@ -116,14 +116,7 @@ LIVE_KEYS = (
     "audio_read_s",
     "timer",
     "prepare_s",
-    "latency_p50_s",
-    "latency_p95_s",
-    "latency_max_s",
-    "playback_delay_s",
-    "stall_delay_s",
-    "stalls",
-    "lookahead_s",
-    "lookahead_declared_s",
+    *LATENCY_FIGURES,
 )
 
 

@@ -92,6 +92,19 @@ def stream_figures(arrivals, chunk_lengths, audio_s: float) -> dict:
     }
 
 
+# the keys latency_figures returns (a unit's, and its live block's)
+LATENCY_FIGURES = (
+    "latency_p50_s",
+    "latency_p95_s",
+    "latency_max_s",
+    "playback_delay_s",
+    "stall_delay_s",
+    "stalls",
+    "lookahead_s",
+    "lookahead_declared_s",
+)
+
+
 def latency_figures(row: dict, request, declared_lookahead_s: float | None, stall_delay_s: float) -> dict:
     """How late each frame follows the speech it shows, from a timed row (its chunk
     arrivals and sizes, and how far the model had read the audio at each chunk):

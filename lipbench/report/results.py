@@ -13,6 +13,7 @@ from lipbench import metrics
 from lipbench.metrics.base import SetMetric
 from lipbench.report.schema import TIMING_KEYS, ClipRecord, build_results, first_line
 from lipbench.rundir import RunDir
+from lipbench.timing import LATENCY_FIGURES
 from lipbench.storage import write_json, write_jsonl
 
 TIMING_COLUMNS = TIMING_KEYS
@@ -24,17 +25,12 @@ UNIT_COLUMNS = TIMING_COLUMNS + (
     "device",
     "timer",
     "timing_protocol",
-    "latency_p50_s",
-    "latency_p95_s",
-    "latency_max_s",
-    "playback_delay_s",
-    "stalls",
-    "lookahead_s",
+    *LATENCY_FIGURES,
     "live",
 )
 
 
-def is_reference(model: str) -> bool:
+def registered_as_reference(model: str) -> bool:
     """Whether a registered model is a reference row (LipSyncModel.reference); False when
     its adapter cannot be imported here (a report of someone else's run)."""
     from lipbench.errors import UnknownNameError
@@ -163,7 +159,8 @@ def write_results(run: RunDir, config, manifest) -> dict:
         config.bootstrap_resamples,
         config.set_resamples,
         model_info={
-            m.label: {"model": m.model, "args": m.args, "reference": is_reference(m.model)} for m in config.models
+            m.label: {"model": m.model, "args": m.args, "reference": registered_as_reference(m.model)}
+            for m in config.models
         },
         run=str(run.root),
         data={"manifest": manifest.name, "n_clips": len(manifest.clips), "input_hash": manifest.input_hash()},
