@@ -8,9 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from lipbench import defaults
 from lipbench.errors import LipbenchError, UsageError
-
-DEFAULT_DEMO_OUT = "runs/demo"
 
 
 def _load_run_inputs(args):
@@ -87,7 +86,7 @@ def _run(
         if "evaluate" in phases:
             results = _evaluate(config, manifest, run, metric_objects)
         if "report" in phases:
-            from lipbench.report import write_report
+            from lipbench.report.build import write_report
 
             results = write_report(run)
         return _report_failures(run, config, manifest, phases), results
@@ -294,7 +293,7 @@ def cmd_weights(args):
 
 
 def cmd_report(args):
-    from lipbench.report import write_report
+    from lipbench.report.build import write_report
     from lipbench.rundir import RunDir
 
     results = write_report(RunDir(args.run), paper_name=args.paper)
@@ -486,26 +485,25 @@ def checked_output(path) -> Path:
     return path
 
 
-def share(text: str) -> float:
-    """argparse type: a share in (0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a share in (0, 1], e.g. 0.9, got {text!r}")
-    return value
+def _checked(convert, ok, expected: str):
+    """An argparse type: `convert(text)` when it works and `ok(value)`; else an error
+    naming what was expected."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (`--limit 0` would silently run nothing)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+share = _checked(float, lambda v: 0 < v <= 1, "a share in (0, 1], e.g. 0.9")
+# `--limit 0` would silently run nothing
+positive_int = _checked(int, lambda v: v >= 1, "a positive integer")
 
 
 def add_run_dir_flags(parser, force: bool = True) -> None:
@@ -530,9 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="synthetic clips -> four weight-free models -> metrics -> report (CPU, minutes)")
-    p.add_argument("--out", default=DEFAULT_DEMO_OUT, help=f"run directory (default {DEFAULT_DEMO_OUT})")
-    p.add_argument("--clips", type=positive_int, help="number of synthetic clips (default 8)")
-    p.add_argument("--frames", type=positive_int, help="frames per clip (default 81)")
+    p.add_argument("--out", default=defaults.DEMO_OUT, help=f"run directory (default {defaults.DEMO_OUT})")
+    p.add_argument("--clips", type=positive_int, help=f"number of synthetic clips (default {defaults.SYNTH_CLIPS})")
+    p.add_argument("--frames", type=positive_int, help=f"frames per clip (default {defaults.SYNTH_FRAMES})")
     add_run_dir_flags(p)
     p.set_defaults(func=cmd_demo)
 
@@ -684,10 +682,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = data.add_parser("synth", help="write the synthetic talking-head set and its manifest")
     p.add_argument("--out", required=True)
-    p.add_argument("--clips", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--frames", type=int, default=81)
-    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--clips", type=positive_int, default=defaults.SYNTH_CLIPS, help="default %(default)s")
+    p.add_argument("--seed", type=int, default=defaults.SYNTH_SEED, help="default %(default)s")
+    p.add_argument("--frames", type=positive_int, default=defaults.SYNTH_FRAMES, help="default %(default)s")
+    p.add_argument(
+        "--size", type=positive_int, default=defaults.SYNTH_SIZE, help="frame side in pixels (default %(default)s)"
+    )
     p.set_defaults(func=cmd_synth)
     p = data.add_parser("verify", help="check a manifest's files: present, decodable, as described, unchanged")
     p.add_argument("manifest")
@@ -703,7 +703,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--split", default="hdtf_test33", help="split manifest: a path or a shipped name (default hdtf_test33)"
     )
-    p.add_argument("--frames", type=int, default=81, help="frames per clip (default 81, the paper's)")
+    p.add_argument(
+        "--frames",
+        type=positive_int,
+        default=defaults.CLIP_FRAMES,
+        help="frames per clip (default %(default)s, the paper's)",
+    )
     p.add_argument("--clips", help="comma-separated clip ids (default: the whole split)")
     p.add_argument("--download", action="store_true", help="fetch missing sources with yt-dlp (needs it and a network)")
     p.set_defaults(func=cmd_hdtf_prepare)

@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import yaml
 
+from lipbench import defaults
 from lipbench.data.manifest import Manifest, load_manifest
 from lipbench.errors import LipbenchError, UnknownNameError
+from lipbench.storage import parse_yaml
 from lipbench.models.worker_side import TIMING_PROTOCOLS
 
 VIDEO_FORMATS = ("mkv", "mp4")
@@ -54,8 +55,8 @@ class BenchmarkConfig:
     player_delay_s: float = 0.5
     warmup_clips: int = 1  # clips run once per model before timing, their results discarded
     video_format: str = "mkv"  # lossless, so metrics see exactly what the model produced
-    bootstrap_resamples: int = 2000  # for CIs of per-clip means and medians
-    set_resamples: int = 2000  # for CIs of set-level metrics, each resample recomputes the metric
+    bootstrap_resamples: int = defaults.RESAMPLES  # for CIs of per-clip means and medians
+    set_resamples: int = defaults.RESAMPLES  # for CIs of set-level metrics, each resample recomputes the metric
     pareto_y: str | None = None  # quality axis of the Pareto plot against fps (None: the first directed metric)
     # Seconds one unit (a model on one clip) may run before it is stopped and recorded as
     # timed out, so one hanging model cannot stall a sweep; None: no limit.
@@ -292,10 +293,7 @@ def load_config(name_or_path) -> BenchmarkConfig:
         raise ConfigError(
             f"{name_or_path}: no such config file, and not a shipped config ({', '.join(shipped_configs())})"
         )
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: not valid YAML ({exc})") from exc
+    data = parse_yaml(text, where, ConfigError)
     config = config_from_dict(data, where)
     manifest = config.data.get("manifest")
     if manifest and path.is_file() and not Path(manifest).is_absolute():

@@ -20,6 +20,7 @@ from lipbench import io, metrics
 from lipbench.config import BenchmarkConfig
 from lipbench.data.manifest import VIDEO_SUFFIXES, Manifest
 from lipbench.errors import MissingInputError, UsageError
+from lipbench.metric_keys import metric_key
 from lipbench.metrics.base import Alignment, ClipContext, SetMetric, Video
 from lipbench.report.schema import first_line as schema_first_line
 from lipbench.report.schema import is_finite_number
@@ -76,7 +77,7 @@ def score_clip(metric_objects, ctx: ClipContext) -> tuple[dict, dict, dict]:
 
 
 def spec_of(metric) -> str:
-    return f"{metric.name}@{metric.protocol}"
+    return metric_key(metric.name, metric.protocol)
 
 
 def metric_fingerprints(metric_objects, weights_dir=None, alignment: Alignment | None = None) -> dict[str, dict]:

@@ -247,6 +247,13 @@ def _encoder_frame(image: np.ndarray, pix_fmt: str) -> av.VideoFrame:
     return _zero_padded(av.VideoFrame(width, height, pix_fmt), planes)
 
 
+def int16_values(audio: np.ndarray) -> np.ndarray:
+    """Float audio in [-1, 1) on the int16 grid a 16-bit file stores: the sample values
+    (rounded, clipped to [-32768, 32767]) as float64. Exact for decoded 16-bit audio,
+    whose values are those integers / 32768 (see `read_audio`)."""
+    return np.clip(np.round(np.asarray(audio, dtype=np.float64) * 32768.0), -32768, 32767)
+
+
 def _zero_padded(frame: av.VideoFrame, planes: list[np.ndarray]) -> av.VideoFrame:
     """Fill each plane of `frame` with the given rows, zeros after each row's end."""
     for rows, target in zip(planes, frame.planes):
@@ -258,7 +265,7 @@ def _zero_padded(frame: av.VideoFrame, planes: list[np.ndarray]) -> av.VideoFram
 
 def _encode_audio(container, stream, audio: np.ndarray, rate: int) -> None:
     """audio: (n, channels) float32."""
-    samples = np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)
+    samples = int16_values(audio).astype(np.int16)
     layout = "mono" if samples.shape[1] == 1 else "stereo"
     # The encoder's own frame size (1024 for AAC, free for PCM) decides the chunking.
     frame_size = stream.codec_context.frame_size or 1024

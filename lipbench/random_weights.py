@@ -24,29 +24,38 @@ from lipbench.errors import UnknownNameError
 from lipbench.storage import atomic_path
 
 
+def seeded_state(template: dict, rng: np.random.Generator, draw, keys=None) -> dict:
+    """A state_dict with `template`'s keys, shapes and dtypes and values from `draw(key,
+    shape, rng)` (an array, or None to keep the template's value), drawn in the order of
+    `keys` (default: the template's). Every seeded stand-in is built by this one loop, so
+    each network's rules are only its `draw`; NumPy's generator makes the same values on
+    every machine."""
+    out = {}
+    for key in template if keys is None else keys:
+        value = template[key]
+        array = draw(key, tuple(value.shape), rng)
+        out[key] = value.clone() if array is None else torch.from_numpy(np.asarray(array)).to(value.dtype)
+    return out
+
+
 def randomized(state: dict, seed: int, gain: float = 2.0) -> dict:
     """The same keys, shapes and dtypes with values drawn from `seed`: weights ~
     N(0, gain/fan_in) (gain 2, He's: activations keep their scale through deep plain
     ReLU stacks, so features are not all zeros; residual stacks want less), biases and
     BN shifts small, BN scales near 1, running variances positive; integer buffers (num_batches_tracked) kept."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for key, value in state.items():
-        if not torch.is_floating_point(value):
-            out[key] = value.clone()
-            continue
-        shape = tuple(value.shape)
+
+    def draw(key, shape, rng):
+        if not torch.is_floating_point(state[key]):
+            return None
         if key.endswith("running_var"):
-            array = rng.uniform(0.5, 1.5, shape)
-        elif key.endswith("running_mean") or len(shape) <= 1 and not key.endswith("weight"):
-            array = rng.normal(0.0, 0.01, shape)
-        elif len(shape) <= 1:  # norm scales (BN/PReLU/L2Norm weights)
-            array = rng.uniform(0.8, 1.2, shape)
-        else:
-            fan_in = int(np.prod(shape[1:]))
-            array = rng.normal(0.0, np.sqrt(gain / fan_in), shape)
-        out[key] = torch.from_numpy(array).to(value.dtype)
-    return out
+            return rng.uniform(0.5, 1.5, shape)
+        if key.endswith("running_mean") or len(shape) <= 1 and not key.endswith("weight"):
+            return rng.normal(0.0, 0.01, shape)
+        if len(shape) <= 1:  # norm scales (BN/PReLU/L2Norm weights)
+            return rng.uniform(0.8, 1.2, shape)
+        return rng.normal(0.0, np.sqrt(gain / int(np.prod(shape[1:]))), shape)
+
+    return seeded_state(state, np.random.default_rng(seed), draw)
 
 
 class I3DStandIn(nn.Module):
@@ -73,7 +82,7 @@ def _sfd_finding_one_face(seed: int) -> dict:
     the 128-pixel level scores 1 and keeps its prior box, the other levels score 0, so
     after NMS each frame has one box and the SyncNet pipeline (tracks, crops) runs end to
     end. (Random heads score nothing above the pipeline's 0.9 and find no face at all.)"""
-    from lipbench.faces import s3fd
+    from lipbench.metrics.syncnet import s3fd
 
     state = s3fd.random_state_dict(seed)
     for key in [k for k in state if k.startswith(("loc.", "conf."))]:
@@ -96,7 +105,7 @@ def _structures() -> dict:
 
     from lipbench.models.wav2lip import adapter as wav2lip, detect as wav2lip_detect
     from lipbench.faces.arcface import iresnet100
-    from lipbench.metrics import syncnet
+    from lipbench.metrics.syncnet import network as syncnet
     from lipbench.metrics.fid import fid_inception_structure
     from lipbench.models.lipforcing import taehv, wan_vae
 

@@ -33,7 +33,8 @@ import yaml
 from lipbench.config import BenchmarkConfig, config_from_dict
 from lipbench.data.manifest import Manifest, load_manifest, save_manifest
 from lipbench.errors import LipbenchError
-from lipbench.storage import atomic_path, file_sha256, read_json, remove_partials, resolved, write_text
+from lipbench.metric_keys import protocols_by_family, split_key
+from lipbench.storage import atomic_path, file_sha256, parse_yaml, read_json, remove_partials, resolved, write_text
 
 
 class RunLocked(LipbenchError):
@@ -119,10 +120,7 @@ class RunDir:
         path = self.root / "config.yaml"
         if not path.exists():
             raise LipbenchError(f"{self.root}: not a run directory (no config.yaml)")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise LipbenchError(f"{path}: not valid YAML ({exc})") from exc
+        data = parse_yaml(path.read_text(encoding="utf-8"), path)
         data.pop("source", None)
         data["models"] = [{"name": m["label"], "model": m["model"], "args": m["args"]} for m in data["models"]]
         # the models are not imported: a report or comparison needs no plug-in's code
@@ -200,14 +198,6 @@ def clip_hash(clip) -> str | None:
         return None
 
 
-def _protocols(specs) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
-    for spec in specs:
-        family, _, protocol = spec.partition("@")
-        out.setdefault(family, set()).add(protocol)
-    return out
-
-
 def input_differences(old_config, old_manifest, config, manifest) -> list[str]:
     """What makes a config another run than the one a directory holds: clips it does not
     hold (or from other files), and metric families asked under other protocols."""
@@ -225,9 +215,9 @@ def input_differences(old_config, old_manifest, config, manifest) -> list[str]:
             f"clips {', '.join(moved[:5])}{' ...' if len(moved) > 5 else ''} come from other files "
             f"(e.g. {manifest.clip(moved[0]).video}, was {old_clips[moved[0]].video})"
         )
-    old = _protocols(old_config.metric_specs())
+    old = protocols_by_family(old_config.metric_specs())
     for spec in config.metric_specs():
-        family, _, protocol = spec.partition("@")
+        family, protocol = split_key(spec)
         if family in old and protocol not in old[family]:
             problems.append(f"metric {family} under protocol {protocol}; the run has {', '.join(sorted(old[family]))}")
     return problems

@@ -11,6 +11,10 @@ import os
 import tempfile
 from pathlib import Path
 
+import yaml
+
+from lipbench.errors import LipbenchError
+
 # Temporaries of atomic writes are named `.<stem>.<random>.partial<suffix>`: the suffix
 # stays (writers pick the format by it), and a run directory can find and remove the
 # ones a killed process left behind (`remove_partials`).
@@ -92,13 +96,13 @@ def remove_partials(root) -> list[Path]:
     return found
 
 
-def sha256_file(path, block: int = 1 << 20) -> str:
-    """sha256 of a file's bytes, read now."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            h.update(chunk)
-    return h.hexdigest()
+def parse_yaml(text: str, where, error=LipbenchError):
+    """YAML text read from `where` (a path, named in the error) as Python data; invalid
+    YAML raises `error` (a LipbenchError class) naming the file and the parser's message."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise error(f"{where}: not valid YAML ({exc})") from exc
 
 
 def _hash_cache_path() -> Path:
@@ -110,10 +114,17 @@ def _hash_cache_path() -> Path:
 _hash_cache: dict[str, list] = {}
 
 
-def file_sha256(path) -> str:
-    """sha256 of a file, cached (in memory and in the user cache, so every process of a
-    sweep shares it) for as long as the file's size and mtime stay the same."""
+def file_sha256(path, cached: bool = True) -> str:
+    """sha256 of a file's bytes. Cached (in memory and in the user cache, so every
+    process of a sweep shares it) for as long as the file's size and mtime stay the
+    same; `cached=False` reads the file now (verifying a file against a recorded hash)."""
     path = Path(path)
+    if not cached:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+        return h.hexdigest()
     stat = path.stat()
     key, stamp = str(path.resolve()), [stat.st_size, stat.st_mtime_ns]
     if key not in _hash_cache:
@@ -122,7 +133,7 @@ def file_sha256(path) -> str:
     entry = _hash_cache.get(key)
     if entry and entry[:2] == stamp:
         return entry[2]
-    digest = sha256_file(path)
+    digest = file_sha256(path, cached=False)
     _hash_cache[key] = stamp + [digest]
     with contextlib.suppress(OSError):  # a read-only cache only costs a rehash next time
         write_json(_hash_cache_path(), _hash_cache)

@@ -39,7 +39,7 @@ WEIGHTS: dict[str, WeightFile] = {
             ("sync_c", "sync_d", "av_offset"),
             "joonson/syncnet_python download_model.sh",
             url="http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",
-            loader="lipbench.metrics.syncnet:load_syncnet",
+            loader="lipbench.metrics.syncnet.network:load_syncnet",
         ),
         WeightFile(
             "sfd_face.pth",
@@ -47,7 +47,7 @@ WEIGHTS: dict[str, WeightFile] = {
             ("sync_c@syncnet_python", "sync_c@latentsync"),
             "joonson/syncnet_python download_model.sh",
             url="http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/sfd_face.pth",
-            loader="lipbench.faces.s3fd:load_s3fd",
+            loader="lipbench.metrics.syncnet.s3fd:load_s3fd",
         ),
         WeightFile(
             "pt_inception-2015-12-05-6726825d.pth",

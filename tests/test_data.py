@@ -20,6 +20,46 @@ def test_same_seed_same_clips_other_seed_other_clips(tmp_path):
     assert not np.array_equal(a.frames(), c.frames())
 
 
+def test_data_synth_cli_writes_the_recipe_it_is_given(tmp_path, capsys):
+    argv = [
+        "data",
+        "synth",
+        "--out",
+        str(tmp_path / "cli"),
+        "--clips",
+        "2",
+        "--seed",
+        "3",
+        "--frames",
+        "9",
+        "--size",
+        "64",
+    ]
+    assert main(argv) == 0
+    made = load_manifest(tmp_path / "cli" / "manifest.yaml")
+    assert len(made.clips) == 2 and "2 clips and their manifest" in capsys.readouterr().out
+    assert {(c.n_frames, c.width, c.height) for c in made.clips} == {(9, 64, 64)}
+    same = synthesize(tmp_path / "api", SynthRecipe(clips=1, seed=3, frames=9, size=64), progress=False).clips[0]
+    np.testing.assert_array_equal(made.clips[0].frames(), same.frames())
+
+
+def test_data_synth_cli_defaults_are_the_recipe_defaults(capsys):
+    from lipbench import defaults
+    from lipbench.cli import build_parser
+
+    args = build_parser().parse_args(["data", "synth", "--out", "x"])
+    assert (args.clips, args.seed, args.frames, args.size) == (
+        defaults.SYNTH_CLIPS,
+        defaults.SYNTH_SEED,
+        defaults.SYNTH_FRAMES,
+        defaults.SYNTH_SIZE,
+    )
+    assert SynthRecipe() == SynthRecipe(clips=args.clips, seed=args.seed, frames=args.frames, size=args.size)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["data", "synth", "--out", "x", "--clips", "0"])
+    assert "expected a positive integer, got '0'" in capsys.readouterr().err
+
+
 def test_synthetic_clips_are_as_specified_and_talk(synth_set):
     assert [c.id for c in synth_set.clips] == ["synth_000", "synth_001"]
     for clip in synth_set.clips:

@@ -7,7 +7,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--clips", "2", "--frames", "41"]) == 0
     printed = capsys.readouterr().out
-    for name in ("report.md", "results.json", "per_clip.jsonl", "pareto.png"):
+    for name in ("report.md", "report.html", "results.json", "per_clip.jsonl", "pareto.png", "gallery/index.html"):
         assert (out / name).stat().st_size > 0
     assert "| ground_truth" in printed and "fps (frames/s)" in printed and "ttff_s (s)" in printed
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,4 +1,4 @@
-"""The paper's MediaPipe face crops (lipbench.faces.detect) against a plain re-run of
+"""The paper's MediaPipe face crops (lipbench.faces.face_crop) against a plain re-run of
 jinhyukj/eval_metrics' FaceCropper call sequence (eval/eval_fid_videos.py) on the
 same frames: frames as cv2 reads them (BGR), converted to RGB for MediaPipe, the first
 detection's box cut from the BGR frame, INTER_AREA to 224."""
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from lipbench.faces import detect
+from lipbench.faces import face_crop
 from lipbench.faces.mesh import _native_stderr_silenced
 from lipbench.metrics.base import Video
 from tests.fixtures.fvd.make_fixtures import decode_first, hdtf_pairs
@@ -62,7 +62,7 @@ def astronaut_frames(n: int, seed: int = 0, size: int = 192) -> np.ndarray:
     return np.stack(frames)
 
 
-def assert_same_as_upstream(frames: np.ndarray, crops: detect.FaceCrops, where: str) -> None:
+def assert_same_as_upstream(frames: np.ndarray, crops: face_crop.FaceCrops, where: str) -> None:
     for i, (crop_bgr, used_fallback) in enumerate(upstream_crops(frames)):
         if crop_bgr is None:
             assert crops.missed[i], f"{where} frame {i}: upstream finds no face, lipbench does"
@@ -76,7 +76,7 @@ def test_crops_match_eval_metrics_facecropper_on_hdtf(hdtf_samples):
     for name, real, fake in hdtf_pairs(hdtf_samples):
         for side, path in (("real", real), ("fake", fake)):
             frames = decode_first(path, 24)[::2]  # every other frame: less time, same coverage
-            crops = detect.detect_face_crops(frames)
+            crops = face_crop.detect_face_crops(frames)
             assert crops.crops.shape == (len(frames), 224, 224, 3) and crops.crops.dtype == np.uint8
             if side == "real":
                 assert crops.found.all(), f"{name}: a face is missed in real frames {np.flatnonzero(crops.missed)}"
@@ -88,7 +88,7 @@ def test_crops_match_eval_metrics_facecropper_on_hdtf(hdtf_samples):
 def test_missed_frame_is_flagged_not_dropped():
     frames = astronaut_frames(4)
     frames[2] = 0  # a black frame: no face at any confidence
-    crops = detect.detect_face_crops(frames)
+    crops = face_crop.detect_face_crops(frames)
     assert crops.missed.tolist() == [False, False, True, False]
     assert not crops.crops[2].any() and (crops.boxes[2] == -1).all()
     assert crops.counts() == {"frames": 4, "missed": 1, "fallback": 0}
@@ -111,7 +111,7 @@ def _stub(box):
 
 def test_fallback_and_box_rules():
     frame = np.random.default_rng(1).integers(0, 256, (100, 200, 3), dtype=np.uint8)
-    cropper = detect.FaceCropper()
+    cropper = face_crop.FaceCropper()
     cropper.close()
     # primary finds nothing, fallback a box sticking out on the left: the box is shifted
     # into the frame (x0 clipped to 0, x1 = clipped x0 + int(width)), as upstream
@@ -134,15 +134,15 @@ def test_fallback_and_box_rules():
 
 def test_one_detection_pass_per_video(monkeypatch):
     video = Video(astronaut_frames(3, seed=2), 25.0)
-    first = detect.video_face_crops(video)
-    monkeypatch.setattr(detect, "detect_face_crops", lambda *a, **k: pytest.fail("detected twice"))
-    assert detect.video_face_crops(video) is first
+    first = face_crop.video_face_crops(video)
+    monkeypatch.setattr(face_crop, "detect_face_crops", lambda *a, **k: pytest.fail("detected twice"))
+    assert face_crop.video_face_crops(video) is first
     assert first.found.all()
 
 
 def test_rejects_frames_that_are_not_uint8_rgb():
     with pytest.raises(ValueError, match="uint8 RGB"):
-        detect.detect_face_crops(np.zeros((2, 32, 32, 3), np.float32))
+        face_crop.detect_face_crops(np.zeros((2, 32, 32, 3), np.float32))
 
 
 def test_mediapipe_start_up_logging_stays_off_the_terminal():
@@ -156,12 +156,12 @@ def test_mediapipe_start_up_logging_stays_off_the_terminal():
 
     script = (
         "import numpy as np\n"
-        "from lipbench.faces import detect\n"
+        "from lipbench.faces import face_crop\n"
         "from lipbench.faces.mesh import FaceMeshTracker\n"
         "from tests.test_face_crop import astronaut_frames\n"
         "frames = astronaut_frames(1, seed=2, size=128)\n"
         "for _ in range(20):\n"
-        "    detect.FaceCropper().box(frames[0])\n"
+        "    face_crop.FaceCropper().box(frames[0])\n"
         "    tracker = FaceMeshTracker()\n"
         "    tracker.track(frames)\n"
         "    tracker.reset()\n"  # restarts the graph, as the procedural model does per clip

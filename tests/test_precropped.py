@@ -18,7 +18,7 @@ from skimage.metrics import structural_similarity
 
 from lipbench import io, metrics
 from lipbench.cli import main
-from lipbench.faces import detect
+from lipbench.faces import face_crop
 from lipbench.metrics.fid import FID, FID_WEIGHTS, activations, build_inception, frechet_distance
 from lipbench.metrics.fvd import I3D_WEIGHTS, fvd_latentsync
 from lipbench.random_weights import write_random_weights
@@ -61,7 +61,7 @@ SPECS = "fid@per_video,fid@pooled,ssim@face224,fvd@latentsync"
 
 def test_crop_none_scores_the_frames_as_crops_without_a_detector(crops, tmp_path, monkeypatch):
     fake_dir, real_dir, weights, frames = crops
-    assert not any(detect.detect_face_crops(f).found.any() for pair in frames.values() for f in pair)
+    assert not any(face_crop.detect_face_crops(f).found.any() for pair in frames.values() for f in pair)
     # The crop path is what is tested: the FID network's first block (64 features) keeps
     # the test fast; the protocols' code is the same at any depth.
     monkeypatch.setattr(FID, "__init__", functools.partialmethod(FID.__init__, dims=64))
@@ -69,7 +69,7 @@ def test_crop_none_scores_the_frames_as_crops_without_a_detector(crops, tmp_path
     def no_detector(*args, **kwargs):
         raise AssertionError("--crop none ran the face detector")
 
-    monkeypatch.setattr(detect, "detect_face_crops", no_detector)
+    monkeypatch.setattr(face_crop, "detect_face_crops", no_detector)
     out = tmp_path / "scores.json"
     code = main(
         [

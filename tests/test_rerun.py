@@ -198,10 +198,10 @@ def test_a_replaced_or_fixed_weight_file_recomputes_the_values_that_used_it(clip
     code, out, _ = run_cli(capsys, "run", config, "--out", str(run.root), "--weights-dir", str(weights))
     assert code == 0 and "evaluate lpips@full: 2 values, not computed yet" in out
     row = psnr = run.read_metrics("still", "synth_000")
-    from lipbench.storage import sha256_file
+    from lipbench.storage import file_sha256
 
-    assert row["fingerprints"]["lpips@full"]["weights"] == {trunk.name: sha256_file(trunk)}
-    assert read_json(run.root / "results.json")["weights"] == {trunk.name: sha256_file(trunk)}
+    assert row["fingerprints"]["lpips@full"]["weights"] == {trunk.name: file_sha256(trunk, cached=False)}
+    assert read_json(run.root / "results.json")["weights"] == {trunk.name: file_sha256(trunk, cached=False)}
     first = row["values"]["lpips@full"]
 
     write_random_weights(weights, seed=2, names=[trunk.name])

@@ -13,7 +13,8 @@ from lipbench.config import config_from_dict
 from lipbench.data.manifest import Manifest
 from lipbench.evaluate import evaluate_files
 from lipbench.metrics.base import SetMetric, Value
-from lipbench.report import schema, stats, write_report
+from lipbench.report import schema, stats
+from lipbench.report.build import write_report
 from lipbench.rundir import RunDir
 from lipbench.storage import write_json
 from lipbench.types import Clip

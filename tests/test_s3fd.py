@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lipbench import io
-from lipbench.faces import s3fd, tracks
+from lipbench.metrics.syncnet import s3fd, tracks
 from tests.fixtures.syncnet.make_fixtures import S3FD_SEED, cut_video
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "syncnet" / "parity.json").read_text())

@@ -142,7 +142,7 @@ def install_timers(timers: Timers, syncnet_classes=()):
 def lipbench_child(cfg: dict) -> dict:
     from lipbench.evaluate import evaluate_files, pair_files
     from lipbench.metrics import resolve_specs
-    from lipbench.metrics.syncnet import SyncNet
+    from lipbench.metrics.syncnet.network import SyncNet
 
     timers = Timers()
     install_timers(timers, [SyncNet])

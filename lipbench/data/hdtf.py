@@ -28,7 +28,7 @@ import av
 import numpy as np
 from tqdm import tqdm
 
-from lipbench import io
+from lipbench import defaults, io
 from lipbench.data.manifest import VIDEO_SUFFIXES, Manifest, describe_clip, load_manifest, save_manifest
 from lipbench.errors import LipbenchError
 from lipbench.storage import atomic_path
@@ -226,7 +226,13 @@ def download(url: str, target: Path) -> None:
 
 
 def prepare(
-    split: Manifest, raw, annotations, out, n_frames: int = 81, fetch: bool = False, progress: bool = True
+    split: Manifest,
+    raw,
+    annotations,
+    out,
+    n_frames: int = defaults.CLIP_FRAMES,
+    fetch: bool = False,
+    progress: bool = True,
 ) -> tuple[Manifest, dict[str, str]]:
     """Prepare every clip of `split` into `out`; returns (manifest of the clips made,
     {clip id: problem} of those that could not be). A clip already prepared is kept."""
@@ -273,7 +279,7 @@ def prepare(
 
 
 def split_manifest(name_or_path) -> Manifest:
-    """A split by path or by the name of a shipped one (data_manifests/NAME.yaml)."""
+    """A split by path or by the name of a shipped one (lipbench/data/manifests/NAME.yaml)."""
     path = Path(name_or_path)
     if path.is_file():
         return load_manifest(path)
@@ -281,4 +287,4 @@ def split_manifest(name_or_path) -> Manifest:
     if shipped.is_file():
         with resources.as_file(shipped) as local:
             return load_manifest(local)
-    raise HDTFError(f"{name_or_path}: no such split manifest (a path, or a name in data_manifests/)")
+    raise HDTFError(f"{name_or_path}: no such split manifest (a path, or a name in lipbench/data/manifests/)")

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from lipbench import io
 from lipbench.errors import LipbenchError, UnknownNameError
-from lipbench.storage import resolved, sha256_file, write_text
+from lipbench.storage import file_sha256, parse_yaml, resolved, write_text
 from lipbench.types import Clip
 
 FORMAT_VERSION = 1
@@ -64,10 +64,7 @@ def load_manifest(path) -> Manifest:
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ManifestError(f"{path}: not valid YAML ({exc})") from exc
+    data = parse_yaml(path.read_text(encoding="utf-8"), path, ManifestError)
     if not isinstance(data, dict) or not isinstance(data.get("clips"), list):
         raise ManifestError(f"{path}: a manifest is a mapping with a 'clips' list")
     root = path.parent
@@ -141,7 +138,7 @@ def describe_clip(clip_id: str, video, audio=None) -> Clip:
         width=info.width,
         height=info.height,
         audio_rate=io.audio_rate(audio) if audio else info.audio_rate,
-        sha256=sha256_file(video),
+        sha256=file_sha256(video, cached=False),
     )
 
 
@@ -187,6 +184,6 @@ def verify(manifest: Manifest, check_hash: bool = True, progress: bool = False) 
         for key, (want, got) in expected.items():
             if want is not None and (got is None or abs(float(want) - float(got)) > 1e-6):
                 problems.append(f"{clip.id}: {clip.video}: {key} is {got}, manifest says {want}")
-        if check_hash and clip.sha256 and sha256_file(clip.video) != clip.sha256:
+        if check_hash and clip.sha256 and file_sha256(clip.video, cached=False) != clip.sha256:
             problems.append(f"{clip.id}: {clip.video}: content changed (sha256 differs from the manifest)")
     return problems

@@ -20,8 +20,7 @@ import numpy as np
 from scipy.signal import lfilter
 from tqdm import tqdm
 
-from lipbench import loudness
-from lipbench import io
+from lipbench import defaults, io, loudness
 from lipbench.data.manifest import Manifest, describe_clip, load_manifest, save_manifest
 from lipbench.faces import mesh, mouth_warp
 from lipbench.storage import atomic_path
@@ -38,12 +37,12 @@ FORMANT_BANDWIDTHS = (90.0, 110.0, 170.0)
 
 @dataclass(frozen=True)
 class SynthRecipe:
-    clips: int = 8
-    seed: int = 0
-    frames: int = 81
-    fps: float = 25.0
-    size: int = 256
-    audio_rate: int = 16000
+    clips: int = defaults.SYNTH_CLIPS
+    seed: int = defaults.SYNTH_SEED
+    frames: int = defaults.SYNTH_FRAMES
+    fps: float = defaults.SYNTH_FPS
+    size: int = defaults.SYNTH_SIZE
+    audio_rate: int = defaults.SYNTH_AUDIO_RATE
 
     def key(self) -> str:
         text = json.dumps({"version": SYNTH_VERSION, **asdict(self)}, sort_keys=True)
@@ -98,7 +97,7 @@ def synth_speech(duration_s: float, rate: int, rng: np.random.Generator) -> np.n
     out *= 10 ** (-3 / 20) / (np.abs(out).max() + 1e-9)
     out += rng.standard_normal(n) * 10 ** (-70 / 20)
     # Quantise to the int16 grid the lossless file stores, so decoding gives these samples.
-    return (np.clip(np.round(out * 32768), -32768, 32767) / 32768).astype(np.float32)
+    return (io.int16_values(out) / 32768).astype(np.float32)
 
 
 # ---------------------------------------------------------------- face

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lipbench.errors import UnknownProtocolError, UsageError
+from lipbench.metric_keys import metric_key, split_key
 from lipbench.metrics.base import Metric, Output
 from lipbench.registry import Registry
 
@@ -17,22 +18,16 @@ METRICS = Registry(
         "csim": "lipbench.metrics.csim:CSIM",
         "fid": "lipbench.metrics.fid:FID",
         "fvd": "lipbench.metrics.fvd:FVD",
-        "syncnet": "lipbench.metrics.syncnet:SyncNetMetric",
+        "syncnet": "lipbench.metrics.syncnet.metric:SyncNetMetric",
         "lpips": "lipbench.metrics.lpips_metric:LPIPS",
     },
     allow_paths=False,
 )
 
 
-def split_name(spec: str) -> tuple[str, str | None]:
-    """'syncnet@latentsync' -> ('syncnet', 'latentsync'); 'psnr' -> ('psnr', None)."""
-    name, _, protocol = spec.partition("@")
-    return name, protocol or None
-
-
 def create(spec: str, device: str = "cpu", weights_dir=None) -> Metric:
     """A metric from 'name' (its default protocol) or 'name@protocol'."""
-    name, protocol = split_name(spec)
+    name, protocol = split_key(spec)
     return METRICS.resolve(name)(protocol=protocol, device=device, weights_dir=weights_dir)
 
 
@@ -40,7 +35,7 @@ def outputs(specs) -> dict[str, Output]:
     """Every key the given metric specs report, with its direction and unit."""
     out = {}
     for spec in specs:
-        name, protocol = split_name(spec)
+        name, protocol = split_key(spec)
         out.update({o.key: o for o in METRICS.resolve(name).outputs_for(protocol)})
     return out
 
@@ -74,7 +69,7 @@ def resolve_specs(items, crop: str = "auto") -> list[str]:
         if item in SUITES:
             specs = resolve_specs(SUITES[item], crop)
         else:
-            name, protocol = split_name(item)
+            name, protocol = split_key(item)
             if name not in METRICS.entries:
                 index = index or _value_index()
                 if name not in index:
@@ -88,6 +83,6 @@ def resolve_specs(items, crop: str = "auto") -> list[str]:
             protocol = protocol or cls.protocols[0]
             if crop == "none":
                 protocol = cls.precropped_variants.get(protocol, protocol)
-            specs = [f"{name}@{protocol}"]
+            specs = [metric_key(name, protocol)]
         out.extend(s for s in specs if s not in out)
     return out

@@ -22,6 +22,7 @@ import numpy as np
 from lipbench import io
 from lipbench.errors import UnknownProtocolError, UsageError
 from lipbench.faces import mesh
+from lipbench.metric_keys import metric_key
 
 
 @dataclass(frozen=True)
@@ -203,17 +204,17 @@ class ClipContext:
         return self.require_reference("this metric").landmarks[: self.n]
 
     def face224_crops(self, precropped: bool = False):
-        """(reference, generated) 224x224 face crops (lipbench.faces.detect) of the frames
+        """(reference, generated) 224x224 face crops (lipbench.faces.face_crop) of the frames
         as compared: MediaPipe's, a resized generated video cropped after resizing, as
         eval_metrics' eval_ssim_lmd.py does; or with `precropped` the frames themselves
         resized to 224 (no detection)."""
-        from lipbench.faces import detect  # imports MediaPipe: only when a metric asks
+        from lipbench.faces import face_crop  # imports MediaPipe: only when a metric asks
 
-        reference = detect.video_face_crops(self.require_reference("this metric"), precropped)
+        reference = face_crop.video_face_crops(self.require_reference("this metric"), precropped)
         if "generated_resized_from" not in self.notes:
-            return reference, detect.video_face_crops(self.generated, precropped)
-        make = detect.frames_as_crops if precropped else detect.detect_face_crops
-        key = f"{detect.cache_key(precropped)}_resized"
+            return reference, face_crop.video_face_crops(self.generated, precropped)
+        make = face_crop.frames_as_crops if precropped else face_crop.detect_face_crops
+        key = f"{face_crop.cache_key(precropped)}_resized"
         return reference, self.generated.shared(key, lambda: make(self.generated_frames))
 
     @property
@@ -221,14 +222,6 @@ class ClipContext:
         if "generated_resized_from" in self.notes:  # landmarks of the frames as compared
             return self.generated.shared("mediapipe_mesh_resized", lambda: mesh.detect_landmarks(self.generated_frames))
         return self.generated.landmarks[: self.n]
-
-
-def default_batch_size(device: str) -> int:
-    """Images per network call when a metric is not told otherwise. On a CPU, batches
-    past about 16 images run slower per image (activations outgrow the caches): measured
-    iresnet100 at 112x112 126 / 128 / 175 ms per image at 8 / 16 / 96 images, InceptionV3
-    101 / 106 / 134 ms. On a GPU, larger batches fill the device."""
-    return 16 if str(device).split(":")[0] == "cpu" else 64
 
 
 class Metric:
@@ -253,7 +246,9 @@ class Metric:
     @classmethod
     def outputs_for(cls, protocol: str | None = None) -> tuple[Output, ...]:
         protocol = protocol or cls.protocols[0]
-        return tuple(Output(f"{v.name}@{protocol}", v.higher_is_better, v.unit, v.description) for v in cls.values)
+        return tuple(
+            Output(metric_key(v.name, protocol), v.higher_is_better, v.unit, v.description) for v in cls.values
+        )
 
     @property
     def outputs(self) -> tuple[Output, ...]:
@@ -280,7 +275,7 @@ class Metric:
         from lipbench.weights import find_weight
 
         for name in self.weight_files():
-            find_weight(name, self.weights_dir, needed_by=f"{self.name}@{self.protocol}")
+            find_weight(name, self.weights_dir, needed_by=metric_key(self.name, self.protocol))
 
     def load(self) -> None:
         """Open and load every network this metric needs, once, before any clip: a file

@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from lipbench.faces.arcface import INPUT_SIZE, load_iresnet100
-from lipbench.metrics.base import ClipContext, Metric, Value, default_batch_size
+from lipbench.defaults import metric_batch_size
+from lipbench.metrics.base import ClipContext, Metric, Value
 from lipbench.weights import find_weight
 
 WEIGHT_FILE = "ms1mv3_arcface_r100_fp16.pth"
@@ -71,7 +72,7 @@ class CSIM(Metric):
 
     def __init__(self, protocol=None, device="cpu", weights_dir=None, batch_size: int | None = None):
         super().__init__(protocol, device, weights_dir)
-        self.batch_size = batch_size or default_batch_size(device)
+        self.batch_size = batch_size or metric_batch_size(device)
         self._net = None
 
     def weight_files(self) -> tuple[str, ...]:

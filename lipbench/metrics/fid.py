@@ -11,7 +11,7 @@ mean and covariance (ddof 1) as `calculate_activation_statistics`, distance by
 Protocols
 - per_video (the paper's, jinhyukj/eval_metrics eval/eval_fid_videos.py): for each
   clip, the first n frames of the reference and of the generated video (n the shorter
-  length), each video at its own size, MediaPipe face crops (lipbench.faces.detect);
+  length), each video at its own size, MediaPipe face crops (lipbench.faces.face_crop);
   frames without a face are dropped, each side on its own, as upstream deletes their
   PNGs; FID of the clip's real crops against its generated crops; the reported value
   is the mean over clips. A clip with no face at all on one side is skipped upstream;
@@ -48,8 +48,9 @@ from pytorch_fid.fid_score import calculate_frechet_distance
 from pytorch_fid.inception import InceptionV3
 
 from lipbench.checkpoints import for_inference, load_into, read_state_dict
-from lipbench.faces.detect import video_face_crops
-from lipbench.metrics.base import ClipContext, SetMetric, Value, default_batch_size
+from lipbench.faces.face_crop import video_face_crops
+from lipbench.defaults import metric_batch_size
+from lipbench.metrics.base import ClipContext, SetMetric, Value
 from lipbench.metrics.frechet import frechet_distance_low_rank
 from lipbench.weights import find_weight
 
@@ -107,10 +108,10 @@ def build_inception(weights_path, dims: int = DEFAULT_DIMS) -> InceptionV3:
 
 
 @torch.no_grad()
-def activations(model: InceptionV3, images: np.ndarray, device="cpu", batch_size: int = 16) -> np.ndarray:
+def activations(model: InceptionV3, images: np.ndarray, device="cpu", batch_size: int | None = None) -> np.ndarray:
     """pytorch-fid's `get_activations` on uint8 RGB images (N, H, W, 3) in memory:
     float32 (N, dims) (the network's own precision; pytorch-fid widens to float64)."""
-    out = []
+    out, batch_size = [], batch_size or metric_batch_size(device)
     for start in range(0, len(images), batch_size):
         batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(device)
         batch = batch.permute(0, 3, 1, 2).contiguous().to(torch.float32).div(255)  # = torchvision ToTensor
@@ -175,7 +176,7 @@ class FID(SetMetric):
         super().__init__(protocol, device, weights_dir)
         if dims not in InceptionV3.BLOCK_INDEX_BY_DIM:
             raise ValueError(f"FID dims must be one of {sorted(InceptionV3.BLOCK_INDEX_BY_DIM)}, got {dims}")
-        self.dims, self.batch_size = dims, batch_size or default_batch_size(device)
+        self.dims, self.batch_size = dims, batch_size or metric_batch_size(device)
         self.key = f"fid@{self.protocol}"
         self.per_video = self.protocol.startswith("per_video")
 

@@ -8,7 +8,7 @@ as its reference does it.
 latentsync (the paper's: bytedance/LatentSync eval/eval_fvd.py + eval/fvd.py, run
 through jinhyukj/eval_metrics eval/eval_fvd.py, whose fvd.py is the same file)
 - one clip per video: frames [20:36] (16 frames) of each video at its own size;
-- MediaPipe face crop of each (lipbench.faces.detect), with the 0.5 detector only:
+- MediaPipe face crop of each (lipbench.faces.face_crop), with the 0.5 detector only:
   their script has no fallback and stops at the first frame without a face; here such
   a frame makes this clip's FVD fail with its frame numbers (the clip is left out);
   a video shorter than 36 frames fails the same way;
@@ -52,7 +52,7 @@ import scipy.linalg
 import torch
 
 from lipbench.checkpoints import read_torchscript
-from lipbench.faces.detect import video_face_crops
+from lipbench.faces.face_crop import video_face_crops
 from lipbench.metrics.base import ClipContext, SetMetric, Value
 from lipbench.metrics.frechet import frechet_distance_low_rank
 from lipbench.weights import find_weight

@@ -70,14 +70,8 @@ class LMD(Metric):
         if self.protocol == "dlib68":
             return self._dlib68(ctx)
         per_frame = mouth_lmd(ctx.reference_landmarks[:, mesh.LIPS], ctx.generated_landmarks[:, mesh.LIPS])
-        valid = np.isfinite(per_frame)
-        ctx.notes["lmd_frames_with_faces"] = int(valid.sum())
-        if not valid.any():
-            raise ValueError(
-                f"{ctx.clip_id}: no frame where the face mesh finds a face in both videos "
-                f"(of {len(per_frame)} compared; lmd@mediapipe)"
-            )
-        return {"lmd@mediapipe": float(per_frame[valid].mean())}
+        found = f"the face mesh finds a face in both videos (of {len(per_frame)} compared; lmd@mediapipe)"
+        return {"lmd@mediapipe": _mean_where_found(per_frame, ctx, "lmd_frames_with_faces", found)}
 
     def _dlib68(self, ctx: ClipContext) -> dict[str, float]:
         reference, generated = ctx.face224_crops()
@@ -85,11 +79,18 @@ class LMD(Metric):
         per_frame = mouth_lmd(
             self.dlib68.mouths(ctx.reference_frames[frames]), self.dlib68.mouths(ctx.generated_frames[frames])
         )
-        valid = np.isfinite(per_frame)
-        ctx.notes["lmd_dlib68_frames"] = int(valid.sum())
-        if not valid.any():
-            raise ValueError(
-                f"{ctx.clip_id}: no frame where dlib finds a face in both videos "
-                f"({len(frames)} of {ctx.n} frames have MediaPipe faces in both; lmd@dlib68)"
-            )
-        return {"lmd@dlib68": float(per_frame[valid].mean())}
+        found = (
+            f"dlib finds a face in both videos ({len(frames)} of {ctx.n} frames have MediaPipe faces in both; "
+            "lmd@dlib68)"
+        )
+        return {"lmd@dlib68": _mean_where_found(per_frame, ctx, "lmd_dlib68_frames", found)}
+
+
+def _mean_where_found(per_frame: np.ndarray, ctx: ClipContext, note: str, found: str) -> float:
+    """The mean over the frames with points in both videos (not NaN); their count goes
+    to ctx.notes[note]; none raises ValueError ("no frame where {found}")."""
+    valid = np.isfinite(per_frame)
+    ctx.notes[note] = int(valid.sum())
+    if not valid.any():
+        raise ValueError(f"{ctx.clip_id}: no frame where {found}")
+    return float(per_frame[valid].mean())

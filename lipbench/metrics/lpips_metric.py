@@ -37,7 +37,8 @@ import torch
 
 from lipbench.checkpoints import read_state_dict
 from lipbench.faces import mesh
-from lipbench.metrics.base import ClipContext, Metric, Value, default_batch_size
+from lipbench.defaults import metric_batch_size
+from lipbench.metrics.base import ClipContext, Metric, Value
 from lipbench.weights import BadWeightError, find_weight
 
 TRUNK_FILE = "alexnet-owt-7be5be79.pth"
@@ -91,12 +92,12 @@ def to_unit_tensor(frames: np.ndarray) -> torch.Tensor:
 
 @torch.inference_mode()
 def lpips_per_frame(
-    net, reference: np.ndarray, generated: np.ndarray, device: str = "cpu", batch_size: int = 16
+    net, reference: np.ndarray, generated: np.ndarray, device: str = "cpu", batch_size: int | None = None
 ) -> np.ndarray:
     """LPIPS of each frame pair (same shapes, uint8 RGB)."""
     if reference.shape != generated.shape:
         raise ValueError(f"LPIPS compares frames of one shape: {reference.shape} vs {generated.shape}")
-    out = []
+    out, batch_size = [], batch_size or metric_batch_size(device)
     for start in range(0, len(reference), batch_size):
         ref = to_unit_tensor(reference[start : start + batch_size]).to(device)
         gen = to_unit_tensor(generated[start : start + batch_size]).to(device)
@@ -153,7 +154,7 @@ class LPIPS(Metric):
 
     def __init__(self, protocol=None, device="cpu", weights_dir=None, batch_size: int | None = None):
         super().__init__(protocol, device, weights_dir)
-        self.batch_size = batch_size or default_batch_size(device)
+        self.batch_size = batch_size or metric_batch_size(device)
         self._net = None
 
     def weight_files(self) -> tuple[str, ...]:

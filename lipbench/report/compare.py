@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import argparse
 
-from lipbench import metrics
+from lipbench import defaults, metrics
 from lipbench.errors import LipbenchError
+from lipbench.metric_keys import protocols_by_family, split_key
 from lipbench.metrics.base import SetMetric
 from lipbench.report import stats
 from lipbench.report.schema import is_finite_number
@@ -45,7 +46,7 @@ TIMING = {
 
 def timing_value(record: dict, key: str):
     """A timing key's value in a unit record: `x@live` is the live block's `x`."""
-    name, _, protocol = key.partition("@")
+    name, protocol = split_key(key)
     source = record.get("live") if protocol == "live" else record
     return source.get(name) if isinstance(source, dict) else None
 
@@ -80,9 +81,7 @@ class _Run:
         self.specs = self.config.metric_specs()
         self.models = [m.label for m in self.config.models]
         self.clips = [c.id for c in self.manifest.clips]
-        self.set_specs = [
-            s for s in self.specs if issubclass(metrics.METRICS.resolve(metrics.split_name(s)[0]), SetMetric)
-        ]
+        self.set_specs = [s for s in self.specs if issubclass(metrics.METRICS.resolve(split_key(s)[0]), SetMetric)]
         # per-clip metric key -> its spec 'family@protocol'
         self.spec_of = {
             key: spec for spec in self.specs if spec not in self.set_specs for key in metrics.outputs([spec])
@@ -161,14 +160,7 @@ def _ok(record) -> bool:
 def _check_comparable(base: _Run, new: _Run) -> list[str]:
     problems = []
 
-    def protocols(specs):
-        out = {}
-        for spec in specs:
-            family, protocol = spec.split("@")
-            out.setdefault(family, set()).add(protocol)
-        return out
-
-    base_protocols, new_protocols = protocols(base.specs), protocols(new.specs)
+    base_protocols, new_protocols = protocols_by_family(base.specs), protocols_by_family(new.specs)
     for family in sorted(set(base_protocols) & set(new_protocols)):
         if base_protocols[family].isdisjoint(new_protocols[family]):
             problems.append(
@@ -276,7 +268,7 @@ def compare_runs(
     base_dir,
     new_dir,
     force: bool = False,
-    resamples: int = stats.N_RESAMPLES,
+    resamples: int = defaults.RESAMPLES,
     timing_threshold: float = TIMING_THRESHOLD,
     timing_floor_s: float = TIMING_FLOOR_S,
 ) -> dict:

@@ -14,7 +14,7 @@
   button, one scrubber, frame stepping (buttons and keys), the reference's audio (the
   other videos are muted), each model's values under its video, and a close-up toggle
   that shows every video cropped to one fixed box per clip: the median, over sampled
-  reference frames, of the box the protocol's face crop (lipbench.faces.detect's
+  reference frames, of the box the protocol's face crop (lipbench.faces.face_crop's
   FaceCropper) finds on the reference clip.
 
 Plain HTML with inline CSS and JS, relative links only: it works from file:// offline.
@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from fractions import Fraction
 from pathlib import Path
 
+from lipbench.report.tables import ARROW
 from lipbench.storage import atomic_path, file_sha256, read_json, write_json, write_text
 
 PREVIEW_HEIGHT = 256
@@ -179,7 +180,7 @@ def face_box(video: Path) -> list[float] | None:
     import av
     import numpy as np
 
-    from lipbench.faces.detect import FaceCropper
+    from lipbench.faces.face_crop import FaceCropper
     from lipbench.io import probe
 
     n = max(1, probe(video).n_frames)
@@ -217,8 +218,6 @@ def _num(v):
 def _fmt(v) -> str:
     return "-" if v is None else f"{v:,.3f}"
 
-
-ARROW = {True: " ↑", False: " ↓", None: ""}
 
 BASE_STYLE = (
     "body{font-family:system-ui,sans-serif;margin:1em 2em;color:#222}a{color:#0645ad}"
@@ -376,7 +375,7 @@ def _clip_page(title, clip, nav, fps, n_frames, box, bw, bh, x0, y0, parts, widt
     w, h = width or 1, height or 1
     data = json.dumps({"clip": clip, "fps": fps, "frames": n_frames, "box": box})
     box_note = (
-        "the protocol's face box (lipbench.faces.detect FaceCropper, median over sampled reference frames)"
+        "the protocol's face box (lipbench.faces.face_crop FaceCropper, median over sampled reference frames)"
         if box
         else "no face found on the reference: close-up shows the whole frame"
     )

@@ -1,4 +1,4 @@
-"""Published tables as data (reports/paper/*.yaml) and measured-against-paper comparison."""
+"""Published tables as data (lipbench/report/paper_tables/*.yaml) and measured-against-paper comparison."""
 
 from __future__ import annotations
 

@@ -7,19 +7,19 @@ other, so ties are all on the front.
 
 from __future__ import annotations
 
-import math
+from lipbench.report.schema import is_finite_number
 
 FRONT, DOMINATED, MISSING = "front", "dominated", "missing"
-
-
-def _usable(value) -> bool:
-    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def pareto_status(points: dict[str, tuple], x_higher: bool = True, y_higher: bool = True) -> dict[str, str]:
     """For each name: 'front', 'dominated' or 'missing'."""
     sign = (1 if x_higher else -1, 1 if y_higher else -1)
-    valid = {k: (sign[0] * v[0], sign[1] * v[1]) for k, v in points.items() if _usable(v[0]) and _usable(v[1])}
+    valid = {
+        k: (sign[0] * v[0], sign[1] * v[1])
+        for k, v in points.items()
+        if is_finite_number(v[0]) and is_finite_number(v[1])
+    }
     status = {k: MISSING for k in points}
     for name, (x, y) in valid.items():
         beaten = any(ox >= x and oy >= y and (ox > x or oy > y) for other, (ox, oy) in valid.items() if other != name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import matplotlib
@@ -12,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lipbench.report.pareto import FRONT, pareto_status  # noqa: E402
+from lipbench.report.schema import is_finite_number  # noqa: E402
+from lipbench.report.tables import ARROW  # noqa: E402
 from lipbench.storage import atomic_path  # noqa: E402
 
 
@@ -25,10 +26,6 @@ def save(fig, stem: Path) -> list[Path]:
         paths.append(path)
     plt.close(fig)
     return paths
-
-
-def _arrow(higher):
-    return {True: " ↑", False: " ↓", None: ""}[higher]
 
 
 def pareto_plot(
@@ -48,7 +45,7 @@ def pareto_plot(
     points on a front. Returns statuses."""
     status = pareto_status(points, x_higher, y_higher)
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
-    for name, y in ((n, y) for n, y in (references or {}).items() if y is not None and np.isfinite(y)):
+    for name, y in ((n, y) for n, y in (references or {}).items() if is_finite_number(y)):
         ax.axhline(y, color="tab:green", lw=1, ls=":", zorder=1)
         ax.annotate(
             f"{name} (reference)",
@@ -76,8 +73,8 @@ def pareto_plot(
     if xs and max(xs) / min(xs) > 100:
         ax.set_xscale("log")
     _label_points(ax, labels)
-    ax.set_xlabel(x_label + _arrow(x_higher))
-    ax.set_ylabel(y_label + _arrow(y_higher))
+    ax.set_xlabel(x_label + ARROW[x_higher])
+    ax.set_ylabel(y_label + ARROW[y_higher])
     ax.set_title(title)
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
@@ -109,13 +106,13 @@ def distribution_plot(values_by_model: dict[str, list[float]], stem: Path, label
     """Per-clip values of one metric, one box and its points per model."""
     fig, ax = plt.subplots(figsize=(7.5, 0.6 + 0.5 * max(len(values_by_model), 2)), dpi=120)
     names = list(values_by_model)
-    data = [[v for v in values_by_model[n] if v is not None and math.isfinite(v)] for n in names]
+    data = [[v for v in values_by_model[n] if is_finite_number(v)] for n in names]
     ax.boxplot([d or [np.nan] for d in data], orientation="horizontal", showfliers=False)
     rng = np.random.default_rng(0)
     for i, d in enumerate(data, start=1):
         ax.scatter(d, i + rng.uniform(-0.15, 0.15, len(d)), s=10, color="tab:blue", alpha=0.6, zorder=3)
     ax.set_yticks(range(1, len(names) + 1), names)
-    ax.set_xlabel(f"{label} per clip{_arrow(higher)}")
+    ax.set_xlabel(f"{label} per clip{ARROW[higher]}")
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     save(fig, stem)

@@ -8,7 +8,8 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-N_RESAMPLES = 2000
+from lipbench import defaults
+
 SEED = 0
 LEVEL = 0.95
 # A set-level statistic is recomputed on every resample: cheap for FVD and per-video FID,
@@ -31,8 +32,16 @@ def _percentiles(stats, level: float) -> list[float]:
     return [float(np.percentile(stats, tail)), float(np.percentile(stats, 100 - tail))]
 
 
+def _resampled_ci(n: int, statistic_of, n_resamples: int, seed: int, level: float, label: str):
+    """(CI, resamples that gave a value) of `statistic_of(pick)` over resamples of n clips
+    (pick: the drawn indices); a resample giving None or no finite value is left out."""
+    rng = np.random.default_rng(seed)
+    stats = _finite(statistic_of(rng.integers(0, n, n)) for _ in _resamples(n_resamples, label))
+    return (_percentiles(stats, level) if len(stats) > 1 else None), len(stats)
+
+
 def bootstrap_ci(
-    values, statistic: Callable = np.mean, n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = LEVEL
+    values, statistic: Callable = np.mean, n_resamples: int = defaults.RESAMPLES, seed: int = SEED, level: float = LEVEL
 ) -> list[float] | None:
     """CI of a statistic over clips (mean, median, ...); None with fewer than two values."""
     arr = _finite(values)
@@ -43,14 +52,14 @@ def bootstrap_ci(
     return _percentiles(statistic(samples, axis=1), level)
 
 
-def bootstrap_mean_ci(values, n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = LEVEL):
+def bootstrap_mean_ci(values, n_resamples: int = defaults.RESAMPLES, seed: int = SEED, level: float = LEVEL):
     return bootstrap_ci(values, np.mean, n_resamples, seed, level)
 
 
 def bootstrap_set_ci(
     items: list,
     statistic: Callable[[list], float],
-    n_resamples: int = N_RESAMPLES,
+    n_resamples: int = defaults.RESAMPLES,
     seed: int = SEED,
     level: float = LEVEL,
     label: str = "",
@@ -61,18 +70,17 @@ def bootstrap_set_ci(
     counted; the CI is None with fewer than two resamples that gave a value."""
     if len(items) < 2 or n_resamples <= 0:
         return None, 0
-    rng = np.random.default_rng(seed)
-    stats = []
-    for _ in _resamples(n_resamples, label):
+
+    def scored(pick):
         try:
-            stats.append(statistic([items[i] for i in rng.integers(0, len(items), len(items))]))
+            return statistic([items[i] for i in pick])
         except ValueError:  # a resample the metric cannot score (too few distinct clips)
-            continue
-    stats = _finite(stats)
-    return (_percentiles(stats, level) if len(stats) > 1 else None), len(stats)
+            return None
+
+    return _resampled_ci(len(items), scored, n_resamples, seed, level, label)
 
 
-def paired_difference_ci(base, new, n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = LEVEL):
+def paired_difference_ci(base, new, n_resamples: int = defaults.RESAMPLES, seed: int = SEED, level: float = LEVEL):
     """(mean of new - base over paired clips, its CI); clips missing in either are dropped."""
     pairs = [(b, n) for b, n in zip(base, new) if b is not None and n is not None and np.isfinite(b) and np.isfinite(n)]
     if not pairs:
@@ -85,7 +93,7 @@ def paired_set_difference_ci(
     base_items: list,
     new_items: list,
     statistic: Callable[[list], float],
-    n_resamples: int = N_RESAMPLES,
+    n_resamples: int = defaults.RESAMPLES,
     seed: int = SEED,
     level: float = LEVEL,
     label: str = "",
@@ -94,10 +102,12 @@ def paired_set_difference_ci(
     value = statistic(new_items) - statistic(base_items)
     if len(base_items) < 2 or n_resamples <= 0:
         return value, None
-    rng = np.random.default_rng(seed)
-    stats = []
-    for _ in _resamples(n_resamples, label):
-        pick = rng.integers(0, len(base_items), len(base_items))
-        stats.append(statistic([new_items[i] for i in pick]) - statistic([base_items[i] for i in pick]))
-    stats = _finite(stats)
-    return value, (_percentiles(stats, level) if len(stats) > 1 else None)
+    ci, _ = _resampled_ci(
+        len(base_items),
+        lambda pick: statistic([new_items[i] for i in pick]) - statistic([base_items[i] for i in pick]),
+        n_resamples,
+        seed,
+        level,
+        label,
+    )
+    return value, ci

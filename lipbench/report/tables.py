@@ -5,7 +5,8 @@ marked (bold), and markdown cells carry the 95% CI. A value some clips did not g
 followed by `[n/N, k failed]` (clips that gave it, of all, and how many failed); a value
 no clip gave says `failed (k/N)`, and a set-level value that could not be pooled
 `failed`; `-` only where nothing was computed yet. The `paper` layout reproduces the
-column order of a paper's table (see reports/paper/).
+column order of a paper's table (see lipbench/report/paper_tables/). `grid` gives the cells each format
+marks up its own way (report.html's table too).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tabulate import tabulate
 
 from lipbench.report.schema import is_finite_number
 
+ARROW = {True: " ↑", False: " ↓", None: ""}  # after a column's label: its direction
 TIMING = {"fps": ("fps", "frames/s", True), "ttff_s": ("ttff_s", "s", False)}
 DIGITS = {"fps": 2, "ttff_s": 4}
 
@@ -113,29 +115,58 @@ def fmt(value, key: str) -> str:
     return "-" if value is None else f"{value:,.{DIGITS.get(key, 3)}f}"
 
 
-def to_markdown(results: dict, columns=None, with_ci: bool = True) -> str:
-    columns = columns or default_columns(results)
+def heading(col: Column) -> str:
+    """A column's label with its direction ('fps (frames/s) ↑')."""
+    return col.label + ARROW[col.higher_is_better]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A model's entry in a column: the formatted value, or what a cell without one says
+    (then nothing else is set); whether it is the column's best; its 95% CI ('low–high');
+    its coverage ('5/8, 3 failed')."""
+
+    text: str
+    best: bool = False
+    ci: str = ""
+    note: str = ""
+
+
+def grid(results: dict, columns) -> list[tuple[str, list[Cell], str]]:
+    """Per model: its row label, a Cell per column, and its clips ok ('n_ok/n_clips'); each
+    format (markdown, LaTeX, report.html) marks these up its own way."""
     best = best_values(results, columns)
-    body = []
+    out = []
     for model, agg in results["models"].items():
-        row = [row_label(results, model)]
+        cells = []
         for col in columns:
             value, ci = cell(results, model, col)
             if value is None:
-                row.append(no_value(results, model, col))
+                cells.append(Cell(no_value(results, model, col)))
                 continue
-            text = fmt(value, col.key)
-            if is_best(results, model, col, value, best):
-                text = f"**{text}**"
-            if with_ci and ci:
-                text += f" ({fmt(ci[0], col.key)}–{fmt(ci[1], col.key)})"
-            if note := coverage(results, model, col):
-                text += f" [{note}]"
-            row.append(text)
-        row.append(f"{agg['n_ok']}/{agg['n_clips']}")
-        body.append(row)
-    arrows = {True: " ↑", False: " ↓", None: ""}
-    headers = ["model"] + [c.label + arrows[c.higher_is_better] for c in columns] + ["clips ok"]
+            cells.append(
+                Cell(
+                    fmt(value, col.key),
+                    is_best(results, model, col, value, best),
+                    f"{fmt(ci[0], col.key)}–{fmt(ci[1], col.key)}" if ci else "",
+                    coverage(results, model, col),
+                )
+            )
+        out.append((row_label(results, model), cells, f"{agg['n_ok']}/{agg['n_clips']}"))
+    return out
+
+
+def _markdown_cell(c: Cell, with_ci: bool) -> str:
+    text = f"**{c.text}**" if c.best else c.text
+    if with_ci and c.ci:
+        text += f" ({c.ci})"
+    return text + (f" [{c.note}]" if c.note else "")
+
+
+def to_markdown(results: dict, columns=None, with_ci: bool = True) -> str:
+    columns = columns or default_columns(results)
+    body = [[label, *(_markdown_cell(c, with_ci) for c in cells), ok] for label, cells, ok in grid(results, columns)]
+    headers = ["model", *map(heading, columns), "clips ok"]
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
 
 
@@ -179,28 +210,22 @@ def _latex_escape(text: str) -> str:
     return text
 
 
+def _latex_cell(c: Cell) -> str:
+    text = c.text.replace(",", "{,}")
+    text = rf"\textbf{{{text}}}" if c.best else text
+    return f"{text} [{c.note}]" if c.note else text
+
+
 def to_latex(results: dict, columns=None) -> str:
     """A booktabs tabular; best values in \\textbf."""
     columns = columns or default_columns(results)
-    best = best_values(results, columns)
-    arrows = {True: " ↑", False: " ↓", None: ""}
     lines = [
         r"\begin{tabular}{l" + "r" * len(columns) + "}",
         r"\toprule",
-        " & ".join(["method"] + [_latex_escape(c.label + arrows[c.higher_is_better]) for c in columns]) + r" \\",
+        " & ".join(["method"] + [_latex_escape(heading(c)) for c in columns]) + r" \\",
         r"\midrule",
     ]
-    for model in results["models"]:
-        cells = [_latex_escape(row_label(results, model))]
-        for col in columns:
-            value, _ = cell(results, model, col)
-            if value is None:
-                cells.append(no_value(results, model, col))
-                continue
-            text = fmt(value, col.key).replace(",", "{,}")
-            text = rf"\textbf{{{text}}}" if is_best(results, model, col, value, best) else text
-            note = coverage(results, model, col)
-            cells.append(f"{text} [{note}]" if note else text)
-        lines.append(" & ".join(cells) + r" \\")
+    for label, cells, _ in grid(results, columns):
+        lines.append(" & ".join([_latex_escape(label), *map(_latex_cell, cells)]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", ""]
     return "\n".join(lines)

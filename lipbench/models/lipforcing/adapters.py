@@ -202,10 +202,11 @@ class LipForcing(_Family):
     causal = True
     chunk_frames = (9, 12)
     parameters = PAPER_PARAMETERS["14B"]
+    default_size = "14B"
 
     def __init__(
         self,
-        size: str = "14B",
+        size: str | None = None,  # None: the class's default_size
         t_list=None,
         decoder: str = "taehv",
         composite: str = "mouth",
@@ -217,6 +218,7 @@ class LipForcing(_Family):
         checkpoint: str | None = None,
         context_noise: float = 0.0,
     ):
+        size = self.default_size if size is None else size
         self.t_list = sampler.check_t_list(t_list if t_list is not None else self.default_t_list(size))
         super().__init__(size, decoder, composite, faces, seed, random_weights, weights_dir, dtype, checkpoint)
         self.context_noise = float(context_noise)
@@ -260,24 +262,7 @@ class SelfForcing(LipForcing):
 
     name = "self_forcing"
     parameters = PAPER_PARAMETERS["1.3B"]
-
-    def __init__(
-        self,
-        size: str = "1.3B",
-        t_list=None,
-        decoder: str = "taehv",
-        composite: str = "mouth",
-        faces: str = "auto",
-        seed: int = 42,
-        random_weights: bool = False,
-        weights_dir=None,
-        dtype: str = "auto",
-        checkpoint: str | None = None,
-        context_noise: float = 0.0,
-    ):
-        super().__init__(
-            size, t_list, decoder, composite, faces, seed, random_weights, weights_dir, dtype, checkpoint, context_noise
-        )
+    default_size = "1.3B"
 
     @staticmethod
     def default_t_list(size: str):

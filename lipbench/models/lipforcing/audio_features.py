@@ -58,16 +58,14 @@ def seeded_state_dict(model: torch.nn.Module, seed: int) -> dict[str, torch.Tens
     Drawn with NumPy (PCG64) rather than taken from transformers' initialization, so the
     same seed gives the same weights under any transformers or torch version. Norm scales
     are kept near 1 and other tensors small, so activations stay in a sane range."""
-    rng = np.random.default_rng(seed)
-    state = model.state_dict()
-    out = {}
-    for key in sorted(state):
-        shape = tuple(state[key].shape)
+    from lipbench.random_weights import seeded_state
+
+    def draw(key, shape, rng):
         values = 0.1 * rng.standard_normal(shape)
-        if key.endswith("norm.weight"):
-            values += 1.0
-        out[key] = torch.from_numpy(values.astype(np.float32))
-    return out
+        return values + 1.0 if key.endswith("norm.weight") else values
+
+    state = model.state_dict()
+    return seeded_state(state, np.random.default_rng(seed), draw, keys=sorted(state))
 
 
 class AudioEncoder:

@@ -252,44 +252,47 @@ def run(layers, x: torch.Tensor, cache: dict | None) -> torch.Tensor:
     return x
 
 
+def stages(dims, repeats: int, modes, attn_scales, scale: float, dropout: float) -> nn.Sequential:
+    """A coder's stages, stage i from width dims[i] to dims[i + 1]: `repeats`
+    ResidualBlocks, each with an AttentionBlock after it where the stage's `scale` (its
+    size relative to the coder's input) is in `attn_scales`, then, after every stage
+    but the last, a Resample in modes[i] (a downsample halves the scale, an upsample
+    doubles it and halves the width)."""
+    blocks = []
+    for i, (in_dim, out_dim) in enumerate(zip(dims[:-1], dims[1:])):
+        if i > 0 and modes[i - 1].startswith("upsample"):
+            in_dim //= 2  # the previous stage's upsample conv halved the width
+        for _ in range(repeats):
+            blocks.append(ResidualBlock(in_dim, out_dim, dropout))
+            if scale in attn_scales:
+                blocks.append(AttentionBlock(out_dim))
+            in_dim = out_dim
+        if i != len(dims) - 2:
+            blocks.append(Resample(out_dim, modes[i]))
+            scale = scale * 2.0 if modes[i].startswith("upsample") else scale / 2.0
+    return nn.Sequential(*blocks)
+
+
+def middle(dim: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(ResidualBlock(dim, dim, dropout), AttentionBlock(dim), ResidualBlock(dim, dim, dropout))
+
+
+def head(in_dim: int, out_dim: int) -> nn.Sequential:
+    return nn.Sequential(RMS_norm(in_dim, images=False), nn.SiLU(), CausalConv3d(in_dim, out_dim, 3, padding=1))
+
+
 class Encoder3d(nn.Module):
     """Frames (B, 3, T, H, W) -> (B, z_dim, 1 + (T-1)/4, H/8, W/8) (z_dim here is twice
     the latent width: mean and log-variance)."""
 
-    def __init__(
-        self,
-        dim=128,
-        z_dim=4,
-        dim_mult=(1, 2, 4, 4),
-        num_res_blocks=2,
-        attn_scales=(),
-        temperal_downsample=(True, True, False),
-        dropout=0.0,
-    ):
+    def __init__(self, dim, z_dim, dim_mult, num_res_blocks, attn_scales, temperal_downsample, dropout):
         super().__init__()
-        self.dim, self.z_dim, self.dim_mult = dim, z_dim, list(dim_mult)
-        self.num_res_blocks, self.attn_scales = num_res_blocks, list(attn_scales)
-        self.temperal_downsample = list(temperal_downsample)
         dims = [dim * u for u in [1, *dim_mult]]
-        scale = 1.0  # this stage's size relative to the input, what attn_scales lists
+        modes = ["downsample3d" if t else "downsample2d" for t in temperal_downsample]
         self.conv1 = CausalConv3d(3, dims[0], 3, padding=1)
-        blocks = []
-        for i, (in_dim, out_dim) in enumerate(zip(dims[:-1], dims[1:])):
-            for _ in range(num_res_blocks):
-                blocks.append(ResidualBlock(in_dim, out_dim, dropout))
-                if scale in attn_scales:
-                    blocks.append(AttentionBlock(out_dim))
-                in_dim = out_dim
-            if i != len(dim_mult) - 1:
-                blocks.append(Resample(out_dim, "downsample3d" if temperal_downsample[i] else "downsample2d"))
-                scale /= 2.0
-        self.downsamples = nn.Sequential(*blocks)
-        self.middle = nn.Sequential(
-            ResidualBlock(out_dim, out_dim, dropout), AttentionBlock(out_dim), ResidualBlock(out_dim, out_dim, dropout)
-        )
-        self.head = nn.Sequential(
-            RMS_norm(out_dim, images=False), nn.SiLU(), CausalConv3d(out_dim, z_dim, 3, padding=1)
-        )
+        self.downsamples = stages(dims, num_res_blocks, modes, attn_scales, 1.0, dropout)
+        self.middle = middle(dims[-1], dropout)
+        self.head = head(dims[-1], z_dim)
 
     def forward(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
         x = self.conv1(x, cache)
@@ -299,40 +302,14 @@ class Encoder3d(nn.Module):
 class Decoder3d(nn.Module):
     """Latents (B, z_dim, 1 + k, h, w) -> frames (B, 3, 1 + 4k, 8h, 8w)."""
 
-    def __init__(
-        self,
-        dim=128,
-        z_dim=4,
-        dim_mult=(1, 2, 4, 4),
-        num_res_blocks=2,
-        attn_scales=(),
-        temperal_upsample=(False, True, True),
-        dropout=0.0,
-    ):
+    def __init__(self, dim, z_dim, dim_mult, num_res_blocks, attn_scales, temperal_upsample, dropout):
         super().__init__()
-        self.dim, self.z_dim, self.dim_mult = dim, z_dim, list(dim_mult)
-        self.num_res_blocks, self.attn_scales = num_res_blocks, list(attn_scales)
-        self.temperal_upsample = list(temperal_upsample)
         dims = [dim * u for u in [dim_mult[-1], *dim_mult[::-1]]]
-        scale = 1.0 / 2 ** (len(dim_mult) - 2)
+        modes = ["upsample3d" if t else "upsample2d" for t in temperal_upsample]
         self.conv1 = CausalConv3d(z_dim, dims[0], 3, padding=1)
-        self.middle = nn.Sequential(
-            ResidualBlock(dims[0], dims[0], dropout), AttentionBlock(dims[0]), ResidualBlock(dims[0], dims[0], dropout)
-        )
-        blocks = []
-        for i, (in_dim, out_dim) in enumerate(zip(dims[:-1], dims[1:])):
-            if i > 0:
-                in_dim //= 2  # the previous stage's upsample conv halved the width
-            for _ in range(num_res_blocks + 1):
-                blocks.append(ResidualBlock(in_dim, out_dim, dropout))
-                if scale in attn_scales:
-                    blocks.append(AttentionBlock(out_dim))
-                in_dim = out_dim
-            if i != len(dim_mult) - 1:
-                blocks.append(Resample(out_dim, "upsample3d" if temperal_upsample[i] else "upsample2d"))
-                scale *= 2.0
-        self.upsamples = nn.Sequential(*blocks)
-        self.head = nn.Sequential(RMS_norm(out_dim, images=False), nn.SiLU(), CausalConv3d(out_dim, 3, 3, padding=1))
+        self.middle = middle(dims[0], dropout)
+        self.upsamples = stages(dims, num_res_blocks + 1, modes, attn_scales, 1.0 / 2 ** (len(dim_mult) - 2), dropout)
+        self.head = head(dims[-1], 3)
 
     def forward(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
         x = self.conv1(x, cache)
@@ -438,43 +415,39 @@ def _check(x: torch.Tensor, channels: int, what: str, first: bool = False, later
     return x
 
 
-class StreamingEncoder:
+class _Stream:
+    """One clip through `vae` chunk by chunk; `cache` carries each layer's state from
+    one push to the next, `pushed` counts the time steps pushed so far."""
+
+    def __init__(self, vae: WanVAE):
+        self.vae = vae
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new clip: forget every layer's cached frames."""
+        self.cache: dict = {}
+        self.pushed = 0
+
+
+class StreamingEncoder(_Stream):
     """Encodes a clip as its frames arrive: `push` 1 + 4k frames first, then 4k at a
     time; each push returns the normalized latents of those frames (1 + k, then k), and
     the pushes' outputs, concatenated, equal `encode` of the whole clip up to float
     rounding (each chunk runs in one pass, `encode` in upstream's groups of 4)."""
 
-    def __init__(self, vae: WanVAE):
-        self.vae = vae
-        self.reset()
-
-    def reset(self) -> None:
-        """Start a new clip: forget every layer's cached frames."""
-        self.cache: dict = {}
-        self.frames = 0
-
     @torch.no_grad()
     def push(self, frames: torch.Tensor) -> torch.Tensor:
         """The clip's next frames (B, 3, t, H, W) -> their latents (B, z, t', H/8, W/8)."""
-        _check(frames, 3, "frames", first=self.frames == 0, later=self.frames > 0)
+        _check(frames, 3, "frames", first=self.pushed == 0, later=self.pushed > 0)
         mu = self.vae.encode_chunk(self.vae._like_weights(frames), self.cache)
-        self.frames += frames.shape[2]
+        self.pushed += frames.shape[2]
         return self.vae.normalize(mu)
 
 
-class StreamingDecoder:
+class StreamingDecoder(_Stream):
     """Decodes a clip's latents as they arrive, any number at a time: the first push of
     n latents returns 1 + 4(n-1) frames, later pushes 4n; the pushes' outputs,
     concatenated, equal `decode` of the whole clip up to float rounding."""
-
-    def __init__(self, vae: WanVAE):
-        self.vae = vae
-        self.reset()
-
-    def reset(self) -> None:
-        """Start a new clip: forget every layer's cached frames."""
-        self.cache: dict = {}
-        self.latent_frames = 0
 
     @torch.no_grad()
     def push(self, latents: torch.Tensor) -> torch.Tensor:
@@ -482,7 +455,7 @@ class StreamingDecoder:
         _check(latents, self.vae.z_dim, "latents")
         z = self.vae.denormalize(self.vae._like_weights(latents))
         frames = self.vae.decode_chunk(z, self.cache)
-        self.latent_frames += latents.shape[2]
+        self.pushed += latents.shape[2]
         return frames.clamp_(-1, 1)
 
 
@@ -513,13 +486,16 @@ def random_state_dict(seed: int = 0, **config) -> dict[str, torch.Tensor]:
     instead, as trained norms are."""
     import numpy as np
 
-    from lipbench.random_weights import randomized
+    from lipbench.random_weights import randomized, seeded_state
 
     with torch.device("meta"):  # shapes only: the full build has 127M parameters to initialize otherwise
         shapes = WanVAE(**config).state_dict()
     state = randomized(shapes, seed, gain=1.0)
-    rng = np.random.default_rng(seed + 1)
-    for key in [k for k in state if k.endswith(".gamma")]:
-        state[key] = torch.from_numpy(rng.uniform(0.8, 1.2, tuple(state[key].shape))).to(state[key].dtype)
+
+    def near_one(key, shape, rng):
+        return rng.uniform(0.8, 1.2, shape)
+
+    gammas = [k for k in state if k.endswith(".gamma")]
+    state.update(seeded_state(state, np.random.default_rng(seed + 1), near_one, keys=gammas))
     state["decoder.head.2.weight"] = state["decoder.head.2.weight"] * 0.25
     return state

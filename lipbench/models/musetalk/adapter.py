@@ -335,10 +335,8 @@ def _cycle(i: int, n: int) -> int:
 
 
 def _s3fd(path, device: str):
-    try:
-        from lipbench.models.wav2lip.detect import Wav2LipS3FD
-    except ImportError:  # pragma: no cover - older layout
-        from lipbench.faces.wav2lip_detect import Wav2LipS3FD
+    from lipbench.models.wav2lip.detect import Wav2LipS3FD
+
     return Wav2LipS3FD(path, device, batch_size=1)  # upstream detects one frame per batch
 
 

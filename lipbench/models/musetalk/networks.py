@@ -231,21 +231,18 @@ def random_values(state: dict, seed: int) -> dict[str, torch.Tensor]:
     """Seeded values (NumPy PCG64, sorted key order, the same on every machine) for the
     keys and shapes of `state`: weights N(0, 1/fan_in), biases small, norm scales near 1,
     whisper's fixed sinusoidal positions kept."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for key in sorted(state):
-        value = state[key]
-        shape = tuple(value.shape)
+    from lipbench.random_weights import seeded_state
+
+    def draw(key, shape, rng):
         if key.endswith("embed_positions.weight") and "encoder" in key:
-            out[key] = value.clone()  # transformers fills these with the fixed sinusoids
-            continue
+            return None  # transformers fills these with the fixed sinusoids
+        if len(shape) <= 1 and key.endswith("weight"):  # norm scales
+            return 1.0 + 0.05 * rng.standard_normal(shape)
         if len(shape) <= 1:
-            is_scale = key.endswith("weight")
-            array = (1.0 + 0.05 * rng.standard_normal(shape)) if is_scale else 0.02 * rng.standard_normal(shape)
-        else:
-            fan_in = int(np.prod(shape[1:]))
-            array = rng.standard_normal(shape) / np.sqrt(fan_in)
-        out[key] = torch.from_numpy(array.astype(np.float32))
+            return 0.02 * rng.standard_normal(shape)
+        return rng.standard_normal(shape) / np.sqrt(int(np.prod(shape[1:])))
+
+    out = seeded_state(state, np.random.default_rng(seed), draw, keys=sorted(state))
     return {k: out[k] for k in state}
 
 

@@ -341,30 +341,28 @@ def random_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     every machine makes the same file. Scaled to keep activations of order one through
     the residual stacks (He-scaled convs, BatchNorm statistics near the identity with
     some spread) and the output logits of order one, so the sigmoid is not saturated."""
-    rng = np.random.default_rng(seed)
+    from lipbench.random_weights import seeded_state
+
     net = Wav2LipGenerator()
     kinds = {name: type(module) for name, module in net.named_modules()}
-    out = {}
-    for key, value in net.state_dict().items():
-        shape, kind = tuple(value.shape), kinds[key.rsplit(".", 1)[0]]
+
+    def draw(key, shape, rng):
+        kind = kinds[key.rsplit(".", 1)[0]]
         if key.endswith("num_batches_tracked"):
-            out[key] = torch.tensor(int(rng.integers(1000, 100000)), dtype=torch.long)
-            continue
+            return rng.integers(1000, 100000)
         if key.endswith(("running_mean", ".bias")):
-            array = rng.normal(0.0, 0.1, shape)
-        elif key.endswith("running_var"):
-            array = rng.uniform(0.5, 2.0, shape)
-        elif kind is nn.BatchNorm2d:
-            array = rng.uniform(0.3, 0.7, shape)
+            return rng.normal(0.0, 0.1, shape)
+        if key.endswith("running_var"):
+            return rng.uniform(0.5, 2.0, shape)
+        if kind is nn.BatchNorm2d:
+            return rng.uniform(0.3, 0.7, shape)
+        # fan in: what one output sums over; a stride-2 transposed conv (in, out, k, k)
+        # sums over about a quarter of its taps
+        if kind is nn.ConvTranspose2d:
+            fan_in = shape[0] * shape[2] * shape[3] / (4 if key.endswith(".weight") else 1)
         else:
-            # fan in: what one output sums over; a stride-2 transposed conv (in, out, k, k)
-            # sums over about a quarter of its taps
-            if kind is nn.ConvTranspose2d:
-                fan_in = shape[0] * shape[2] * shape[3] / (4 if key.endswith(".weight") else 1)
-            else:
-                fan_in = int(np.prod(shape[1:]))
-            array = rng.normal(0.0, np.sqrt(2.0 / fan_in), shape)
-            if key == "output_block.1.weight":
-                array *= 10.0  # logits of order one at the sigmoid
-        out[key] = torch.from_numpy(np.asarray(array, np.float32))
-    return out
+            fan_in = int(np.prod(shape[1:]))
+        array = rng.normal(0.0, np.sqrt(2.0 / fan_in), shape)
+        return array * 10.0 if key == "output_block.1.weight" else array  # logits of order one at the sigmoid
+
+    return seeded_state(net.state_dict(), np.random.default_rng(seed), draw)

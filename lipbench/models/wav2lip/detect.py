@@ -2,7 +2,7 @@
 
 Wav2Lip ships a batch-mode copy of face-alignment's S3FD (face_detection/detection/sfd)
 and loads `s3fd.pth` (face-alignment's s3fd-619a316812.pth) into it. That network is
-not the one in `lipbench.faces.s3fd` (syncnet_python's S3FDNet): other state_dict keys
+not the one in `lipbench.metrics.syncnet.s3fd` (syncnet_python's S3FDNet): other state_dict keys
 (`conv1_1.weight`, ... instead of `vgg.0.weight`, ...), fc6 is a plain 3x3 conv with
 padding 3 (syncnet_python's is dilated 6 with padding 6), and every pool rounds down.
 So it is written here; only the L2Norm layer is shared (same parameter, same formula).
@@ -41,7 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lipbench.checkpoints import load_into, read_state_dict
-from lipbench.faces.s3fd import L2Norm
+from lipbench.metrics.syncnet.s3fd import L2Norm
 
 MEAN = (104.0, 117.0, 123.0)  # subtracted from channels in RGB order (see above)
 CANDIDATE_SCORE = 0.05
@@ -202,11 +202,11 @@ class Wav2LipS3FD:
 class MediaPipeBoxes:
     """A stand-in detector for when Wav2Lip's s3fd.pth is not wanted (or, in tests,
     when random S3FD weights find nothing): MediaPipe's short-range face box (as
-    `lipbench.faces.detect`), same interface as `Wav2LipS3FD`. Not upstream's method:
+    `lipbench.faces.face_crop`), same interface as `Wav2LipS3FD`. Not upstream's method:
     results made with it are not Wav2Lip's published pipeline."""
 
     def __init__(self):
-        from lipbench.faces.detect import FaceCropper
+        from lipbench.faces.face_crop import FaceCropper
 
         self._cropper = FaceCropper()
 
@@ -279,18 +279,16 @@ def random_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     frames get boxes above the 0.5 threshold, scores are rarely tied) and the box
     regressions stay of order one: the first conv divides the 0-255 input range away,
     the trunk is He-scaled, the heads give logits of order one."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for key, value in S3FDNet().state_dict().items():
-        shape = tuple(value.shape)
+    from lipbench.random_weights import seeded_state
+
+    def draw(key, shape, rng):
         fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
         if "_norm." in key and "mbox" not in key:
-            array = rng.uniform(1.0, 3.0, shape)
-        elif key.endswith(".bias"):
-            array = rng.normal(0.0, 0.05, shape)
-        elif "mbox" in key:
-            array = rng.normal(0.0, 1.0 / np.sqrt(fan_in), shape)
-        else:
-            array = rng.normal(0.0, np.sqrt(2.0 / fan_in), shape) / (100.0 if key == "conv1_1.weight" else 1.0)
-        out[key] = torch.from_numpy(array.astype(np.float32))
-    return out
+            return rng.uniform(1.0, 3.0, shape)
+        if key.endswith(".bias"):
+            return rng.normal(0.0, 0.05, shape)
+        if "mbox" in key:
+            return rng.normal(0.0, 1.0 / np.sqrt(fan_in), shape)
+        return rng.normal(0.0, np.sqrt(2.0 / fan_in), shape) / (100.0 if key == "conv1_1.weight" else 1.0)
+
+    return seeded_state(S3FDNet().state_dict(), np.random.default_rng(seed), draw)

@@ -22,7 +22,6 @@ are handed to it in upstream's processing order, so tied scores resolve the same
 
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 import torch
@@ -30,7 +29,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
+from lipbench.defaults import metric_batch_size
 from lipbench.checkpoints import for_inference, load_into, read_state_dict
+from lipbench.random_weights import seeded_state
 
 BGR_MEAN = (104.0, 117.0, 123.0)
 MIN_SIZES = (16, 32, 64, 128, 256, 512)
@@ -183,13 +184,13 @@ def load_s3fd(path, device: str = "cpu") -> S3FDNet:
 class S3FD:
     """The detector with its weights; `detect` takes RGB uint8 frames (T, H, W, 3)."""
 
-    def __init__(self, weights, device: str = "cpu", batch_size: int = 16):
+    def __init__(self, weights, device: str = "cpu", batch_size: int | None = None):
         """`weights`: a sfd_face.pth path, or an S3FDNet already built."""
         if isinstance(weights, nn.Module):
             self.net, self.source = weights.to(device).eval(), f"<{type(weights).__name__} object>"
         else:
             self.net, self.source = load_s3fd(weights, device), str(weights)
-        self.device, self.batch_size = device, batch_size
+        self.device, self.batch_size = device, batch_size or metric_batch_size(device)
 
     def preprocess(self, frames: np.ndarray, scale: float) -> torch.Tensor:
         """(N, 3, h, w) float32: resized, BGR mean subtracted, RGB channel order."""
@@ -227,20 +228,18 @@ def random_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     Scaled so scores are not saturated: the first conv divides the 0-255 input range
     away, the trunk is He-scaled, and the heads give logits of order one (saturated
     scores would tie at 1.0 and make the box order arbitrary)."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for key, value in S3FDNet().state_dict().items():
-        shape = tuple(value.shape)
+
+    def draw(key, shape, rng):
         fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
         if key.startswith("L2Norm"):
-            array = rng.uniform(1.0, 3.0, shape)
-        elif key.endswith(".bias"):
-            array = rng.normal(0.0, 0.05, shape)
-        elif key.startswith(("loc.", "conf.")):
-            array = rng.normal(0.0, 1.0 / np.sqrt(fan_in), shape)
-        else:
-            array = rng.normal(0.0, np.sqrt(2.0 / fan_in), shape)
-            if key == "vgg.0.weight":
-                array /= 100.0
-        out[key] = torch.from_numpy(array.astype(np.float32))
-    return out
+            return rng.uniform(1.0, 3.0, shape)
+        if key.endswith(".bias"):
+            return rng.normal(0.0, 0.05, shape)
+        if key.startswith(("loc.", "conf.")):
+            return rng.normal(0.0, 1.0 / np.sqrt(fan_in), shape)
+        array = rng.normal(0.0, np.sqrt(2.0 / fan_in), shape)
+        if key == "vgg.0.weight":
+            array /= 100.0
+        return array
+
+    return seeded_state(S3FDNet().state_dict(), np.random.default_rng(seed), draw)
