@@ -18,6 +18,7 @@ from pathlib import Path
 from lipbench import defaults
 from lipbench.data.manifest import Manifest, load_manifest
 from lipbench.errors import LipbenchError, UnknownNameError
+from lipbench.metric_keys import AUDIO_CHOICES
 from lipbench.storage import parse_yaml
 from lipbench.models.worker_side import TIMING_PROTOCOLS
 
@@ -65,6 +66,10 @@ class BenchmarkConfig:
     min_coverage: float = 0.9  # share of the reference's frames a generated video must have
     resample_fps: bool = False  # resample another or a variable frame rate to the reference's (else: fail)
     crop: str = "auto"  # 'none': videos are already face crops; face-crop metrics use their precropped protocols
+    # Which speech drives each clip: "own" (reconstruction, the paper's Table 1) or "cross",
+    # another clip's from the split's shipped pairing (dubbing; lipbench.data.pairing). Every
+    # metric key then ends in metric_keys.CROSS_AUDIO.
+    audio: str = "own"
     source: str = ""  # where the config came from
 
     def to_dict(self) -> dict:
@@ -73,8 +78,9 @@ class BenchmarkConfig:
     def metric_specs(self) -> list[str]:
         """The 'family@protocol' specs this config computes (after `crop`)."""
         from lipbench import metrics
+        from lipbench.metric_keys import with_audio
 
-        return metrics.resolve_specs(self.metrics, self.crop)
+        return list(dict.fromkeys(with_audio(s, self.audio) for s in metrics.resolve_specs(self.metrics, self.crop)))
 
     def alignment(self):
         from lipbench.metrics.base import Alignment
@@ -254,6 +260,25 @@ def _check_settings(values: dict, where: str) -> None:
         raise ConfigError(f"{where}: resample_fps: expected true or false, got {values['resample_fps']!r}")
     if "crop" in values and values["crop"] not in ("auto", "none"):
         raise ConfigError(f"{where}: crop: {values['crop']!r} is not one of auto, none")
+    if "audio" in values and values["audio"] not in AUDIO_CHOICES:
+        raise ConfigError(
+            f"{where}: audio: {values['audio']!r} is not one of {', '.join(AUDIO_CHOICES)} "
+            "(own: each clip's own speech, reconstruction; cross: another clip's, dubbing)"
+        )
+
+
+def _check_cross_audio(config: BenchmarkConfig, where: str) -> None:
+    """Under cross audio, refuse the metrics that compare frames with the reference's: those
+    frames show the clip's own speech, not the speech that drove the video."""
+    from lipbench import metrics
+
+    refused = [s for s in config.metric_specs() if not metrics.create(s).valid_under_cross_audio()]
+    if refused:
+        raise ConfigError(
+            f"{where}: metrics: {', '.join(refused)} compare each frame with the reference's frame, which shows "
+            "the clip's own speech; under audio: cross another clip's speech drives the mouth, so there is no "
+            "ground truth to compare with. Keep sync (syncnet, avsync), identity (csim) and fid"
+        )
 
 
 def config_from_dict(data: dict, where: str = "<config>", check_models: bool = True) -> BenchmarkConfig:
@@ -275,7 +300,10 @@ def config_from_dict(data: dict, where: str = "<config>", check_models: bool = T
         _check_metrics(values["metrics"], where)
     values.setdefault("name", Path(where).stem)
     models = _parse_models(data.get("models"), where, check_models)
-    return BenchmarkConfig(data=data["data"], models=models, source=where, **values)
+    config = BenchmarkConfig(data=data["data"], models=models, source=where, **values)
+    if config.audio == "cross":
+        _check_cross_audio(config, where)
+    return config
 
 
 def shipped_configs() -> list[str]:
@@ -308,13 +336,20 @@ def cache_dir() -> Path:
 
 
 def resolve_data(config: BenchmarkConfig, progress: bool = True) -> Manifest:
-    """The config's clips: its manifest, or its synthetic set (made once, then cached)."""
+    """The config's clips: its manifest, or its synthetic set (made once, then cached);
+    under `audio: cross` each driven by its pair's speech (lipbench.data.pairing)."""
     if "manifest" in config.data:
-        return load_manifest(config.data["manifest"])
-    from lipbench.data.synthetic import SynthRecipe, cached_synthetic
+        manifest = load_manifest(config.data["manifest"])
+    else:
+        from lipbench.data.synthetic import SynthRecipe, cached_synthetic
 
-    try:
-        recipe = SynthRecipe(**config.data["synthetic"])
-    except TypeError as exc:
-        raise ConfigError(f"{config.source}: data.synthetic: {exc}") from exc
-    return cached_synthetic(recipe, cache_dir(), progress=progress)
+        try:
+            recipe = SynthRecipe(**config.data["synthetic"])
+        except TypeError as exc:
+            raise ConfigError(f"{config.source}: data.synthetic: {exc}") from exc
+        manifest = cached_synthetic(recipe, cache_dir(), progress=progress)
+    if config.audio == "cross":
+        from lipbench.data.pairing import cross_audio, pairing_for
+
+        manifest = cross_audio(manifest, pairing_for(manifest))
+    return manifest

@@ -61,7 +61,7 @@ def score_clip(metric_objects, ctx: ClipContext) -> tuple[dict, dict, dict]:
             errors[spec] = ctx.reference_problem
             continue
         try:
-            computed = metric.compute(ctx)
+            computed = metric.keyed(metric.compute(ctx))
             bad = {k: v for k, v in computed.items() if not is_finite_number(v)}
             if bad:
                 raise ValueError(f"{ctx.clip_id}: {spec} gave {bad}: not a finite number")
@@ -77,7 +77,7 @@ def score_clip(metric_objects, ctx: ClipContext) -> tuple[dict, dict, dict]:
 
 
 def spec_of(metric) -> str:
-    return metric_key(metric.name, metric.protocol)
+    return metric_key(metric.name, metric.protocol, metric.audio)
 
 
 def metric_fingerprints(metric_objects, weights_dir=None, alignment: Alignment | None = None) -> dict[str, dict]:

@@ -180,6 +180,19 @@ def read_audio(path, rate: int = DEFAULT_AUDIO_RATE) -> np.ndarray:
     return np.concatenate(chunks, axis=1).reshape(-1).astype(np.float32) / 32768.0
 
 
+def fit_audio(audio: np.ndarray, n_samples: int) -> np.ndarray:
+    """`audio` cut to `n_samples`, or zero-padded (silence) at the end to it: another clip's
+    speech fitted to a reference's duration (cross audio). It is the rule of the Lip Forcing
+    pipeline (models/lipforcing/pipeline.py `padded_audio`, as upstream: cut or zero-padded
+    to the video's duration), and MuseTalk's whisper windows past the audio read zeros;
+    Wav2Lip's inference.py instead cuts the video at the audio's end or loops it, which no
+    answer here may do (every model answers with the reference's frames)."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if len(audio) >= n_samples:
+        return audio[:n_samples]
+    return np.pad(audio, (0, n_samples - len(audio)))
+
+
 def _fps_fraction(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 

@@ -139,6 +139,11 @@ class RunDir:
         Clips or metric protocols other than the directory's are an error unless `force`."""
         if self.has_inputs():
             old_config, old_manifest = self.load_config(), self.load_manifest()
+            if old_config.audio != config.audio:  # its videos were driven by the other speech: even --force cannot mix
+                raise RunMismatch(
+                    f"{self.root} holds a run under audio: {old_config.audio}, this config asks for audio: "
+                    f"{config.audio}; one directory holds one audio protocol (use another --out)"
+                )
             problems = input_differences(old_config, old_manifest, config, manifest)
             if problems and not force:
                 raise RunMismatch(

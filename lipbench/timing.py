@@ -26,6 +26,33 @@ from lipbench.models.worker_side import StageTimer, Stopwatch, host_frames
 PERCENTILES = (50, 90, 99)
 
 
+def hold_figures(chunk_lengths, chunk_s, memory) -> dict:
+    """Does a stream keep its pace and its memory over its length?
+
+    - `fps_hold`: frames per second of the chunks in the last third of the stream over
+      that of the first third, each the median over its chunks; the first chunk is left
+      out (it carries the time to first frame), and so is a last chunk shorter than the
+      one before it (a remainder: its fixed per-chunk costs weigh on fewer frames). 1:
+      the pace holds; below 1: the stream slows down as it goes on. Absent with fewer
+      than 3 chunks left to compare.
+    - `chunk_memory_bytes`, `memory_growth_bytes`: memory in use after each chunk (the
+      device's on CUDA, the process's resident set on a CPU) and its change from the
+      first chunk to the last."""
+    out = {}
+    lengths, seconds = list(chunk_lengths[1:]), list(chunk_s[1:])
+    if len(lengths) > 1 and lengths[-1] < lengths[-2]:
+        lengths, seconds = lengths[:-1], seconds[:-1]
+    rates = [n / s for n, s in zip(lengths, seconds) if s > 0]
+    third = len(rates) // 3
+    if third:
+        out["fps_hold"] = float(np.median(rates[-third:]) / np.median(rates[:third]))
+    known = [int(m) for m in memory if m is not None]
+    if len(known) == len(memory) and known:
+        out["chunk_memory_bytes"] = known
+        out["memory_growth_bytes"] = known[-1] - known[0]
+    return out
+
+
 def latency_summary(chunk_s) -> dict:
     arr = np.asarray(chunk_s, dtype=np.float64)
     return {**{f"chunk_p{p}_s": float(np.percentile(arr, p)) for p in PERCENTILES}, "chunk_max_s": float(arr.max())}
@@ -46,13 +73,14 @@ def time_stream(model, request, device: str = "cpu") -> tuple[np.ndarray, dict]:
     stages = StageTimer(watch)
     model.stage_timer = stages
     stream = model.stream(request)  # a generator: nothing has run yet
-    arrivals, chunks, reads = [], [], []
+    arrivals, chunks, reads, memory = [], [], [], []
     try:
         watch.start()
         request.feed.start(watch.host_origin)  # live: the speech starts arriving now
         for chunk in stream:
             arrivals.append(watch.elapsed())
             reads.append(request.feed.read_s)
+            memory.append(watch.memory_bytes())
             chunks.append(chunk)
     finally:
         model.stage_timer = None
@@ -61,7 +89,7 @@ def time_stream(model, request, device: str = "cpu") -> tuple[np.ndarray, dict]:
     frames = [host_frames(c) for c in chunks]
     out = np.concatenate(frames)
     return out, {
-        **stream_figures(arrivals, [len(f) for f in frames], request.n_frames / request.fps),
+        **stream_figures(arrivals, [len(f) for f in frames], request.n_frames / request.fps, memory),
         "stages_s": stages.totals(),
         "stage_spans_s": stages.offsets(),
         "audio_read_s": reads,
@@ -72,14 +100,17 @@ def time_stream(model, request, device: str = "cpu") -> tuple[np.ndarray, dict]:
     }
 
 
-def stream_figures(arrivals, chunk_lengths, audio_s: float) -> dict:
+def stream_figures(arrivals, chunk_lengths, audio_s: float, memory=None) -> dict:
     """TTFF, FPS and chunk latencies from when each chunk existed (seconds from the start
     of `stream()`) and its frame count: the one definition, for streams timed here and
-    in a worker process."""
+    in a worker process. With `memory` (bytes in use after each chunk, None where not
+    measurable) also whether the stream holds over its length: `fps_hold` and
+    `memory_growth_bytes` (see `hold_figures`)."""
     total = arrivals[-1]
     n_frames = int(sum(chunk_lengths))
     chunk_s = np.diff([0.0] + list(arrivals))
     return {
+        **hold_figures(chunk_lengths, chunk_s, memory or []),
         "ttff_s": float(arrivals[0]),
         "total_s": float(total),
         "fps": n_frames / total if total > 0 else float("inf"),

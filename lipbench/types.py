@@ -19,6 +19,7 @@ class Clip:
     """One test clip: a reference video and its driving audio, decoded lazily and cached.
 
     `audio` names a separate driving-audio file; by default the video's own track drives.
+    Under cross audio it is another clip's file (`audio_from`), fitted to this clip's length.
     The expected values (`n_frames`, `fps`, `audio_rate`, `sha256`) come from the manifest
     and are what `lipbench data verify` checks the files against.
     """
@@ -33,6 +34,9 @@ class Clip:
     height: int | None = None
     sha256: str | None = None
     info: dict = field(default_factory=dict)  # other manifest fields (subset, speaker, interval, ...)
+    # The clip whose speech drives this one under cross audio (lipbench.data.pairing); `audio`
+    # is then that clip's file, and its track is fitted to this clip's duration (io.fit_audio).
+    audio_from: str | None = None
     _frames: np.ndarray | None = field(default=None, repr=False, compare=False)
     _audio: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -49,7 +53,10 @@ class Clip:
 
     def driving_audio(self, rate: int = io.DEFAULT_AUDIO_RATE) -> np.ndarray:
         if rate not in self._audio:
-            self._audio[rate] = io.read_audio(self.audio_source, rate)
+            audio = io.read_audio(self.audio_source, rate)
+            if self.audio_from is not None:
+                audio = io.fit_audio(audio, int(round(len(self.frames()) / float(self.fps) * rate)))
+            self._audio[rate] = audio
         return self._audio[rate]
 
     def request(self, audio_rate: int = io.DEFAULT_AUDIO_RATE) -> "Request":

@@ -256,14 +256,22 @@ class Lifecycle(LipSyncModel):
 class Listens(LipSyncModel):
     """Ground truth that listens like a streaming model: per chunk of `chunk` frames it
     reads the audio up to `lookahead_s` past the chunk's end, then works `work_s` seconds
-    (time.sleep). `whole: true` reads the whole track first and answers once (a
-    bidirectional model)."""
+    (time.sleep), `slowdown_s` more for each chunk than for the one before (a stream that
+    slows down as it goes on). `whole: true` reads the whole track first and answers once
+    (a bidirectional model)."""
 
     name = "listens"
 
-    def __init__(self, chunk: int = 4, lookahead_s: float = 0.0, work_s: float = 0.0, whole: bool = False):
+    def __init__(
+        self,
+        chunk: int = 4,
+        lookahead_s: float = 0.0,
+        work_s: float = 0.0,
+        whole: bool = False,
+        slowdown_s: float = 0.0,
+    ):
         super().__init__()
-        self.chunk, self.work_s, self.whole = int(chunk), float(work_s), bool(whole)
+        self.chunk, self.work_s, self.whole, self.slowdown_s = int(chunk), float(work_s), bool(whole), float(slowdown_s)
         self.reads_ahead_s = float(lookahead_s)
         self.audio_lookahead_s = None if whole else self.reads_ahead_s  # declared as it reads
         self.causal = not whole
@@ -275,10 +283,10 @@ class Listens(LipSyncModel):
             time.sleep(self.work_s)
             yield request.frames.copy()
             return
-        for start in range(0, request.n_frames, self.chunk):
+        for k, start in enumerate(range(0, request.n_frames, self.chunk)):
             end = min(start + self.chunk, request.n_frames)
             request.audio_until(end / request.fps + self.reads_ahead_s)
-            time.sleep(self.work_s)
+            time.sleep(self.work_s + k * self.slowdown_s)
             yield request.frames[start:end].copy()
 
 
@@ -290,3 +298,30 @@ class Overhears(Listens):
     def __init__(self):
         super().__init__(chunk=4, lookahead_s=0.1)
         self.audio_lookahead_s = 0.0  # the declaration, not what it does
+
+
+class DriftingMouth(LipSyncModel):
+    """The reference frames with the mouth region worse by a known amount per chunk:
+    chunk k (from 0) has the lower middle of the face faded toward mid-grey by
+    min(1, k * `fade_per_chunk`). A stand-in for an autoregressive model whose errors
+    accumulate."""
+
+    name = "drifting_mouth"
+    causal = True
+    audio_lookahead_s = 0.0
+    chunk_frames = (9, 12)
+
+    def __init__(self, fade_per_chunk: float = 0.02):
+        super().__init__()
+        self.fade_per_chunk = float(fade_per_chunk)
+
+    def stream(self, request):
+        from lipbench.models.base import chunk_bounds
+
+        height, width = request.frames.shape[1:3]
+        rows, cols = slice(int(0.55 * height), int(0.85 * height)), slice(int(0.3 * width), int(0.7 * width))
+        for k, (start, end) in enumerate(chunk_bounds(request.n_frames, self.chunk_frames)):
+            out = request.frames[start:end].copy()
+            fade = min(1.0, k * self.fade_per_chunk)
+            out[:, rows, cols] = np.round((1 - fade) * out[:, rows, cols] + fade * 128.0).astype(np.uint8)
+            yield out

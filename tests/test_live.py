@@ -90,6 +90,21 @@ def test_a_bidirectional_model_waits_for_the_whole_clip(clock):
     assert row["lookahead_declared_s"] is None and row["lookahead_s"] == 0.5 - 0.5  # read it all before its one chunk
 
 
+def test_a_stream_that_slows_down_does_not_hold_its_pace(clock):
+    """7 chunks of 4 frames, chunk k working 0.0625 + k/32 s: chunks 1-2 make 4 frames in
+    3/32 and 4/32 s, chunks 5-6 in 7/32 and 8/32 s; fps_hold is the ratio of the medians."""
+    _, row = run_stream(Listens(chunk=4, work_s=0.0625, slowdown_s=1 / 32), request(28), "cpu")
+    first, last = np.median([4 / (3 / 32), 4 / (4 / 32)]), np.median([4 / (7 / 32), 4 / (8 / 32)])
+    assert row["fps_hold"] == pytest.approx(last / first) and row["fps_hold"] < 0.5
+    _, steady = run_stream(Listens(chunk=4, work_s=0.0625), request(28), "cpu")
+    assert steady["fps_hold"] == 1.0
+    assert len(steady["chunk_memory_bytes"]) == 7 and steady["memory_growth_bytes"] == (
+        steady["chunk_memory_bytes"][-1] - steady["chunk_memory_bytes"][0]
+    )
+    _, short = run_stream(Listens(chunk=4, work_s=0.0625), request(15), "cpu")
+    assert "fps_hold" not in short  # 4 + 4 + 4 + 3 frames: the remainder left out, 2 chunks are too few
+
+
 def test_real_clock_bounds():
     """The real clock: sleeps never return early, so no figure is below the prediction;
     a generous upper bound catches a model waiting for the whole clip (0.6 s)."""

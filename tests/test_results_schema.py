@@ -83,7 +83,7 @@ def test_a_run_and_eval_of_the_same_videos_give_the_same_document(synth_set, tmp
             "weights",
             "environment",
         }
-        assert set(run) == common | {"run", "data", "config"}
+        assert set(run) == common | {"run", "data", "config", "audio"}
         assert set(evaluated) == common | {"pairs", "alignment", "complete"} and evaluated["complete"] is True
         mine, theirs = run["models"][model], evaluated["models"][model]
         assert set(mine) == set(theirs) and mine["clips"] == theirs["clips"]

@@ -6,6 +6,7 @@ clips:
   - id: synth_000
     video: synth_000.mkv        # relative to the manifest's folder
     audio: null                 # optional separate driving audio
+    audio_from: null            # cross audio: the clip whose speech drives (`audio` is its file)
     frames: 81
     fps: 25.0
     width: 256
@@ -76,13 +77,16 @@ def load_manifest(path) -> Manifest:
         if clip_id in seen:
             raise ManifestError(f"{path}: clip id {clip_id!r} appears twice")
         seen.add(clip_id)
-        known_clip_keys = {"id", "video", "audio", "frames", "fps", "audio_rate", "width", "height", "sha256"}
+        known_clip_keys = {
+            *("id", "video", "audio", "audio_from", "frames", "fps", "audio_rate", "width", "height", "sha256")
+        }
         clips.append(
             Clip(
                 info={k: v for k, v in entry.items() if k not in known_clip_keys},
                 id=clip_id,
                 video=(root / entry["video"]),
                 audio=(root / entry["audio"]) if entry.get("audio") else None,
+                audio_from=str(entry["audio_from"]) if entry.get("audio_from") is not None else None,
                 n_frames=entry.get("frames"),
                 fps=float(entry["fps"]) if entry.get("fps") is not None else None,
                 audio_rate=entry.get("audio_rate"),
@@ -113,6 +117,8 @@ def save_manifest(manifest: Manifest, path) -> None:
         entry = {"id": c.id, "video": rel(c.video)}
         if c.audio:
             entry["audio"] = rel(c.audio)
+        if c.audio_from is not None:
+            entry["audio_from"] = c.audio_from
         entry.update(c.info)
         entry.update(
             frames=c.n_frames, fps=c.fps, width=c.width, height=c.height, audio_rate=c.audio_rate, sha256=c.sha256

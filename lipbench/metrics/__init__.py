@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lipbench.errors import UnknownProtocolError, UsageError
-from lipbench.metric_keys import metric_key, split_key
+from lipbench.metric_keys import metric_key, split_audio, split_key
 from lipbench.metrics.base import Metric, Output
 from lipbench.registry import Registry
 
@@ -20,23 +20,30 @@ METRICS = Registry(
         "fvd": "lipbench.metrics.fvd:FVD",
         "syncnet": "lipbench.metrics.syncnet.metric:SyncNetMetric",
         "lpips": "lipbench.metrics.lpips_metric:LPIPS",
+        "drift": "lipbench.metrics.drift:Drift",
+        "noref": "lipbench.metrics.noref:NoReference",
     },
     allow_paths=False,
 )
 
 
 def create(spec: str, device: str = "cpu", weights_dir=None) -> Metric:
-    """A metric from 'name' (its default protocol) or 'name@protocol'."""
+    """A metric from 'name' (its default protocol) or 'name@protocol', under cross audio
+    when the spec ends in metric_keys.CROSS_AUDIO."""
+    spec, audio = split_audio(spec)
     name, protocol = split_key(spec)
-    return METRICS.resolve(name)(protocol=protocol, device=device, weights_dir=weights_dir)
+    metric = METRICS.resolve(name)(protocol=protocol, device=device, weights_dir=weights_dir)
+    metric.audio = audio
+    return metric
 
 
 def outputs(specs) -> dict[str, Output]:
     """Every key the given metric specs report, with its direction and unit."""
     out = {}
     for spec in specs:
+        spec, audio = split_audio(spec)
         name, protocol = split_key(spec)
-        out.update({o.key: o for o in METRICS.resolve(name).outputs_for(protocol)})
+        out.update({o.key: o for o in METRICS.resolve(name).outputs_for(protocol, audio)})
     return out
 
 
@@ -69,7 +76,8 @@ def resolve_specs(items, crop: str = "auto") -> list[str]:
         if item in SUITES:
             specs = resolve_specs(SUITES[item], crop)
         else:
-            name, protocol = split_key(item)
+            base, audio = split_audio(item)  # a spec already under cross audio (a run's saved config) keeps it
+            name, protocol = split_key(base)
             if name not in METRICS.entries:
                 index = index or _value_index()
                 if name not in index:
@@ -83,6 +91,6 @@ def resolve_specs(items, crop: str = "auto") -> list[str]:
             protocol = protocol or cls.protocols[0]
             if crop == "none":
                 protocol = cls.precropped_variants.get(protocol, protocol)
-            specs = [metric_key(name, protocol)]
+            specs = [metric_key(name, protocol, audio)]
         out.extend(s for s in specs if s not in out)
     return out

@@ -22,7 +22,7 @@ import numpy as np
 from lipbench import io
 from lipbench.errors import UnknownProtocolError, UsageError
 from lipbench.faces import mesh
-from lipbench.metric_keys import metric_key
+from lipbench.metric_keys import metric_key, with_audio
 
 
 @dataclass(frozen=True)
@@ -231,6 +231,12 @@ class Metric:
     protocols: ClassVar[tuple[str, ...]]  # the first is the default (the paper's, where it has one)
     values: ClassVar[tuple[Value, ...]]
     needs_reference: ClassVar[bool] = True
+    # What the values compare with the reference (when `needs_reference`): "frames", each
+    # generated frame with the reference's frame at its time (PSNR, SSIM, LPIPS, LMD, FVD), or
+    # "appearance", who is shown and how the frames look, not where the mouth is (CSIM, FID).
+    # The reference's frames show the clip's own speech, so "frames" values mean nothing when
+    # another clip's speech drives the mouth (cross audio, `valid_under_cross_audio`).
+    reference_comparison: ClassVar[str] = "frames"
     # protocol -> its variant for inputs that are already face crops (`--crop none`,
     # config `crop: none`): the frames are the crops, no detector runs
     precropped_variants: ClassVar[dict[str, str]] = {}
@@ -242,17 +248,29 @@ class Metric:
                 f"metric {self.name!r} has no protocol {protocol!r}; protocols: {', '.join(self.protocols)}"
             )
         self.protocol, self.device, self.weights_dir = protocol, device, weights_dir
+        self.audio = "own"  # which speech drove the videos (metric_keys.AUDIO_CHOICES): part of every key
 
     @classmethod
-    def outputs_for(cls, protocol: str | None = None) -> tuple[Output, ...]:
+    def valid_under_cross_audio(cls) -> bool:
+        """Whether the values mean something when another clip's speech drives the mouth:
+        they read only the generated video and its audio, or compare only appearance."""
+        return not cls.needs_reference or cls.reference_comparison == "appearance"
+
+    @classmethod
+    def outputs_for(cls, protocol: str | None = None, audio: str = "own") -> tuple[Output, ...]:
         protocol = protocol or cls.protocols[0]
         return tuple(
-            Output(metric_key(v.name, protocol), v.higher_is_better, v.unit, v.description) for v in cls.values
+            Output(metric_key(v.name, protocol, audio), v.higher_is_better, v.unit, v.description) for v in cls.values
         )
 
     @property
     def outputs(self) -> tuple[Output, ...]:
-        return self.outputs_for(self.protocol)
+        return self.outputs_for(self.protocol, self.audio)
+
+    def keyed(self, values: dict) -> dict:
+        """`compute`'s or `combine`'s values ({'sync_c@latentsync': ...}) under this metric's
+        audio, the keys of `outputs`."""
+        return {with_audio(k, self.audio): v for k, v in values.items()}
 
     @property
     def precropped(self) -> bool:

@@ -60,6 +60,7 @@ def csim_per_frame(ref_feats: torch.Tensor, gen_feats: torch.Tensor) -> np.ndarr
 class CSIM(Metric):
     name = "csim"
     protocols = ("arcface112",)
+    reference_comparison = "appearance"  # identity embeddings: who is shown, not where the mouth is
     values = (
         Value(
             "csim",

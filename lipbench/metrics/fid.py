@@ -159,6 +159,7 @@ def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
 class FID(SetMetric):
     name = "fid"
     protocols = ("per_video", "pooled", "per_video_precropped", "pooled_precropped")
+    reference_comparison = "appearance"  # feature statistics of the frames, in any order
     precropped_variants = {"per_video": "per_video_precropped", "pooled": "pooled_precropped"}
     values = (
         Value(

@@ -112,6 +112,8 @@ def fvd_stylegan_v(real: np.ndarray, fake: np.ndarray) -> float:
 class FVD(SetMetric):
     name = "fvd"
     protocols = ("latentsync", "stylegan_v", "latentsync_precropped")
+    # motion statistics of the reference's frames, whose mouth follows its own speech
+    reference_comparison = "frames"
     precropped_variants = {"latentsync": "latentsync_precropped"}
     values = (Value("fvd", False, "", "Frechet video distance of I3D features of 16-frame clips"),)
 

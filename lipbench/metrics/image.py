@@ -25,6 +25,7 @@ def psnr_per_frame(reference: np.ndarray, generated: np.ndarray) -> np.ndarray:
 class PSNR(Metric):
     name = "psnr"
     protocols = ("full",)
+    reference_comparison = "frames"  # pixel by pixel
     values = (Value("psnr", True, "dB", "PSNR over RGB full frames, mean over frames (capped at 100 dB)"),)
 
     def compute(self, ctx: ClipContext) -> dict[str, float]:
@@ -55,6 +56,7 @@ class SSIM(Metric):
 
     name = "ssim"
     protocols = ("face224", "full", "face224_precropped")
+    reference_comparison = "frames"  # pixel neighbourhoods, frame by frame
     precropped_variants = {"face224": "face224_precropped"}
     values = (Value("ssim", True, "", "SSIM (skimage defaults) on grayscale frames or face crops, mean"),)
 

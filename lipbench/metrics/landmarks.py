@@ -40,6 +40,7 @@ def mouth_lmd(reference: np.ndarray, generated: np.ndarray) -> np.ndarray:
 class LMD(Metric):
     name = "lmd"
     protocols = ("mediapipe", "dlib68")
+    reference_comparison = "frames"  # the mouth's landmarks against the reference's, frame by frame
     values = (
         Value(
             "lmd",

@@ -141,6 +141,7 @@ def crop_patches(frames: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 class LPIPS(Metric):
     name = "lpips"
     protocols = ("full", "mouth", "mouth_precropped")
+    reference_comparison = "frames"  # deep features of each frame (or mouth) against the reference's
     precropped_variants = {"mouth": "mouth_precropped"}
     values = (
         Value(

@@ -272,7 +272,7 @@ class WorkerModel(LipSyncModel):
     def stream(self, request: Request) -> Iterator[np.ndarray]:
         self._ensure_running()
         self._last = None
-        arrivals, lengths, transfer, harness, reads = [], [], [], [], []
+        arrivals, lengths, transfer, harness, reads, memory = [], [], [], [], [], []
         started = time.perf_counter()
         try:
             self._send({"op": "stream", "request": self._request(request)})
@@ -287,6 +287,7 @@ class WorkerModel(LipSyncModel):
                 transfer.append(float(message.get("write_s", 0.0)) + time.perf_counter() - began)
                 arrivals.append(float(message["arrival_s"]))
                 reads.append(float(message.get("audio_read_s", 0.0)))
+                memory.append(message.get("memory_bytes"))
                 lengths.append(len(frames))
                 harness.append(time.perf_counter() - started)
                 yield frames
@@ -298,7 +299,7 @@ class WorkerModel(LipSyncModel):
         if not arrivals:
             raise WorkerError(f"worker {self.entry}: the stream yielded no chunk")
         self._last = {
-            **stream_figures(arrivals, lengths, request.n_frames / request.fps),
+            **stream_figures(arrivals, lengths, request.n_frames / request.fps, memory),
             "stages_s": message.get("stages_s", {}),
             "stage_spans_s": message.get("stage_spans_s", []),
             "audio_read_s": reads,

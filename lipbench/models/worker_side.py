@@ -208,6 +208,18 @@ class Stopwatch:
         """Seconds since start(), less pauses, once all work queued so far has finished."""
         return self.between(self.origin, self.mark()) - self.paused
 
+    def memory_bytes(self) -> int | None:
+        """Memory in use now: the device's allocated bytes on CUDA (no synchronisation),
+        else this process's resident set (Linux /proc; None elsewhere). Sampled after
+        each chunk, so a long stream shows whether memory grows."""
+        if self.cuda:
+            return int(self._torch.cuda.memory_allocated(self.device))
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return None
+
     def peak_memory_bytes(self) -> dict:
         if not self.cuda:
             return {}
@@ -308,6 +320,7 @@ class Server:
             for chunk in chunks:
                 arrival = clock.elapsed()
                 read = request.feed.read_s
+                memory = clock.memory_bytes()
                 began = time.perf_counter()
                 frames = host_frames(chunk)
                 path = os.path.join(self.shm_dir, f"chunk-{os.getpid()}-{self.n_written}.npy")
@@ -322,6 +335,7 @@ class Server:
                     arrival_s=arrival,
                     write_s=written,
                     audio_read_s=read,
+                    memory_bytes=memory,
                 )
                 clock.paused += time.perf_counter() - began
         finally:

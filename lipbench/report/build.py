@@ -2,7 +2,8 @@
 
 `write_report(run)` writes results.json, per_clip.jsonl, results.csv, results.tex,
 report.md, report.html (one self-contained page), pareto.png/.svg (the first front) and
-pareto_<x>_vs_<y>.png/.svg (the others), dist_<metric>.png/.svg and latency.png/.svg;
+pareto_<x>_vs_<y>.png/.svg (the others), dist_<metric>.png/.svg, drift_<quality>-<protocol>.png/.svg
+(drift metrics: quality against time) and latency.png/.svg;
 previews/ and gallery/ (lipbench.report.gallery, linked from both reports); with a paper
 table, paper_comparison.json and its sections.
 """
@@ -81,6 +82,7 @@ def write_report(run: RunDir, paper_name: str | None = None) -> dict:
             stem = run.root / f"dist_{_safe(key)}"
             plots.distribution_plot(by_model, stem, col.label, col.higher_is_better)
             figures.append((f"Per-clip {key}", stem.with_suffix(".png")))
+    figures += _drift_figures(run, config, manifest, results)
     timeline = _latency_timeline(rows, results)
     if timeline:
         plots.latency_timeline(timeline[1], run.root / "latency", timeline[0])
@@ -111,6 +113,32 @@ def write_report(run: RunDir, paper_name: str | None = None) -> dict:
     write_gallery(run, results)
     results["table"] = table
     return results
+
+
+def _drift_figures(run: RunDir, config, manifest, results) -> list[tuple[str, object]]:
+    """Quality against time for each drift protocol the run measured: per model, the mean
+    over clips of the window series its features keep."""
+    from lipbench.metric_keys import split_key
+    from lipbench.metrics.drift import QUALITIES, Drift
+
+    out = []
+    for spec in config.metric_specs():
+        family, protocol = split_key(spec)
+        if family != Drift.name:
+            continue
+        for quality in QUALITIES[protocol]:
+            curves = {}
+            for model in results["models"]:
+                found = [run.load_features(model, clip.id, spec) for clip in manifest.clips]
+                found = [f for f in found if f is not None]
+                if found:
+                    curves[model] = Drift.mean_over_clips(found, quality)
+            if curves:
+                stem = run.root / f"drift_{quality}-{protocol}"
+                higher = next(v.higher_is_better for v in Drift.values if v.name == f"{quality}_drift")
+                plots.drift_plot(curves, stem, f"{quality} per {Drift.window_s:g}-s window", higher)
+                out.append((f"Drift: {quality} ({protocol}) against time in the stream", stem.with_suffix(".png")))
+    return out
 
 
 def _clip_fps(manifest, clip_id: str) -> float:

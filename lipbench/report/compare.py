@@ -14,9 +14,11 @@ direction; and both runs must have timed the model on one device of the same nam
 the timing rows are 'not comparable'.
 
 Runs that used different protocols for a metric, different weight files for a shared
-metric or different inputs for a shared clip are not comparable, and the comparison
-refuses unless forced. Gate problems (a run incomplete, fewer scored units in the new
-run, nothing scored in both) fail `--fail-on-regression` as a regression does.
+metric, different inputs for a shared clip or different audio (own: reconstruction, cross:
+dubbing) are not comparable, and the comparison refuses unless forced. Forced across audio,
+no metric is compared: every metric key names its audio, so none is shared. Gate problems
+(a run incomplete, fewer scored units in the new run, nothing scored in both) fail
+`--fail-on-regression` as a regression does.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import argparse
 
 from lipbench import defaults, metrics
 from lipbench.errors import LipbenchError
-from lipbench.metric_keys import protocols_by_family, split_key
+from lipbench.metric_keys import protocols_by_family, split_audio, split_key
 from lipbench.metrics.base import SetMetric
 from lipbench.report import stats
 from lipbench.report.schema import is_finite_number
@@ -157,10 +159,20 @@ def _ok(record) -> bool:
     return record is not None and record.get("status") == "ok"
 
 
+AUDIO_WORDS = {"own": "own (reconstruction: each clip's own speech)", "cross": "cross (dubbing: another clip's speech)"}
+
+
 def _check_comparable(base: _Run, new: _Run) -> list[str]:
     problems = []
+    audio = base.config.audio, new.config.audio
+    if audio[0] != audio[1]:
+        # metric keys name the audio, so forced, no metric value of one is paired with the other's
+        problems.append(
+            f"audio: {AUDIO_WORDS[audio[0]]} in {base.dir.root}, {AUDIO_WORDS[audio[1]]} in {new.dir.root}; "
+            "dubbing values are never compared with reconstruction values"
+        )
 
-    base_protocols, new_protocols = protocols_by_family(base.specs), protocols_by_family(new.specs)
+    base_protocols, new_protocols = (protocols_by_family(split_audio(s)[0] for s in run.specs) for run in (base, new))
     for family in sorted(set(base_protocols) & set(new_protocols)):
         if base_protocols[family].isdisjoint(new_protocols[family]):
             problems.append(
@@ -179,7 +191,7 @@ def _check_comparable(base: _Run, new: _Run) -> list[str]:
         f"clip {clip}: input sha256 differs between the runs ({_short(a[clip])} in {base.dir.root}, "
         f"{_short(b[clip])} in {new.dir.root})"
         for clip in new.clips
-        if clip in a and a[clip] and b[clip] and a[clip] != b[clip]
+        if clip in a and a[clip] and b[clip] and a[clip] != b[clip] and audio[0] == audio[1]  # else: other speech
     ]
     return problems
 
@@ -372,7 +384,7 @@ def _set_rows(spec, base: RunDir, new: RunDir, model, clips, resamples, add) -> 
         diff, ci = stats.paired_set_difference_ci(
             base_items,
             new_items,
-            lambda items, k=out.key: metric.combine(items)[k],
+            lambda items, k=out.key: metric.keyed(metric.combine(items))[k],
             resamples,
             label=f"{model} {out.key}",
         )

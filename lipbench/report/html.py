@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 
 from lipbench.report import sections, tables
@@ -23,8 +24,11 @@ def render_html(config, results, fronts, figures, comparison, paper) -> str:
     """The page; the arguments as for lipbench.report.markdown.render_markdown (the main
     table is built here, with its CI and coverage as small print)."""
     columns = tables.default_columns(results)
+    cross = config.audio == "cross"
+    title = config.name + (tables.CROSS_AUDIO_TITLE if cross else "")
     parts = [
-        f"<h1>lipbench report: {html.escape(config.name)}</h1>",
+        f"<h1>lipbench report: {html.escape(title)}</h1>",
+        *([f"<p>{_code(tables.CROSS_AUDIO_NOTE)}</p>"] if cross else []),
         GALLERY_LINK,
         f"<p>{results['data']['n_clips']} clips from <code>{html.escape(results['data']['manifest'])}</code>, "
         f"device <code>{html.escape(config.device)}</code>. Timing: median over clips; metrics: mean over "
@@ -52,9 +56,14 @@ def render_html(config, results, fronts, figures, comparison, paper) -> str:
     if failure_lines(results):
         parts.append("<h2>Failures</h2><pre>" + html.escape("\n".join(failure_lines(results))) + "</pre>")
     return (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>lipbench: {html.escape(config.name)}</title>"
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>lipbench: {html.escape(title)}</title>"
         f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n"
     )
+
+
+def _code(text: str) -> str:
+    """Markdown's `code` spans as <code>, the rest escaped."""
+    return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text))
 
 
 def _cell(c: tables.Cell) -> str:

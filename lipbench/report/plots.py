@@ -118,6 +118,20 @@ def distribution_plot(values_by_model: dict[str, list[float]], stem: Path, label
     save(fig, stem)
 
 
+def drift_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], stem: Path, label: str, higher) -> None:
+    """A quality measured over windows of the stream against time, one line per model
+    (its mean over the clips that reach each window)."""
+    fig, ax = plt.subplots(figsize=(7.5, 4), dpi=120)
+    for name, (times, values) in curves.items():
+        ax.plot(times, values, marker="o", markersize=3, label=name)
+    ax.set_xlabel("time in the stream (s)")
+    ax.set_ylabel(f"{label}, mean over clips{ARROW[higher]}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, stem)
+
+
 def latency_timeline(
     chunks_by_model: dict[str, tuple[list[int], list[float]]],
     stem: Path,

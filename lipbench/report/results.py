@@ -70,8 +70,21 @@ def clip_records(run: RunDir, config, manifest, with_features: bool = True) -> d
     return out
 
 
-def _row(model: str, record: ClipRecord) -> dict:
-    row = {"model": model, "clip": record.clip, "status": record.status}
+def audio_record(config, manifest) -> dict:
+    """Which speech drove the clips (config `audio`): 'own' (reconstruction) or 'cross'
+    (dubbing) with {clip: the clip whose speech drove it}."""
+    out = {"protocol": config.audio}
+    if config.audio == "cross":
+        out["pairs"] = {c.id: c.audio_from for c in manifest.clips}
+    return out
+
+
+def _row(model: str, record: ClipRecord, audio: dict) -> dict:
+    """`audio`: audio_record's; every row names its protocol (and its driving clip under cross audio)."""
+    row = {"model": model, "clip": record.clip, "audio": audio["protocol"]}
+    if "pairs" in audio:
+        row["audio_from"] = audio["pairs"].get(record.clip)
+    row["status"] = record.status
     if record.status == "ok":
         row.update({k: record.unit.get(k) for k in UNIT_COLUMNS})
     elif record.status != "pending":
@@ -86,8 +99,9 @@ def _row(model: str, record: ClipRecord) -> dict:
 
 def per_clip_rows(run: RunDir, config, manifest) -> list[dict]:
     """One row per (model, clip): status, timing and metric values flattened."""
+    audio = audio_record(config, manifest)
     return [
-        _row(model, r)
+        _row(model, r, audio)
         for model, records in clip_records(run, config, manifest, with_features=False).items()
         for r in records
     ]
@@ -151,7 +165,8 @@ def weights_used(run: RunDir, config, manifest) -> dict:
 def write_results(run: RunDir, config, manifest) -> dict:
     """Write per_clip.jsonl and results.json (lipbench.report.schema); returns the results."""
     records = clip_records(run, config, manifest)
-    write_jsonl(run.root / "per_clip.jsonl", [_row(m, r) for m, recs in records.items() for r in recs])
+    audio = audio_record(config, manifest)
+    write_jsonl(run.root / "per_clip.jsonl", [_row(m, r, audio) for m, recs in records.items() for r in recs])
     results = build_results(
         "run",
         records,
@@ -164,6 +179,7 @@ def write_results(run: RunDir, config, manifest) -> dict:
         },
         run=str(run.root),
         data={"manifest": manifest.name, "n_clips": len(manifest.clips), "input_hash": manifest.input_hash()},
+        audio=audio,
         weights=weights_used(run, config, manifest),
         config=config.to_dict(),
         environment={**environment(), "device": config.device},

@@ -50,6 +50,9 @@ LATENCY_KEYS = (
 # Seconds outside TTFF and FPS, per unit: the untimed per-clip preparation, and for a
 # worker the shipping of chunks and the same stream on lipbench's own clock
 OUTSIDE_CLOCK_KEYS = ("prepare_s", "transfer_total_s", "harness_ttff_s", "harness_total_s")
+# Whether a stream holds over its length (lipbench.timing.hold_figures), offline timing:
+# medians over clips, in `stream` {key: Aggregate}
+STREAM_KEYS = ("fps_hold", "memory_growth_bytes")
 DECODE = "decode"  # metrics rows of older runs keep a decode failure under this key, not under every spec
 
 
@@ -112,7 +115,8 @@ class Results(TypedDict, total=False):
     failures: Failures
     weights: dict[str, str]  # weight file -> sha256
     environment: dict
-    # a run also has: run (its directory), data (manifest, n_clips, input_hash), config;
+    # a run also has: run (its directory), data (manifest, n_clips, input_hash), config, audio
+    # (protocol 'own' or 'cross', and under cross the pairs {clip: the clip whose speech drove it});
     # `lipbench eval --fake`: pairs (clip id -> fake and real file), alignment (min_coverage,
     # resample_fps) and complete (false while clips are still being scored)
 
@@ -184,7 +188,7 @@ def _pooled(
     if not items or not pool:
         return out
     try:
-        value = metric.combine(list(items.values()))[key]
+        value = metric.keyed(metric.combine(list(items.values())))[key]
     except Exception as exc:  # e.g. too few clips for a covariance: the report is still written
         out["error"] = f"{type(exc).__name__}: {first_line(exc)}"
         return out
@@ -195,7 +199,7 @@ def _pooled(
     if not resamples:
         return out
     out["ci95"], out["resamples_ok"] = stats.bootstrap_set_ci(
-        list(items.values()), lambda sample: metric.combine(sample)[key], resamples, label=label
+        list(items.values()), lambda sample: metric.keyed(metric.combine(sample))[key], resamples, label=label
     )
     return out
 
@@ -245,6 +249,14 @@ def aggregate_model(
     ]
     if per_chunk:
         outside["transfer_per_chunk_s"] = float(np.median(per_chunk))
+
+    stream = {
+        key: _summary(
+            {r.clip: float(r.unit[key]) for r in ok if is_finite_number(r.unit.get(key))}, {}, "median", resamples
+        )
+        for key in STREAM_KEYS
+    }
+    stream = {key: figures for key, figures in stream.items() if figures["n"]}
 
     latency = {}
     for protocol in ("offline", "live"):
@@ -304,6 +316,7 @@ def aggregate_model(
         "n_failed_values": 0,  # set by collect_failures
         "timing": timing,
         "latency": latency,
+        "stream": stream,
         "derived_timing": derived,
         "outside_clock": outside,
         "metrics": out_metrics,

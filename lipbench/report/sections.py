@@ -153,7 +153,44 @@ def timing_sections(results) -> list[Section]:
         sections.append(Section("Timing by other harnesses' definitions", DERIVED_TIMING_NOTE, derived))
     if outside := outside_clock_table(results):
         sections.append(Section("Outside the clock", OUTSIDE_CLOCK_NOTE, [outside]))
+    if held := stream_hold_table(results):
+        sections.append(Section("Over the whole stream", STREAM_HOLD_NOTE, [held]))
     return sections
+
+
+STREAM_HOLD_NOTE = (
+    "Does a stream keep its pace and its memory as it goes on (offline timing, medians over "
+    "clips, 95% CI)? fps_hold: frames per second of the last third of the chunks over the "
+    "first third (the first chunk left out); 1 holds, below 1 slows down. Memory growth: "
+    "memory in use after the last chunk less after the first (the device's on CUDA, the "
+    "process's resident set on a CPU), MB."
+)
+
+
+def stream_hold_table(results) -> Table | None:
+    """When some model streamed at least 4 chunks; else None."""
+    rows = []
+    for model, agg in results["models"].items():
+        stream = agg.get("stream", {})
+        if "fps_hold" not in stream:
+            continue
+        hold, memory = stream["fps_hold"], stream.get("memory_growth_bytes")
+        rows.append(
+            [
+                model,
+                hold["value"],
+                _ci(hold["ci95"]),
+                memory["value"] / 1e6 if memory else None,
+                _ci(memory["ci95"], 1e-6) if memory else "-",
+            ]
+        )
+    if not rows:
+        return None
+    return Table(["model", "fps_hold", "95% CI", "memory growth (MB)", "95% CI (MB)"], rows, floatfmt=".3f")
+
+
+def _ci(ci, scale: float = 1.0) -> str:
+    return "-" if not ci else f"{_fmt(ci[0] * scale)}–{_fmt(ci[1] * scale)}"
 
 
 def _fmt(v, digits=3):
@@ -170,7 +207,7 @@ def comparison_rows(comparison) -> list[list[str]]:
             r["paper_row"],
             r["metric"],
             _fmt(r["measured"]),
-            "-" if not r["ci95"] else f"{_fmt(r['ci95'][0])}–{_fmt(r['ci95'][1])}",
+            _ci(r["ci95"]),
             _fmt(r["paper"]),
             _fmt(r["difference"]),
             {True: "yes", False: "no", None: "-"}[r["paper_inside_ci"]],

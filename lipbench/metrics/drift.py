@@ -1,0 +1,105 @@
+"""Drift: does a model's quality hold over a long stream?
+
+Autoregressive students generate chunk after chunk from their own past output, so
+errors can accumulate: the face and mouth slowly degrade the longer the stream runs.
+No paper metric sees that (they average over 3.24 s clips). This family cuts each
+clip into consecutive windows of `WINDOW_S` seconds, measures a per-frame quality in
+each window and fits a straight line to it against time:
+
+- per window: the mean over its frames of PSNR and SSIM of generated against reference
+  frames, exactly `psnr@full` and `ssim@full` (lipbench.metrics.image) on those frames;
+  only whole windows count (a trailing part window is left out);
+- per clip (the values of `per_clip.jsonl`): the least-squares slope of the window
+  values against the windows' centre times, in units per minute;
+- per model (the table's value): the slope pooled over clips with a per-clip
+  intercept (each clip's windows centred on that clip's own means: a within-clip
+  fit, so clips that are simply better or worse do not tilt the line), its 95% CI by
+  the set-level bootstrap over clips (each resample refits the pooled slope).
+
+A model that does not drift has a slope whose CI holds 0; a negative PSNR or SSIM
+slope whose CI excludes 0 is quality lost as the stream goes on. The window series
+are kept (`features`), and the report plots their mean over clips against time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lipbench.metric_keys import metric_key
+from lipbench.metrics.base import ClipContext, SetMetric, Value
+from lipbench.metrics.image import psnr_per_frame, ssim_per_frame
+
+WINDOW_S = 1.0  # seconds per window: 25 frames at 25 fps, long enough to average a syllable's mouth motion
+PER_MINUTE = 60.0
+
+# protocol -> {quality name: per-frame function of (reference, generated) frames}
+QUALITIES = {"full": {"psnr": psnr_per_frame, "ssim": ssim_per_frame}}
+
+
+def window_series(per_frame: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """(centre times in s, mean of each whole window) of a per-frame series."""
+    size = max(1, int(round(fps * WINDOW_S)))
+    n = len(per_frame) // size
+    means = np.asarray(per_frame[: n * size], dtype=np.float64).reshape(n, size).mean(axis=1)
+    return (np.arange(n) + 0.5) * size / fps, means
+
+
+def within_slope(series: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Least-squares slope of y on t over several clips, each centred on its own means
+    (one intercept per clip), in y units per second."""
+    num = den = 0.0
+    for t, y in series:
+        dt = t - t.mean()
+        num += float(dt @ (y - y.mean()))
+        den += float(dt @ dt)
+    if den == 0:
+        raise ValueError("drift needs at least two windows in some clip")
+    return num / den
+
+
+class Drift(SetMetric):
+    name = "drift"
+    protocols = tuple(QUALITIES)
+    window_s = WINDOW_S
+    values = (
+        Value("psnr_drift", True, "dB/min", "slope of PSNR (full frames) over 1-s windows against time"),
+        Value("ssim_drift", True, "1/min", "slope of SSIM (grayscale full frames) over 1-s windows against time"),
+    )
+
+    def features(self, ctx: ClipContext) -> dict[str, np.ndarray]:
+        # compute() and the set-level features both need the windows: measured once per video
+        return ctx.generated.shared(f"drift_windows_{self.protocol}", lambda: self._windows(ctx))
+
+    def _windows(self, ctx: ClipContext) -> dict[str, np.ndarray]:
+        reference, generated = ctx.reference_frames, ctx.generated_frames
+        fps = float(ctx.reference.fps)
+        out = {}
+        for quality, per_frame in QUALITIES[self.protocol].items():
+            t, out[quality] = window_series(per_frame(reference, generated), fps)
+        if len(t) < 2:
+            raise ValueError(
+                f"{ctx.clip_id}: {len(reference) / fps:.2f} s gives {len(t)} whole {WINDOW_S:g}-s window(s); "
+                f"drift needs at least two ({metric_key(self.name, self.protocol)})"
+            )
+        out["t"] = t
+        return out
+
+    def compute(self, ctx: ClipContext) -> dict[str, float]:
+        return self.combine([self.features(ctx)])
+
+    def combine(self, features: list[dict[str, np.ndarray]]) -> dict[str, float]:
+        return {
+            metric_key(f"{quality}_drift", self.protocol): PER_MINUTE
+            * within_slope([(f["t"], f[quality]) for f in features])
+            for quality in QUALITIES[self.protocol]
+        }
+
+    @staticmethod
+    def mean_over_clips(features: list[dict[str, np.ndarray]], quality: str) -> tuple[np.ndarray, np.ndarray]:
+        """(times, mean over the clips that reach each window): the curve the report plots."""
+        by_time: dict[float, list[float]] = {}
+        for f in features:
+            for t, y in zip(f["t"], f[quality]):
+                by_time.setdefault(round(float(t), 6), []).append(float(y))
+        times = np.array(sorted(by_time))
+        return times, np.array([np.mean(by_time[t]) for t in times])

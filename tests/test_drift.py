@@ -1,0 +1,85 @@
+"""Drift over a stream (lipbench.metrics.drift): window series, slopes, and a model that
+degrades on purpose against one that does not."""
+
+import json
+
+import numpy as np
+import pytest
+
+from lipbench.cli import main
+from lipbench.data.synthetic import SynthRecipe, synthesize
+from lipbench.metrics.drift import Drift, window_series, within_slope
+from tests.helpers import config_file
+
+
+def test_windows_are_whole_and_centred():
+    t, means = window_series(np.arange(60, dtype=float), fps=25.0)  # two whole windows, 10 frames left out
+    np.testing.assert_allclose(t, [0.5, 1.5])
+    np.testing.assert_allclose(means, [12.0, 37.0])
+
+
+def test_within_clip_slope_ignores_offsets_between_clips():
+    t = np.arange(6) + 0.5
+    # two clips on the same slope (-0.2 per s) but far apart: a pooled fit without
+    # per-clip intercepts would be pulled by the offset, the within-clip fit is not
+    series = [(t, 30.0 - 0.2 * t), (t[:4], 10.0 - 0.2 * t[:4])]
+    assert within_slope(series) == pytest.approx(-0.2)
+    metric = Drift()
+    features = [{"t": a, "psnr": b, "ssim": b / 100} for a, b in series]
+    assert metric.combine(features) == pytest.approx({"psnr_drift@full": -12.0, "ssim_drift@full": -0.12})
+    times, mean = Drift.mean_over_clips(features, "psnr")
+    np.testing.assert_allclose(times, t)
+    np.testing.assert_allclose(mean[:4], 20.0 - 0.2 * t[:4])
+    np.testing.assert_allclose(mean[4:], 30.0 - 0.2 * t[4:])  # only the longer clip reaches them
+    with pytest.raises(ValueError, match="at least two windows"):
+        within_slope([(t[:1], t[:1])])
+
+
+def test_drifting_model_drifts_and_procedural_does_not(tmp_path, capsys):
+    clips = synthesize(tmp_path / "clips", SynthRecipe(clips=4, frames=500, size=64, seed=11), progress=False)
+    models = [
+        "procedural",
+        {"name": "drifting", "model": "tests.helpers:DriftingMouth", "args": {"fade_per_chunk": 0.02}},
+    ]
+    config = config_file(tmp_path / "drift.json", clips, models, metrics=["drift@full"], set_resamples=400)
+    assert main(["run", config, "--out", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    for key in ("psnr_drift@full", "ssim_drift@full"):
+        drifting = results["models"]["drifting"]["metrics"][key]
+        steady = results["models"]["procedural"]["metrics"][key]
+        assert drifting["ci95"][1] < 0, (key, drifting)  # quality lost as the stream goes on
+        assert steady["ci95"][0] <= 0 <= steady["ci95"][1], (key, steady)
+        assert drifting["statistic"] == "pooled over clips" and drifting["n"] == 4
+    rows = [json.loads(line) for line in (tmp_path / "run" / "per_clip.jsonl").read_text().splitlines()]
+    assert all(r["psnr_drift@full"] < 0 for r in rows if r["model"] == "drifting")
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## Over the whole stream" in report  # 20-s streams: whether each keeps its pace
+    assert {"procedural", "drifting"} <= {m for m, agg in results["models"].items() if "fps_hold" in agg["stream"]}
+    assert "drift_psnr-full.png" in report and (tmp_path / "run" / "drift_psnr-full.png").stat().st_size > 0
+
+
+def test_a_clip_shorter_than_two_windows_fails_its_drift_by_name(tmp_path, capsys):
+    clips = synthesize(tmp_path / "clips", SynthRecipe(clips=1, frames=30, size=64, seed=1), progress=False)
+    config = config_file(tmp_path / "c.json", clips, ["ground_truth"], metrics=["drift@full"])
+    main(["run", config, "--out", str(tmp_path / "run")])
+    capsys.readouterr()
+    row = json.loads((tmp_path / "run" / "per_clip.jsonl").read_text().splitlines()[0])
+    assert "1.20 s gives 1 whole 1-s window(s); drift needs at least two (drift@full)" in json.dumps(row)
+
+
+def test_shipped_drift_config_runs(tmp_path, capsys):
+    """benchmarks/drift_synthetic.yaml as shipped, its clips shortened (60 s clips are for by-hand runs)."""
+    import yaml
+
+    from tests.conftest import REPO
+
+    data = yaml.safe_load((REPO / "benchmarks" / "drift_synthetic.yaml").read_text())
+    assert data["data"]["synthetic"]["frames"] == 1500  # a minute at 25 fps
+    data["data"]["synthetic"].update(clips=2, frames=60, size=64)
+    (tmp_path / "drift.yaml").write_text(yaml.safe_dump(data))
+    assert main(["run", str(tmp_path / "drift.yaml"), "--out", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["models"]["ground_truth"]["metrics"]["psnr_drift@full"]["value"] == 0.0  # capped PSNR: flat
+    assert results["models"]["procedural"]["metrics"]["ssim_drift@full"]["n"] == 2
