@@ -83,3 +83,68 @@ def test_shipped_drift_config_runs(tmp_path, capsys):
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["models"]["ground_truth"]["metrics"]["psnr_drift@full"]["value"] == 0.0  # capped PSNR: flat
     assert results["models"]["procedural"]["metrics"]["ssim_drift@full"]["n"] == 2
+
+
+@pytest.fixture(scope="module")
+def stand_in_weights(tmp_path_factory):
+    from lipbench.metrics.csim import WEIGHT_FILE
+    from lipbench.metrics.lpips_metric import TRUNK_FILE
+    from lipbench.random_weights import write_random_weights
+
+    folder = tmp_path_factory.mktemp("drift_weights")
+    write_random_weights(folder, seed=0, names=[TRUNK_FILE, WEIGHT_FILE])
+    return folder
+
+
+def test_lpips_drift_is_lpips_at_full_per_window_and_sees_the_drift(tmp_path, capsys, stand_in_weights):
+    from lipbench.metrics import create
+    from lipbench.metrics.base import Video
+    from lipbench.metrics.lpips_metric import lpips_per_frame
+    from lipbench.rundir import RunDir
+
+    clips = synthesize(tmp_path / "clips", SynthRecipe(clips=3, frames=125, size=64, seed=5), progress=False)
+    models = [
+        "ground_truth",
+        {"name": "drifting", "model": "tests.helpers:DriftingMouth", "args": {"fade_per_chunk": 0.05}},
+    ]
+    config = config_file(
+        tmp_path / "c.json",
+        clips,
+        models,
+        metrics=["lpips_drift"],
+        weights_dir=str(stand_in_weights),
+        set_resamples=300,
+    )
+    assert main(["run", config, "--out", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    drifting = results["models"]["drifting"]["metrics"]["lpips_drift@lpips"]
+    assert drifting["ci95"][0] > 0  # LPIPS (lower is better) grows as the mouth fades
+    assert results["models"]["ground_truth"]["metrics"]["lpips_drift@lpips"]["value"] == 0.0
+    # the window series are lpips@full's per-frame values (its own network call), averaged per second
+    run, lpips = RunDir(tmp_path / "run"), create("lpips@full", weights_dir=stand_in_weights)
+    clip = clips.clips[0]
+    generated = Video.from_file(run.video("drifting", clip.id))
+    per_frame = lpips_per_frame(lpips.net, clip.frames(), generated.frames)
+    windows = run.load_features("drifting", clip.id, "drift@lpips")["lpips"]
+    np.testing.assert_allclose(windows, per_frame[:125].reshape(5, 25).mean(axis=1), rtol=1e-6)
+    assert (tmp_path / "run" / "drift_lpips-lpips.png").exists()
+
+
+def test_identity_drift_is_the_cosine_to_the_first_seconds_mean_face(stand_in_weights):
+    from lipbench.metrics import create, resolve_specs
+
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, (50, 64, 64, 3), dtype=np.uint8)
+    assert resolve_specs(["csim_first_drift", "lpips_drift", "ssim_drift"]) == [
+        "drift@identity",
+        "drift@lpips",
+        "drift@full",
+    ]
+    drift = create("drift@identity", weights_dir=stand_in_weights)
+    assert drift.weight_files() == create("csim").weight_files()
+    per_frame = drift.per_frame("csim_first", frames, frames, fps=25.0)
+    embeddings = create("csim", weights_dir=stand_in_weights).embeddings(frames).numpy().astype(np.float64)
+    anchor = embeddings[:25].mean(axis=0)
+    expected = embeddings @ anchor / (np.linalg.norm(embeddings, axis=1) * np.linalg.norm(anchor))
+    np.testing.assert_allclose(per_frame, expected, atol=1e-5)

@@ -78,17 +78,23 @@ def resolve_specs(items, crop: str = "auto") -> list[str]:
         else:
             base, audio = split_audio(item)  # a spec already under cross audio (a run's saved config) keeps it
             name, protocol = split_key(base)
+            value = None
             if name not in METRICS.entries:
                 index = index or _value_index()
                 if name not in index:
                     METRICS.resolve(name)  # raises the registry's "did you mean" error
-                name = index[name]
+                value, name = name, index[name]
             cls = METRICS.resolve(name)
             if protocol and protocol not in cls.protocols:
                 raise UnknownProtocolError(
                     f"metric {item!r}: {name} has no protocol {protocol!r}; protocols: {', '.join(cls.protocols)}"
                 )
-            protocol = protocol or cls.protocols[0]
+            # a value name alone: the first protocol that reports it (a family's protocols may report different values)
+            protocol = protocol or next(
+                p
+                for p in cls.protocols
+                if value is None or any(o.key.startswith(f"{value}@") for o in cls.outputs_for(p))
+            )
             if crop == "none":
                 protocol = cls.precropped_variants.get(protocol, protocol)
             specs = [metric_key(name, protocol, audio)]

@@ -4,11 +4,21 @@ Autoregressive students generate chunk after chunk from their own past output, s
 errors can accumulate: the face and mouth slowly degrade the longer the stream runs.
 No paper metric sees that (they average over 3.24 s clips). This family cuts each
 clip into consecutive windows of `WINDOW_S` seconds, measures a per-frame quality in
-each window and fits a straight line to it against time:
+each window and fits a straight line to it against time. Per protocol, the per-frame
+qualities are those of lipbench's metrics, computed by their own code:
 
-- per window: the mean over its frames of PSNR and SSIM of generated against reference
-  frames, exactly `psnr@full` and `ssim@full` (lipbench.metrics.image) on those frames;
-  only whole windows count (a trailing part window is left out);
+- `full`: PSNR and SSIM of generated against reference frames, exactly `psnr@full` and
+  `ssim@full` (lipbench.metrics.image);
+- `lpips`: LPIPS of generated against reference frames, exactly `lpips@full`
+  (lipbench.metrics.lpips_metric, its weight file);
+- `identity`: CSIM to the first frames: the ArcFace cosine (`csim@arcface112`'s network,
+  input and cosine) of each generated frame with the mean embedding of the generated
+  video's first window, so a face that slowly turns into someone else shows, whatever
+  the reference does.
+
+Then, for every protocol:
+- per window: the mean over its frames; only whole windows count (a trailing part
+  window is left out);
 - per clip (the values of `per_clip.jsonl`): the least-squares slope of the window
   values against the windows' centre times, in units per minute;
 - per model (the table's value): the slope pooled over clips with a per-clip
@@ -16,24 +26,25 @@ each window and fits a straight line to it against time:
   fit, so clips that are simply better or worse do not tilt the line), its 95% CI by
   the set-level bootstrap over clips (each resample refits the pooled slope).
 
-A model that does not drift has a slope whose CI holds 0; a negative PSNR or SSIM
-slope whose CI excludes 0 is quality lost as the stream goes on. The window series
-are kept (`features`), and the report plots their mean over clips against time.
+A model that does not drift has a slope whose CI holds 0; a PSNR, SSIM or CSIM slope
+whose CI lies below 0 (an LPIPS slope above 0) is quality lost as the stream goes on.
+The window series are kept (`features`), and the report plots their mean over clips
+against time.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from lipbench.metric_keys import metric_key
+from lipbench.metric_keys import metric_key, split_audio, split_key
 from lipbench.metrics.base import ClipContext, SetMetric, Value
 from lipbench.metrics.image import psnr_per_frame, ssim_per_frame
 
 WINDOW_S = 1.0  # seconds per window: 25 frames at 25 fps, long enough to average a syllable's mouth motion
 PER_MINUTE = 60.0
 
-# protocol -> {quality name: per-frame function of (reference, generated) frames}
-QUALITIES = {"full": {"psnr": psnr_per_frame, "ssim": ssim_per_frame}}
+# protocol -> the qualities it measures per frame (each a value `<quality>_drift`)
+QUALITIES = {"full": ("psnr", "ssim"), "lpips": ("lpips",), "identity": ("csim_first",)}
 
 
 def window_series(per_frame: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -64,7 +75,57 @@ class Drift(SetMetric):
     values = (
         Value("psnr_drift", True, "dB/min", "slope of PSNR (full frames) over 1-s windows against time"),
         Value("ssim_drift", True, "1/min", "slope of SSIM (grayscale full frames) over 1-s windows against time"),
+        Value("lpips_drift", False, "1/min", "slope of LPIPS (full frames) over 1-s windows against time"),
+        Value(
+            "csim_first_drift",
+            True,
+            "1/min",
+            "slope of the ArcFace cosine to the first window's mean face over 1-s windows against time",
+        ),
     )
+
+    def __init__(self, protocol=None, device="cpu", weights_dir=None):
+        super().__init__(protocol, device, weights_dir)
+        # the metric whose network (and weight file) measures this protocol's quality
+        self.inner = None
+        if self.protocol == "lpips":
+            from lipbench.metrics.lpips_metric import LPIPS
+
+            self.inner = LPIPS("full", device, weights_dir)
+        elif self.protocol == "identity":
+            from lipbench.metrics.csim import CSIM
+
+            self.inner = CSIM("arcface112", device, weights_dir)
+
+    @classmethod
+    def outputs_for(cls, protocol: str | None = None, audio: str = "own"):
+        """Only the values of this protocol's qualities."""
+        protocol = protocol or cls.protocols[0]
+        names = {f"{q}_drift" for q in QUALITIES[protocol]}
+        return tuple(o for o in super().outputs_for(protocol, audio) if split_key(split_audio(o.key)[0])[0] in names)
+
+    def weight_files(self) -> tuple[str, ...]:
+        return self.inner.weight_files() if self.inner else ()
+
+    def load(self) -> None:
+        if self.inner:
+            self.inner.load()
+
+    def per_frame(self, quality: str, reference: np.ndarray, generated: np.ndarray, fps: float) -> np.ndarray:
+        if quality == "psnr":
+            return psnr_per_frame(reference, generated)
+        if quality == "ssim":
+            return ssim_per_frame(reference, generated)
+        if quality == "lpips":
+            from lipbench.metrics.lpips_metric import lpips_per_frame
+
+            return lpips_per_frame(self.inner.net, reference, generated, self.device, self.inner.batch_size)
+        # csim_first: each generated frame against the mean face of the first window
+        from lipbench.metrics.csim import csim_per_frame
+
+        embeddings = self.inner.embeddings(generated)
+        first = embeddings[: max(1, int(round(fps * WINDOW_S)))].mean(dim=0, keepdim=True)
+        return csim_per_frame(first.expand_as(embeddings), embeddings)
 
     def features(self, ctx: ClipContext) -> dict[str, np.ndarray]:
         # compute() and the set-level features both need the windows: measured once per video
@@ -74,8 +135,8 @@ class Drift(SetMetric):
         reference, generated = ctx.reference_frames, ctx.generated_frames
         fps = float(ctx.reference.fps)
         out = {}
-        for quality, per_frame in QUALITIES[self.protocol].items():
-            t, out[quality] = window_series(per_frame(reference, generated), fps)
+        for quality in QUALITIES[self.protocol]:
+            t, out[quality] = window_series(self.per_frame(quality, reference, generated, fps), fps)
         if len(t) < 2:
             raise ValueError(
                 f"{ctx.clip_id}: {len(reference) / fps:.2f} s gives {len(t)} whole {WINDOW_S:g}-s window(s); "
