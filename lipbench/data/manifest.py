@@ -61,6 +61,12 @@ class Manifest:
         return h.hexdigest()
 
 
+# a clip entry's own fields; any others are kept in `Clip.info`
+CLIP_KEYS = frozenset(
+    ("id", "video", "audio", "audio_from", "frames", "fps", "audio_rate", "width", "height", "sha256")
+)
+
+
 def load_manifest(path) -> Manifest:
     path = Path(path)
     if not path.is_file():
@@ -77,12 +83,9 @@ def load_manifest(path) -> Manifest:
         if clip_id in seen:
             raise ManifestError(f"{path}: clip id {clip_id!r} appears twice")
         seen.add(clip_id)
-        known_clip_keys = {
-            *("id", "video", "audio", "audio_from", "frames", "fps", "audio_rate", "width", "height", "sha256")
-        }
         clips.append(
             Clip(
-                info={k: v for k, v in entry.items() if k not in known_clip_keys},
+                info={k: v for k, v in entry.items() if k not in CLIP_KEYS},
                 id=clip_id,
                 video=(root / entry["video"]),
                 audio=(root / entry["audio"]) if entry.get("audio") else None,

@@ -33,6 +33,7 @@ class Value:
     higher_is_better: bool | None  # None: no direction (a lag, an offset, a count)
     unit: str
     description: str
+    protocols: tuple[str, ...] = ()  # the protocols that report it (empty: all of the family's)
 
 
 @dataclass(frozen=True)
@@ -260,7 +261,9 @@ class Metric:
     def outputs_for(cls, protocol: str | None = None, audio: str = "own") -> tuple[Output, ...]:
         protocol = protocol or cls.protocols[0]
         return tuple(
-            Output(metric_key(v.name, protocol, audio), v.higher_is_better, v.unit, v.description) for v in cls.values
+            Output(metric_key(v.name, protocol, audio), v.higher_is_better, v.unit, v.description)
+            for v in cls.values
+            if not v.protocols or protocol in v.protocols
         )
 
     @property

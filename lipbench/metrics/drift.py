@@ -36,14 +36,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from lipbench.metric_keys import metric_key, split_audio, split_key
+from lipbench.metric_keys import metric_key
 from lipbench.metrics.base import ClipContext, SetMetric, Value
 from lipbench.metrics.image import psnr_per_frame, ssim_per_frame
 
 WINDOW_S = 1.0  # seconds per window: 25 frames at 25 fps, long enough to average a syllable's mouth motion
 PER_MINUTE = 60.0
 
-# protocol -> the qualities it measures per frame (each a value `<quality>_drift`)
+# protocol -> the qualities it measures per frame (each a value `<quality>_drift` of that protocol)
 QUALITIES = {"full": ("psnr", "ssim"), "lpips": ("lpips",), "identity": ("csim_first",)}
 
 
@@ -73,14 +73,21 @@ class Drift(SetMetric):
     protocols = tuple(QUALITIES)
     window_s = WINDOW_S
     values = (
-        Value("psnr_drift", True, "dB/min", "slope of PSNR (full frames) over 1-s windows against time"),
-        Value("ssim_drift", True, "1/min", "slope of SSIM (grayscale full frames) over 1-s windows against time"),
-        Value("lpips_drift", False, "1/min", "slope of LPIPS (full frames) over 1-s windows against time"),
+        Value("psnr_drift", True, "dB/min", "slope of PSNR (full frames) over 1-s windows against time", ("full",)),
+        Value(
+            "ssim_drift",
+            True,
+            "1/min",
+            "slope of SSIM (grayscale full frames) over 1-s windows against time",
+            ("full",),
+        ),
+        Value("lpips_drift", False, "1/min", "slope of LPIPS (full frames) over 1-s windows against time", ("lpips",)),
         Value(
             "csim_first_drift",
             True,
             "1/min",
             "slope of the ArcFace cosine to the first window's mean face over 1-s windows against time",
+            ("identity",),
         ),
     )
 
@@ -96,13 +103,6 @@ class Drift(SetMetric):
             from lipbench.metrics.csim import CSIM
 
             self.inner = CSIM("arcface112", device, weights_dir)
-
-    @classmethod
-    def outputs_for(cls, protocol: str | None = None, audio: str = "own"):
-        """Only the values of this protocol's qualities."""
-        protocol = protocol or cls.protocols[0]
-        names = {f"{q}_drift" for q in QUALITIES[protocol]}
-        return tuple(o for o in super().outputs_for(protocol, audio) if split_key(split_audio(o.key)[0])[0] in names)
 
     def weight_files(self) -> tuple[str, ...]:
         return self.inner.weight_files() if self.inner else ()

@@ -50,6 +50,7 @@ from pytorch_fid.inception import InceptionV3
 from lipbench.checkpoints import for_inference, load_into, read_state_dict
 from lipbench.faces.face_crop import video_face_crops
 from lipbench.defaults import metric_batch_size
+from lipbench.metric_keys import metric_key
 from lipbench.metrics.base import ClipContext, SetMetric, Value
 from lipbench.metrics.frechet import frechet_distance_low_rank
 from lipbench.weights import find_weight
@@ -178,7 +179,7 @@ class FID(SetMetric):
         if dims not in InceptionV3.BLOCK_INDEX_BY_DIM:
             raise ValueError(f"FID dims must be one of {sorted(InceptionV3.BLOCK_INDEX_BY_DIM)}, got {dims}")
         self.dims, self.batch_size = dims, batch_size or metric_batch_size(device)
-        self.key = f"fid@{self.protocol}"
+        self.key = metric_key("fid", self.protocol)
         self.per_video = self.protocol.startswith("per_video")
 
     def weight_files(self) -> tuple[str, ...]:

@@ -53,6 +53,7 @@ import torch
 
 from lipbench.checkpoints import read_torchscript
 from lipbench.faces.face_crop import video_face_crops
+from lipbench.metric_keys import metric_key
 from lipbench.metrics.base import ClipContext, SetMetric, Value
 from lipbench.metrics.frechet import frechet_distance_low_rank
 from lipbench.weights import find_weight
@@ -119,7 +120,7 @@ class FVD(SetMetric):
 
     def __init__(self, protocol=None, device="cpu", weights_dir=None):
         super().__init__(protocol, device, weights_dir)
-        self.key = f"fvd@{self.protocol}"
+        self.key = metric_key("fvd", self.protocol)
 
     def weight_files(self) -> tuple[str, ...]:
         return (I3D_WEIGHTS,)

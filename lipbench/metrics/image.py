@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
+from lipbench.metric_keys import metric_key
 from lipbench.metrics.base import ClipContext, Metric, Value
 
 # Identical frames have infinite PSNR; a mean over frames needs a finite value, so a
@@ -70,7 +71,7 @@ class SSIM(Metric):
                     f"window needs at least {SSIM_WINDOW}x{SSIM_WINDOW} (ssim@full)"
                 )
             return {"ssim@full": float(ssim_per_frame(reference, ctx.generated_frames).mean())}
-        key = f"ssim@{self.protocol}"
+        key = metric_key("ssim", self.protocol)
         reference, generated = ctx.face224_crops(self.precropped)
         both = reference.found[: ctx.n] & generated.found[: ctx.n]
         if not self.precropped:

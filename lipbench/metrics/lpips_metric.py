@@ -38,6 +38,7 @@ import torch
 from lipbench.checkpoints import read_state_dict
 from lipbench.faces import mesh
 from lipbench.defaults import metric_batch_size
+from lipbench.metric_keys import metric_key
 from lipbench.metrics.base import ClipContext, Metric, Value
 from lipbench.weights import BadWeightError, find_weight
 
@@ -171,7 +172,7 @@ class LPIPS(Metric):
         self.net
 
     def compute(self, ctx: ClipContext) -> dict[str, float]:
-        key = f"lpips@{self.protocol}"
+        key = metric_key("lpips", self.protocol)
         reference, generated = ctx.reference_frames, ctx.generated_frames
         if self.protocol == "mouth_precropped":
             boxes = np.tile(precropped_mouth_box(*reference.shape[1:3]), (len(reference), 1))

@@ -61,6 +61,7 @@ import cv2
 import numpy as np
 
 from lipbench.faces import face_crop
+from lipbench.metric_keys import metric_key
 from lipbench.metrics.base import ClipContext, Metric, Value
 from lipbench.metrics.lpips_metric import mouth_boxes
 
@@ -142,13 +143,13 @@ class NoReference(Metric):
                 f"{ctx.clip_id}: no face in any of the {len(frames)} frames (face_rate 0; "
                 "box_jitter, mouth_sharpness and flicker need one)"
             )
-        key = f"@{self.protocol}"
         try:
-            return {
-                "face_rate" + key: face_rate(found),
-                "box_jitter" + key: box_jitter(detected.boxes, found),
-                "mouth_sharpness" + key: mouth_sharpness(frames, mouths),
-                "flicker" + key: masked_flicker(frames, mouths),
+            values = {
+                "face_rate": face_rate(found),
+                "box_jitter": box_jitter(detected.boxes, found),
+                "mouth_sharpness": mouth_sharpness(frames, mouths),
+                "flicker": masked_flicker(frames, mouths),
             }
         except ValueError as exc:
-            raise ValueError(f"{ctx.clip_id}: {exc} (noref@{self.protocol})") from None
+            raise ValueError(f"{ctx.clip_id}: {exc} ({metric_key(self.name, self.protocol)})") from None
+        return {metric_key(name, self.protocol): value for name, value in values.items()}

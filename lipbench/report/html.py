@@ -25,10 +25,10 @@ def render_html(config, results, fronts, figures, comparison, paper) -> str:
     table is built here, with its CI and coverage as small print)."""
     columns = tables.default_columns(results)
     cross = config.audio == "cross"
-    title = config.name + (tables.CROSS_AUDIO_TITLE if cross else "")
+    title = config.name + (sections.CROSS_AUDIO_TITLE if cross else "")
     parts = [
         f"<h1>lipbench report: {html.escape(title)}</h1>",
-        *([f"<p>{_code(tables.CROSS_AUDIO_NOTE)}</p>"] if cross else []),
+        *([f"<p>{_code(sections.CROSS_AUDIO_NOTE)}</p>"] if cross else []),
         GALLERY_LINK,
         f"<p>{results['data']['n_clips']} clips from <code>{html.escape(results['data']['manifest'])}</code>, "
         f"device <code>{html.escape(config.device)}</code>. Timing: median over clips; metrics: mean over "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from lipbench.report import sections, tables
+from lipbench.report import sections
 from lipbench.report.schema import failure_lines
 
 GALLERY_LINK = "Watch the videos: [gallery/index.html](gallery/index.html)"
@@ -19,9 +19,9 @@ def render_markdown(config, results, table, fronts, figures, comparison, paper) 
     data, env = results["data"], results["environment"]
     cross = config.audio == "cross"
     lines = [
-        f"# lipbench report: {config.name}{tables.CROSS_AUDIO_TITLE if cross else ''}",
+        f"# lipbench report: {config.name}{sections.CROSS_AUDIO_TITLE if cross else ''}",
         "",
-        *([tables.CROSS_AUDIO_NOTE, ""] if cross else []),
+        *([sections.CROSS_AUDIO_NOTE, ""] if cross else []),
         f"{data['n_clips']} clips from `{data['manifest']}` (input hash `{data['input_hash'][:16]}`), "
         f"device `{config.device}`, lipbench {env['lipbench']} (git {str(env['git_commit'])[:10]}).",
         "",

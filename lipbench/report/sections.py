@@ -9,6 +9,16 @@ from dataclasses import dataclass, field
 from lipbench.report.schema import LATENCY_KEYS
 
 
+# Said in a report's title and under it when the clips were driven by other clips' speech
+CROSS_AUDIO_TITLE = " (cross audio: dubbing)"
+CROSS_AUDIO_NOTE = (
+    "Cross audio (dubbing): each clip is driven by another clip's speech (the pairs are under `audio` in "
+    "results.json), so no ground truth of the new speech exists: only metrics that need none are computed, "
+    "and their keys end in `+cross_audio`; they are not comparable with values of the clips' own speech "
+    "(reconstruction)."
+)
+
+
 @dataclass(frozen=True)
 class Table:
     headers: list[str]

@@ -20,14 +20,6 @@ from tabulate import tabulate
 from lipbench.report.schema import is_finite_number
 
 ARROW = {True: " ↑", False: " ↓", None: ""}  # after a column's label: its direction
-# Said in a report's title and under it when the clips were driven by other clips' speech
-CROSS_AUDIO_TITLE = " (cross audio: dubbing)"
-CROSS_AUDIO_NOTE = (
-    "Cross audio (dubbing): each clip is driven by another clip's speech (the pairs are under `audio` in "
-    "results.json), so no ground truth of the new speech exists: only metrics that need none are computed, "
-    "and their keys end in `+cross_audio`; they are not comparable with values of the clips' own speech "
-    "(reconstruction)."
-)
 TIMING = {"fps": ("fps", "frames/s", True), "ttff_s": ("ttff_s", "s", False)}
 DIGITS = {"fps": 2, "ttff_s": 4}
 

@@ -190,9 +190,22 @@ class _Family(LipSyncModel):
         spans = pipeline.fastgen_spans(timing.get("stage_spans_s") or [], timing["n_frames"])
         return {"fastgen": spans} if spans else {}
 
-    def _check_loaded(self) -> None:
+    def _pipeline_inputs(self, request: Request) -> dict:
+        """What both pipelines take: the loaded parts, the request's frames and audio, and
+        this row's seed, decoder, compositing and stage timer."""
         if self.parts is None:
             raise RuntimeError(f"{self.name}: call load() before stream()")
+        return dict(
+            parts=self.parts,
+            frames=request.frames,
+            audio=request.audio,
+            audio_rate=request.audio_rate,
+            seed=self.seed,
+            decoder=self.decoder,
+            mouth_only=self.composite == "mouth",
+            fps=request.fps,
+            stage=self.stage,
+        )
 
 
 class LipForcing(_Family):
@@ -238,19 +251,8 @@ class LipForcing(_Family):
     def stream(self, request: Request) -> Iterator[np.ndarray]:
         from lipbench.models.lipforcing import pipeline
 
-        self._check_loaded()
         yield from pipeline.stream_student(
-            self.parts,
-            request.frames,
-            request.audio,
-            request.audio_rate,
-            t_list=self.t_list,
-            seed=self.seed,
-            decoder=self.decoder,
-            mouth_only=self.composite == "mouth",
-            context_noise=self.context_noise,
-            fps=request.fps,
-            stage=self.stage,
+            **self._pipeline_inputs(request), t_list=self.t_list, context_noise=self.context_noise
         )
 
 
@@ -308,17 +310,4 @@ class OmniAvatarLS(_Family):
     def stream(self, request: Request) -> Iterator[np.ndarray]:
         from lipbench.models.lipforcing import pipeline
 
-        self._check_loaded()
-        yield pipeline.generate_teacher(
-            self.parts,
-            request.frames,
-            request.audio,
-            request.audio_rate,
-            steps=self.steps,
-            cfg=self.cfg,
-            seed=self.seed,
-            decoder=self.decoder,
-            mouth_only=self.composite == "mouth",
-            fps=request.fps,
-            stage=self.stage,
-        )
+        yield pipeline.generate_teacher(**self._pipeline_inputs(request), steps=self.steps, cfg=self.cfg)

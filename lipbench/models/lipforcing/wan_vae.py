@@ -29,6 +29,8 @@ list indexed by a counter; the numbers are the same.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -75,15 +77,6 @@ LATENT_STD = (
     2.8251,
     1.9160,
 )
-CONFIG = dict(
-    dim=96,
-    z_dim=16,
-    dim_mult=(1, 2, 4, 4),
-    num_res_blocks=2,
-    attn_scales=(),
-    temperal_downsample=(False, True, True),
-    dropout=0.0,
-)  # the published file's
 
 
 class CausalConv3d(nn.Conv3d):
@@ -472,6 +465,10 @@ def load_wan_vae(path, device: str = "cpu", dtype: torch.dtype = torch.float32, 
         "Wan2.1 VAE",
     )
     return net.to(device=device, dtype=dtype).eval()
+
+
+# the published file's configuration: WanVAE's defaults (upstream's `_video_vae`)
+CONFIG = {name: p.default for name, p in inspect.signature(WanVAE.__init__).parameters.items() if name != "self"}
 
 
 def random_state_dict(seed: int = 0, **config) -> dict[str, torch.Tensor]:
