@@ -10,6 +10,7 @@ from pathlib import Path
 
 from lipbench import defaults
 from lipbench.errors import LipbenchError, UsageError
+from lipbench.metric_keys import AUDIO_CHOICES
 
 
 def _load_run_inputs(args):
@@ -173,13 +174,14 @@ def cmd_eval(args):
                 ("--crop", args.crop),
                 ("--min-coverage", args.min_coverage),
                 ("--resample-fps", args.resample_fps or None),
+                ("--audio", args.audio),
             )
             if value is not None
         ]
         if given:
             raise UsageError(
                 f"lipbench eval DIR: {', '.join(given)} apply to --fake; a run directory takes "
-                "crop, min_coverage and resample_fps from its config"
+                "crop, min_coverage, resample_fps and audio from its config"
             )
         run = RunDir(args.run)
         config = run.load_config()
@@ -197,6 +199,7 @@ def cmd_eval(args):
 def cmd_eval_files(args):
     from lipbench import metrics
     from lipbench.evaluate import DEFAULT_PAIR_REGEX, evaluate_files, pair_files
+    from lipbench.metric_keys import with_audio
     from lipbench.metrics.base import Alignment
 
     items = ([args.suite] if args.suite else []) + (args.metrics.split(",") if args.metrics else [])
@@ -206,6 +209,11 @@ def cmd_eval_files(args):
             f"(suites: {', '.join(metrics.SUITES)}; lipbench ls metrics)"
         )
     specs = metrics.resolve_specs(items, args.crop or "auto")
+    if args.audio == "cross":
+        problem = metrics.cross_audio_problem(specs)
+        if problem:
+            raise UsageError(f"lipbench eval --audio cross: {problem}")
+        specs = [with_audio(s, "cross") for s in specs]
     out = checked_output(args.out)
     pairs = pair_files(args.fake, args.real, args.pair_regex or DEFAULT_PAIR_REGEX)
     alignment = Alignment(
@@ -219,6 +227,7 @@ def cmd_eval_files(args):
         alignment=alignment,
         name=args.name,
         out=out,
+        audio=args.audio or "own",
     )
     from tabulate import tabulate
 
@@ -597,6 +606,13 @@ def build_parser() -> argparse.ArgumentParser:
         "*_precropped protocol (fid@per_video_precropped, ssim@face224_precropped, "
         "fvd@latentsync_precropped, lpips@mouth_precropped, syncnet@precropped); "
         "auto (default): detect faces",
+    )
+    p.add_argument(
+        "--audio",
+        choices=AUDIO_CHOICES,
+        help="which speech drove the fakes: own (default: each clip's own, reconstruction) or cross "
+        "(another clip's, dubbing): every key ends in +cross_audio and metrics that compare frames "
+        "with the reference are refused",
     )
     p.add_argument(
         "--min-coverage",

@@ -268,17 +268,12 @@ def _check_settings(values: dict, where: str) -> None:
 
 
 def _check_cross_audio(config: BenchmarkConfig, where: str) -> None:
-    """Under cross audio, refuse the metrics that compare frames with the reference's: those
-    frames show the clip's own speech, not the speech that drove the video."""
+    """Under cross audio, refuse the metrics that compare frames with the reference's."""
     from lipbench import metrics
 
-    refused = [s for s in config.metric_specs() if not metrics.create(s).valid_under_cross_audio()]
-    if refused:
-        raise ConfigError(
-            f"{where}: metrics: {', '.join(refused)} compare each frame with the reference's frame, which shows "
-            "the clip's own speech; under audio: cross another clip's speech drives the mouth, so there is no "
-            "ground truth to compare with. Keep sync (syncnet, avsync), identity (csim) and fid"
-        )
+    problem = metrics.cross_audio_problem(config.metric_specs())
+    if problem:
+        raise ConfigError(f"{where}: metrics: {problem} (audio: cross)")
 
 
 def config_from_dict(data: dict, where: str = "<config>", check_models: bool = True) -> BenchmarkConfig:

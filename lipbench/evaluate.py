@@ -21,7 +21,7 @@ from lipbench.config import BenchmarkConfig
 from lipbench.data.manifest import VIDEO_SUFFIXES, Manifest
 from lipbench.errors import MissingInputError, UsageError
 from lipbench.metric_keys import metric_key
-from lipbench.metrics.base import Alignment, ClipContext, SetMetric, Video
+from lipbench.metrics.base import Alignment, ClipContext, SetMetric, Unavailable, Video
 from lipbench.report.schema import first_line as schema_first_line
 from lipbench.report.schema import is_finite_number
 from lipbench.rundir import RunDir
@@ -53,7 +53,8 @@ def score_clip(metric_objects, ctx: ClipContext) -> tuple[dict, dict, dict]:
     """(values, errors, set-level features by metric spec) of one clip. A metric that
     compares with the reference fails with `ctx.reference_problem` when the generated
     video cannot be lined up with it (frame rate, coverage); a value that is not a finite
-    number fails its metric: a number never stands in for "not computable"."""
+    number fails its metric: a number never stands in for "not computable". A value the
+    metric gives as `Unavailable` fails alone: its reason goes to notes["unavailable"]."""
     values, errors, features = {}, {}, {}
     for metric in metric_objects:
         spec = spec_of(metric)
@@ -62,12 +63,16 @@ def score_clip(metric_objects, ctx: ClipContext) -> tuple[dict, dict, dict]:
             continue
         try:
             computed = metric.keyed(metric.compute(ctx))
+            unavailable = {k: v.reason for k, v in computed.items() if isinstance(v, Unavailable)}
+            computed = {k: v for k, v in computed.items() if k not in unavailable}
             bad = {k: v for k, v in computed.items() if not is_finite_number(v)}
             if bad:
                 raise ValueError(f"{ctx.clip_id}: {spec} gave {bad}: not a finite number")
             if isinstance(metric, SetMetric):
                 features[spec] = metric.features(ctx)
             values.update(computed)
+            if unavailable:
+                ctx.notes.setdefault("unavailable", {}).update(unavailable)
         except Exception as exc:  # one broken metric must not cost the others
             errors[spec] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
     return values, errors, features
@@ -318,6 +323,7 @@ def evaluate_files(
     name: str | None = None,
     resamples: int = 2000,
     out=None,
+    audio: str = "own",
 ) -> dict:
     """Score (clip id, fake, real) pairs; returns the results document of `lipbench eval`
     (lipbench.report.schema, the same as a run's results.json) with the scored set as
@@ -337,6 +343,7 @@ def evaluate_files(
         weights=weight_hashes(metric_objects, weights_dir),
         environment={**environment(), "device": device},
         alignment={"min_coverage": alignment.min_coverage, "resample_fps": alignment.resample_fps},
+        audio={"protocol": audio},  # which speech drove the fakes (`--audio`): the user says, as for a run
     )
     records = [ClipRecord(cid, status="pending") for cid, _, _ in pairs]
 

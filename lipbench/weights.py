@@ -106,6 +106,7 @@ PACKAGE_WEIGHTS = (
     "lipbench.models.lipforcing.weights:WEIGHT_FILES",
     "lipbench.models.musetalk.weights:WEIGHT_FILES",
     "lipbench.models.latentsync.weights:WEIGHT_FILES",
+    "lipbench.metrics.vbench.weights:WEIGHT_FILES",
 )
 
 

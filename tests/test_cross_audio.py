@@ -128,6 +128,10 @@ def test_the_shipped_dubbing_configs_load():
         "fid@per_video+cross_audio",
         "avsync@mesh_energy+cross_audio",
         "noref@mediapipe+cross_audio",
+        "subject_consistency@dino_vitb16+cross_audio",
+        "background_consistency@clip_vitb32+cross_audio",
+        "motion_smoothness@amt_s+cross_audio",
+        "imaging_quality@musiq_spaq+cross_audio",
     ]
 
 
@@ -207,3 +211,29 @@ def test_a_cross_audio_run_end_to_end(tmp_path, capsys):
     # one run directory holds one audio protocol, even with --force
     assert main(["run", str(paths["own"]), "--out", str(cross), "--force"]) == 2
     assert "holds a run under audio: cross, this config asks for audio: own" in capsys.readouterr().err
+
+
+def test_eval_of_videos_made_elsewhere_takes_the_audio_protocol(synth_set, tmp_path, capsys):
+    """`lipbench eval --fake ... --audio cross`: dubbed videos scored by the metrics that
+    need no ground truth of the new speech, under +cross_audio keys; a frame-comparing
+    metric is refused before any clip is decoded, and a run directory takes audio from its config."""
+    fakes = [str(c.video) for c in synth_set.clips]
+    out = tmp_path / "dub.json"
+    code = main(["eval", "--fake", *fakes, "--metrics", "avsync,ssim@full", "--audio", "cross", "--out", str(out)])
+    assert code == 2 and not out.exists()
+    err = capsys.readouterr().err
+    assert "--audio cross: ssim@full compare each frame with the reference's frame" in err
+    assert "avsync" in err.split("appearance only:")[1]  # the families that can run are named
+    assert main(["eval", "--fake", *fakes, "--metrics", "avsync", "--audio", "cross", "--out", str(out)]) == 0
+    capsys.readouterr()
+    dubbed = json.loads(out.read_text())
+    assert dubbed["audio"] == {"protocol": "cross"}
+    keys = set(dubbed["models"][next(iter(dubbed["models"]))]["metrics"])
+    assert keys and all(k.endswith("+cross_audio") for k in keys)
+    assert main(["eval", "--fake", *fakes, "--metrics", "avsync", "--out", str(tmp_path / "own.json")]) == 0
+    capsys.readouterr()
+    own = json.loads((tmp_path / "own.json").read_text())
+    own_keys = {with_audio(k, "cross") for k in own["models"][next(iter(own["models"]))]["metrics"]}
+    assert own["audio"] == {"protocol": "own"} and own_keys == keys
+    assert main(["eval", str(tmp_path), "--audio", "cross"]) == 2
+    assert "--audio apply to --fake" in capsys.readouterr().err

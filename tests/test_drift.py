@@ -148,3 +148,62 @@ def test_identity_drift_is_the_cosine_to_the_first_seconds_mean_face(stand_in_we
     anchor = embeddings[:25].mean(axis=0)
     expected = embeddings @ anchor / (np.linalg.norm(embeddings, axis=1) * np.linalg.norm(anchor))
     np.testing.assert_allclose(per_frame, expected, atol=1e-5)
+
+
+def _sync_result(dists: np.ndarray):
+    from lipbench.metrics.syncnet.scores import SyncResult
+
+    mean = dists.mean(axis=0)
+    return SyncResult(int(15 - mean.argmin()), float(mean.min()), float(np.median(mean) - mean.min()), mean, dists)
+
+
+def test_sync_windows_are_syncnet_confidence_over_each_seconds_positions():
+    from lipbench.metrics.drift import sync_windows
+
+    rng = np.random.default_rng(7)
+    dists = rng.uniform(8.0, 12.0, (60, 31))
+    dists[:25, 15] -= 3.0  # first second: a clear minimum at offset 0
+    dists[25:50, 10] -= 1.0  # second second: a weaker one elsewhere
+    t, conf = sync_windows([((0, 63), _sync_result(dists))])
+    np.testing.assert_allclose(t, [0.5, 1.5])  # positions 50-59 make a part window: left out
+    for w, rows in enumerate((dists[:25], dists[25:50])):
+        mean = rows.mean(axis=0)
+        assert conf[w] == pytest.approx(np.median(mean) - mean.min())
+    assert conf[0] > conf[1] > 0
+    # a track starting at frame 10: its first window is part of second 0, left out
+    t, conf = sync_windows([((10, 73), _sync_result(dists))])
+    np.testing.assert_allclose(t, [1.5])
+    mean = dists[15:40].mean(axis=0)
+    assert conf[0] == pytest.approx(np.median(mean) - mean.min())
+
+
+def test_sync_drift_reads_the_clips_own_syncnet_distances(hdtf_samples, tmp_path_factory):
+    """On a real HDTF clip with stand-in weights: drift@sync's windows come from the same
+    SyncNet call as sync_c@latentsync (computed once), and one window over all positions
+    would be the clip's Sync-C."""
+    import cv2
+
+    from lipbench import io
+    from lipbench.metrics import create
+    from lipbench.metrics.base import ClipContext, Video
+    from lipbench.metrics.drift import sync_windows
+    from lipbench.random_weights import write_random_weights
+
+    folder = tmp_path_factory.mktemp("sync_weights")
+    write_random_weights(folder, seed=0, names=["syncnet_v2.model", "sfd_face.pth"])
+    path = hdtf_samples / "real" / "RD_Radio33_000_cfr25.mp4"
+    frames, fps = io.read_video(path, max_frames=79)
+    frames = np.stack([cv2.resize(f, (160, 160), interpolation=cv2.INTER_AREA) for f in frames])
+    video = Video(frames, fps, io.read_audio(path)[: 79 * 640])
+    ctx = ClipContext("RD_Radio33_000", video, video)
+    drift, syncnet = create("drift@sync", weights_dir=folder), create("syncnet@latentsync", weights_dir=folder)
+    features = drift.features(ctx)
+    results = syncnet.track_results(video, ctx)
+    assert results is drift.inner.track_results(video, ctx)  # shared: SyncNet ran once
+    ((first, last), result) = results[0]
+    t, conf = sync_windows(results)
+    np.testing.assert_allclose(features["t"], t)
+    np.testing.assert_allclose(features["sync_c"], conf)
+    assert len(t) >= 2 and np.isfinite(drift.compute(ctx)["sync_c_drift@sync"])
+    whole = _sync_result(result.dists)  # every position in one window: the clip's own score
+    assert whole.conf == pytest.approx(syncnet.compute(ctx)["sync_c@latentsync"], abs=1e-5)

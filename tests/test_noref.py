@@ -14,7 +14,7 @@ import pytest
 from lipbench import io, metrics
 from lipbench.cli import main
 from lipbench.faces import face_crop, mesh
-from lipbench.metrics.base import ClipContext, Video
+from lipbench.metrics.base import ClipContext, Unavailable, Video
 from lipbench.metrics.noref import NoReference, box_jitter, masked_flicker
 from tests.fixtures.noref.make_fixtures import flicker_inputs
 
@@ -159,16 +159,24 @@ def test_box_jitter_still_is_zero_and_a_shift_reads_its_pixels(face_frames):
 # ---------------------------------------------------------------- failures
 
 
-def test_a_clip_without_a_face_fails_with_its_reason():
-    with pytest.raises(ValueError, match=re.escape("grey: no face in any of the 6 frames (face_rate 0; box_jitter")):
-        score(np.full((6, 64, 64, 3), 128, np.uint8), "grey")
+def test_a_clip_without_a_face_has_face_rate_0_and_the_rest_fail_alone():
+    values = score(np.full((6, 64, 64, 3), 128, np.uint8), "grey")
+    assert values["face_rate@mediapipe"] == 0.0
+    for key in KEYS[1:]:
+        assert isinstance(values[key], Unavailable) and values[key].reason.startswith("grey: ")
+    assert "no two consecutive frames of 6 have a face (0 with one)" in values["box_jitter@mediapipe"].reason
+    assert "the face mesh found no face in any of the 6 frames" in values["mouth_sharpness@mediapipe"].reason
 
 
 def test_one_face_frame_has_no_pair_to_compare(face_frames):
     frames = np.full((4, 256, 256, 3), 128, np.uint8)
     frames[1] = face_frames[0]
-    with pytest.raises(ValueError, match=r"one: no two consecutive frames of 4 have a face \(1 with one\)"):
-        score(frames, "one")
+    values = score(frames, "one")
+    assert values["face_rate@mediapipe"] == 0.25
+    assert values["box_jitter@mediapipe"] == Unavailable(
+        "one: no two consecutive frames of 4 have a face (1 with one) (box_jitter@mediapipe)"
+    )
+    assert np.isfinite(values["mouth_sharpness@mediapipe"])  # one frame with a mouth is enough
 
 
 def test_flicker_needs_two_consecutive_frames_with_a_mouth():
@@ -192,6 +200,7 @@ def test_eval_scores_videos_alone_and_names_bad_files(synth_set, tmp_path, capsy
     fake.mkdir()
     shutil.copy(synth_set.clips[1].video, fake / "good.mkv")
     io.write_video(fake / "single.mkv", synth_set.clips[1].frames()[:1], 25.0)
+    io.write_video(fake / "faceless.mkv", np.full((6, 64, 64, 3), 128, np.uint8), 25.0)
     (fake / "text.mp4").write_text("not a video\n")
     out = tmp_path / "scores.json"
     code = main(["eval", "--fake", str(fake), "--metrics", "noref", "--out", str(out)])
@@ -199,6 +208,11 @@ def test_eval_scores_videos_alone_and_names_bad_files(synth_set, tmp_path, capsy
     model = json.loads(out.read_text())["models"]["fake"]
     assert all(np.isfinite(model["clips"]["good"][key]) for key in KEYS), model["clips"]["good"]
     assert model["clips"]["good"]["face_rate@mediapipe"] == 1.0
+    # a clip without a face counts as 0 in face_rate's mean; its other values fail alone, named
+    assert model["clips"]["faceless"]["face_rate@mediapipe"] == 0.0
+    assert model["metrics"]["face_rate@mediapipe"]["value"] == 0.5 and model["metrics"]["face_rate@mediapipe"]["n"] == 2
+    for key in KEYS[1:]:
+        assert model["metrics"][key]["failed"]["faceless"].startswith("faceless: ")
     for clip, says in (("single", "single.mkv: 1 frame(s)"), ("text", "text.mp4: cannot be opened as media")):
         for key in KEYS:
             assert key not in model["clips"][clip]

@@ -22,6 +22,10 @@ METRICS = Registry(
         "lpips": "lipbench.metrics.lpips_metric:LPIPS",
         "drift": "lipbench.metrics.drift:Drift",
         "noref": "lipbench.metrics.noref:NoReference",
+        "subject_consistency": "lipbench.metrics.vbench.subject:SubjectConsistency",
+        "background_consistency": "lipbench.metrics.vbench.background:BackgroundConsistency",
+        "motion_smoothness": "lipbench.metrics.vbench.motion:MotionSmoothness",
+        "imaging_quality": "lipbench.metrics.vbench.imaging:ImagingQuality",
     },
     allow_paths=False,
 )
@@ -35,6 +39,20 @@ def create(spec: str, device: str = "cpu", weights_dir=None) -> Metric:
     metric = METRICS.resolve(name)(protocol=protocol, device=device, weights_dir=weights_dir)
     metric.audio = audio
     return metric
+
+
+def cross_audio_problem(specs) -> str | None:
+    """Why `specs` cannot run under cross audio (the metrics that compare frames with the
+    reference's, which show the clip's own speech), or None when all can."""
+    refused = [s for s in specs if not create(s).valid_under_cross_audio()]
+    if not refused:
+        return None
+    valid = [n for n in METRICS.names() if METRICS.resolve(n).valid_under_cross_audio()]
+    return (
+        f"{', '.join(refused)} compare each frame with the reference's frame, which shows the clip's own "
+        "speech; under cross audio another clip's speech drives the mouth, so there is no ground truth to "
+        f"compare with. These read the generated video alone or compare appearance only: {', '.join(valid)}"
+    )
 
 
 def outputs(specs) -> dict[str, Output]:

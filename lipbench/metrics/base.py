@@ -37,6 +37,15 @@ class Value:
 
 
 @dataclass(frozen=True)
+class Unavailable:
+    """What `compute` gives for a value it cannot give on this clip while the family's other
+    values stand (noref: a video without a face has face_rate 0 and no box to follow). It
+    is recorded as that value's failure with `reason`, never as a number."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class Output:
     """A reported key: a value under a protocol."""
 

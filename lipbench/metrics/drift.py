@@ -14,7 +14,16 @@ qualities are those of lipbench's metrics, computed by their own code:
 - `identity`: CSIM to the first frames: the ArcFace cosine (`csim@arcface112`'s network,
   input and cosine) of each generated frame with the mean embedding of the generated
   video's first window, so a face that slowly turns into someone else shows, whatever
-  the reference does.
+  the reference does;
+- `sync`: Sync-C per window, from `sync_c@latentsync`'s own SyncNet distances (the same
+  face tracks, crops and network call, computed once per video): SyncNet scores each
+  5-frame position against the audio at +-15 frame shifts; a window's Sync-C is
+  upstream's confidence (median minus minimum over shifts of the mean distance) over the
+  positions that start in that window, as the clip's Sync-C is over all of them. The
+  shifted audio comes from the whole clip, so a window's edges see their neighbours'
+  speech as in the clip's score (cutting the video first would pad them with zeros).
+  Positions are on the 25 fps grid of the face tracks; a window counts when all its 25
+  positions are in one track. It reads the generated video and its audio only.
 
 Then, for every protocol:
 - per window: the mean over its frames; only whole windows count (a trailing part
@@ -44,7 +53,7 @@ WINDOW_S = 1.0  # seconds per window: 25 frames at 25 fps, long enough to averag
 PER_MINUTE = 60.0
 
 # protocol -> the qualities it measures per frame (each a value `<quality>_drift` of that protocol)
-QUALITIES = {"full": ("psnr", "ssim"), "lpips": ("lpips",), "identity": ("csim_first",)}
+QUALITIES = {"full": ("psnr", "ssim"), "lpips": ("lpips",), "identity": ("csim_first",), "sync": ("sync_c",)}
 
 
 def window_series(per_frame: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -53,6 +62,27 @@ def window_series(per_frame: np.ndarray, fps: float) -> tuple[np.ndarray, np.nda
     n = len(per_frame) // size
     means = np.asarray(per_frame[: n * size], dtype=np.float64).reshape(n, size).mean(axis=1)
     return (np.arange(n) + 0.5) * size / fps, means
+
+
+def sync_windows(tracks) -> tuple[np.ndarray, np.ndarray]:
+    """(centre times in s, Sync-C of each whole window) from SyncNet's per-position
+    distances: `tracks` is [((first, last) frame at 25 fps, SyncResult)], as
+    SyncNetMetric.track_results gives them; position i of a track starts at frame first + i."""
+    from lipbench.metrics.syncnet.scores import FPS
+
+    size = int(round(FPS * WINDOW_S))
+    times, confs = [], []
+    for (first, _), result in tracks:
+        start = first + np.arange(len(result.dists))
+        for window in np.unique(start // size):
+            rows = result.dists[start // size == window]
+            if len(rows) < size:  # a window the track does not cover whole
+                continue
+            mean_dists = rows.mean(axis=0)
+            times.append((window + 0.5) * WINDOW_S)
+            confs.append(float(np.median(mean_dists) - mean_dists.min()))
+    order = np.argsort(times, kind="stable")
+    return np.asarray(times)[order], np.asarray(confs)[order]
 
 
 def within_slope(series: list[tuple[np.ndarray, np.ndarray]]) -> float:
@@ -89,6 +119,13 @@ class Drift(SetMetric):
             "slope of the ArcFace cosine to the first window's mean face over 1-s windows against time",
             ("identity",),
         ),
+        Value(
+            "sync_c_drift",
+            True,
+            "1/min",
+            "slope of Sync-C (sync_c@latentsync's SyncNet distances) over 1-s windows against time",
+            ("sync",),
+        ),
     )
 
     def __init__(self, protocol=None, device="cpu", weights_dir=None):
@@ -103,6 +140,10 @@ class Drift(SetMetric):
             from lipbench.metrics.csim import CSIM
 
             self.inner = CSIM("arcface112", device, weights_dir)
+        elif self.protocol == "sync":
+            from lipbench.metrics.syncnet.metric import SyncNetMetric
+
+            self.inner = SyncNetMetric("latentsync", device, weights_dir)
 
     def weight_files(self) -> tuple[str, ...]:
         return self.inner.weight_files() if self.inner else ()
@@ -132,14 +173,20 @@ class Drift(SetMetric):
         return ctx.generated.shared(f"drift_windows_{self.protocol}", lambda: self._windows(ctx))
 
     def _windows(self, ctx: ClipContext) -> dict[str, np.ndarray]:
-        reference, generated = ctx.reference_frames, ctx.generated_frames
-        fps = float(ctx.reference.fps)
         out = {}
-        for quality in QUALITIES[self.protocol]:
-            t, out[quality] = window_series(self.per_frame(quality, reference, generated, fps), fps)
+        if self.protocol == "sync":
+            video = ctx.generated
+            seconds = len(video.frames) / video.fps
+            t, out["sync_c"] = sync_windows(self.inner.track_results(video, ctx))
+        else:
+            reference, generated = ctx.reference_frames, ctx.generated_frames
+            fps = float(ctx.reference.fps)
+            seconds = len(reference) / fps
+            for quality in QUALITIES[self.protocol]:
+                t, out[quality] = window_series(self.per_frame(quality, reference, generated, fps), fps)
         if len(t) < 2:
             raise ValueError(
-                f"{ctx.clip_id}: {len(reference) / fps:.2f} s gives {len(t)} whole {WINDOW_S:g}-s window(s); "
+                f"{ctx.clip_id}: {seconds:.2f} s gives {len(t)} whole {WINDOW_S:g}-s window(s); "
                 f"drift needs at least two ({metric_key(self.name, self.protocol)})"
             )
         out["t"] = t

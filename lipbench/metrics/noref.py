@@ -49,10 +49,10 @@ Protocol `mediapipe`, per clip of T frames:
   pairs here, since each pair adds one difference to the same mean. VBench asks for
   static videos; a talking head's own motion lowers the score as flicker does.
 
-A clip with no face at all fails the whole family (the per-metric error model records
-failures per family, so `face_rate` 0 cannot be reported beside failed values); values
-that need two consecutive frames with a face fail when there are none. Frames must be
-uint8 RGB (T, H, W, 3) with T >= 2.
+A clip with no face at all has `face_rate` 0 (a model that loses the face counts as such
+in the mean); the values that need a face, or two consecutive frames with one, fail alone
+on such a clip (`Unavailable`: recorded as that value's failure with its reason). Frames
+must be uint8 RGB (T, H, W, 3) with T >= 2: other frames fail the whole family.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ import numpy as np
 
 from lipbench.faces import face_crop
 from lipbench.metric_keys import metric_key
-from lipbench.metrics.base import ClipContext, Metric, Value
+from lipbench.metrics.base import ClipContext, Metric, Unavailable, Value
 from lipbench.metrics.lpips_metric import mouth_boxes
 
 
@@ -138,18 +138,14 @@ class NoReference(Metric):
         detected = face_crop.video_face_crops(video)  # shared with the face-crop metrics
         found = ~detected.missed_at_min_confidence
         mouths = mouth_boxes(video.landmarks, *frames.shape[1:3])  # the mesh, shared with lmd and avsync
-        if not found.any() and not (mouths[:, 2] > 0).any():
-            raise ValueError(
-                f"{ctx.clip_id}: no face in any of the {len(frames)} frames (face_rate 0; "
-                "box_jitter, mouth_sharpness and flicker need one)"
-            )
-        try:
-            values = {
-                "face_rate": face_rate(found),
-                "box_jitter": box_jitter(detected.boxes, found),
-                "mouth_sharpness": mouth_sharpness(frames, mouths),
-                "flicker": masked_flicker(frames, mouths),
-            }
-        except ValueError as exc:
-            raise ValueError(f"{ctx.clip_id}: {exc} ({metric_key(self.name, self.protocol)})") from None
+        values = {"face_rate": face_rate(found)}
+        for name, value in (
+            ("box_jitter", lambda: box_jitter(detected.boxes, found)),
+            ("mouth_sharpness", lambda: mouth_sharpness(frames, mouths)),
+            ("flicker", lambda: masked_flicker(frames, mouths)),
+        ):
+            try:
+                values[name] = value()
+            except ValueError as exc:  # this value has none on this clip; face_rate still stands
+                values[name] = Unavailable(f"{ctx.clip_id}: {exc} ({metric_key(name, self.protocol)})")
         return {metric_key(name, self.protocol): value for name, value in values.items()}

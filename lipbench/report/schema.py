@@ -296,7 +296,9 @@ def aggregate_model(
                     if spec in r.features:  # none: not computed yet (a metric added to the config)
                         items[r.clip] = r.features[spec]
                 elif key not in r.values:
-                    continue  # not computed yet (a metric added to the config): pending, not failed
+                    if key in r.notes.get("unavailable", {}):  # the metric ran; this value has none here
+                        failed[r.clip] = r.notes["unavailable"][key]
+                    continue  # else not computed yet (a metric added to the config): pending, not failed
                 elif is_finite_number(r.values[key]):
                     values[r.clip] = float(r.values[key])
                 else:

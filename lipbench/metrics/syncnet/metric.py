@@ -18,7 +18,7 @@ from lipbench.metric_keys import metric_key
 from lipbench.metrics.base import ClipContext, Metric, Value, Video
 from lipbench.metrics.syncnet import s3fd, tracks
 from lipbench.metrics.syncnet.network import SYNCNET_WEIGHTS, SyncNet, load_syncnet
-from lipbench.metrics.syncnet.scores import AUDIO_RATE, FPS, SAMPLES_PER_FRAME, sync_scores
+from lipbench.metrics.syncnet.scores import AUDIO_RATE, FPS, SAMPLES_PER_FRAME, SyncResult, sync_scores
 from lipbench.weights import find_weight
 
 S3FD_WEIGHTS = "sfd_face.pth"
@@ -113,7 +113,34 @@ class SyncNetMetric(Metric):
         return metric_key(value, self.protocol)
 
     def compute(self, ctx: ClipContext) -> dict[str, float]:
-        video = ctx.generated
+        results = self.track_results(ctx.generated, ctx)
+        if self.protocol == "precropped":
+            ((_, result),) = results
+            return self._values(result.av_offset, result.min_dist, result.conf)
+        if abs(ctx.generated.fps - FPS) >= 1e-3:
+            ctx.notes["syncnet_resampled_from_fps"] = ctx.generated.fps
+        ctx.notes[self._key("syncnet_tracks")] = [[first, last] for (first, last), _ in results]
+        scores = [r for _, r in results]
+        if self.protocol == "latentsync":
+            return self._values(
+                int(statistics.fmean(r.av_offset for r in scores)),
+                statistics.fmean(r.min_dist for r in scores),
+                statistics.fmean(r.conf for r in scores),
+            )
+        best = max(scores, key=lambda r: r.conf)  # first of equals: upstream's track order
+        return self._values(
+            best.av_offset, statistics.fmean(r.min_dist for r in scores), statistics.fmean(r.conf for r in scores)
+        )
+
+    def track_results(self, video: Video, ctx: ClipContext) -> list[tuple[tuple[int, int], SyncResult]]:
+        """((first, last) frame at 25 fps, SyncResult) per face track, the whole video as
+        one track under `precropped`; computed once per video and protocol (drift@sync
+        reads the same distances)."""
+        weights = find_weight(SYNCNET_WEIGHTS, self.weights_dir, needed_by=metric_key(self.name, self.protocol))
+        key = f"syncnet_results:{self.protocol}:{weights}"
+        return video.shared(key, lambda: self._track_results(video, ctx))
+
+    def _track_results(self, video: Video, ctx: ClipContext) -> list[tuple[tuple[int, int], SyncResult]]:
         audio = video.require_audio()
         if video.audio_rate != AUDIO_RATE:
             raise ValueError(f"{ctx.clip_id}: SyncNet needs 16 kHz audio, the video's audio is {video.audio_rate} Hz")
@@ -124,49 +151,28 @@ class SyncNetMetric(Metric):
                     f"{ctx.clip_id}: syncnet@precropped assumes 25 fps (as Wav2Lip's scores_LSE), "
                     f"the video is {video.fps:g} fps; use syncnet@latentsync, which resamples"
                 )
-            result = sync_scores(
-                self.net,
-                to_bgr(precrop(video.frames)),
-                audio,
-                batch_size=self.batch_size,
-                device=self.device,
-                what=ctx.clip_id,
+            frames = to_bgr(precrop(video.frames))
+            scored = sync_scores(
+                self.net, frames, audio, batch_size=self.batch_size, device=self.device, what=ctx.clip_id
             )
-            return self._values(result.av_offset, result.min_dist, result.conf)
-        if abs(video.fps - FPS) >= 1e-3:
-            ctx.notes["syncnet_resampled_from_fps"] = video.fps
+            return [((0, len(frames) - 1), scored)]
         found = self.face_crops(video)
         if not found:
             raise ValueError(
                 f"{ctx.clip_id}: no face track for SyncNet ({self.protocol} protocol: S3FD faces "
-                f"of mean size > {tracks.MIN_FACE_SIZE}px in more than {MIN_TRACK[self.protocol]} "
-                f"frames of one shot); the clip has {len(video.frames)} frames"
+                f"of mean size > {tracks.MIN_FACE_SIZE}px in more than "
+                f"{MIN_TRACK[self.protocol]} frames of one shot); the clip has {len(video.frames)} frames"
             )
         results = []
         for item in found:  # each track with its own stretch of audio, as upstream crops it
             first, last = int(item.track.frames[0]), int(item.track.frames[-1])
             part = audio[first * SAMPLES_PER_FRAME : (last + 1) * SAMPLES_PER_FRAME]
-            results.append(
-                sync_scores(
-                    self.net,
-                    to_bgr(item.crops),
-                    part,
-                    batch_size=self.batch_size,
-                    device=self.device,
-                    what=f"{ctx.clip_id} face track {first}-{last}",
-                )
+            what = f"{ctx.clip_id} face track {first}-{last}"
+            scored = sync_scores(
+                self.net, to_bgr(item.crops), part, batch_size=self.batch_size, device=self.device, what=what
             )
-        ctx.notes[self._key("syncnet_tracks")] = [[int(i.track.frames[0]), int(i.track.frames[-1])] for i in found]
-        if self.protocol == "latentsync":
-            return self._values(
-                int(statistics.fmean(r.av_offset for r in results)),
-                statistics.fmean(r.min_dist for r in results),
-                statistics.fmean(r.conf for r in results),
-            )
-        best = max(results, key=lambda r: r.conf)  # first of equals: upstream's track order
-        return self._values(
-            best.av_offset, statistics.fmean(r.min_dist for r in results), statistics.fmean(r.conf for r in results)
-        )
+            results.append(((first, last), scored))
+        return results
 
     def _values(self, offset, min_dist, conf) -> dict[str, float]:
         return {
