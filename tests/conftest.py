@@ -49,6 +49,21 @@ def synth_set(tmp_path_factory):
     return synthesize(tmp_path_factory.mktemp("synth"), SynthRecipe(clips=2, frames=49, seed=7), progress=False)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a test module (`pytestmark = pytest.mark.usefixtures(
+    "one_torch_thread")`): small networks gain little from two, and on a busy 2-core
+    machine two OpenMP threads waiting on each other made such files several times
+    slower (test_musetalk.py: 80 s against 13 s measured). Also where a result depends on
+    the thread count (torchvision's uint8 resize rounds by thread: test_vbench_imaging.py)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("LIPBENCH_CACHE", str(tmp_path / "cache"))

@@ -17,15 +17,7 @@ from tests.helpers import fixture_maker
 FOLDER, MAKER = fixture_maker("musetalk")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Torch on one thread here: these small convolutions gain little from two, and on a
-    busy 2-core machine two OpenMP threads waiting on each other made this file several
-    times slower (80 s against 13 s measured)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def relative_error(ours, theirs) -> float:

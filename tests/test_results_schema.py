@@ -82,8 +82,10 @@ def test_a_run_and_eval_of_the_same_videos_give_the_same_document(synth_set, tmp
             "failures",
             "weights",
             "environment",
+            "audio",
         }
-        assert set(run) == common | {"run", "data", "config", "audio"}
+        assert run["audio"] == evaluated["audio"] == {"protocol": "own"}
+        assert set(run) == common | {"run", "data", "config"}
         assert set(evaluated) == common | {"pairs", "alignment", "complete"} and evaluated["complete"] is True
         mine, theirs = run["models"][model], evaluated["models"][model]
         assert set(mine) == set(theirs) and mine["clips"] == theirs["clips"]

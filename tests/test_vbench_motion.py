@@ -30,14 +30,7 @@ VBENCH = json.loads((FIXTURES / "vbench_motion.json").read_text())
 KEY = "motion_smoothness@amt_s"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread for this file: the networks are small, and on a shared 2-core
-    machine two threads made these tests several times slower, not faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

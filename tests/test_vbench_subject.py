@@ -134,7 +134,8 @@ def test_bad_and_missing_weight_files_are_named(tmp_path):
     torch.save({"cls_token": torch.zeros(1, 1, 768)}, path)  # another network's (or a part of one)
     with pytest.raises(BadWeightError, match=re.escape(f"weight file {path}: not DINO's ViT-B/16 backbone")):
         subject.load_dino(path)
-    with pytest.raises(MissingWeightError, match=f"weight file {WEIGHT_FILE} \\(needed by subject_consistency\\)"):
+    needed = re.escape(f"weight file {WEIGHT_FILE} (needed by {KEY})")
+    with pytest.raises(MissingWeightError, match=needed):
         SubjectConsistency(weights_dir=tmp_path / "empty").load()
 
 

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from lipbench import io
+from lipbench.defaults import metric_batch_size
 from lipbench.errors import UnknownProtocolError, UsageError
 from lipbench.faces import mesh
 from lipbench.metric_keys import metric_key, with_audio
@@ -316,6 +317,43 @@ class Metric:
 
     def compute(self, ctx: ClipContext) -> dict[str, float]:
         raise NotImplementedError
+
+
+class NetworkMetric(Metric):
+    """A metric family whose values come from one network in one weight file (lipbench.weights):
+    found when first needed, loaded once per metric object (by `load` before the first clip,
+    or on first use) and kept for every clip. A subclass sets `weight_file` and
+    `load_network` (path, device -> the network in eval mode), and runs `batch_size` images
+    per call."""
+
+    weight_file: ClassVar[str]
+
+    def __init__(self, protocol=None, device="cpu", weights_dir=None, batch_size: int | None = None):
+        super().__init__(protocol, device, weights_dir)
+        self.batch_size = batch_size or metric_batch_size(device)
+        self._net = None
+
+    @staticmethod
+    def load_network(path, device: str):
+        raise NotImplementedError
+
+    def weight_files(self) -> tuple[str, ...]:
+        return (self.weight_file,)
+
+    @cached_property
+    def weights_path(self) -> Path:
+        from lipbench.weights import find_weight
+
+        return find_weight(self.weight_file, self.weights_dir, needed_by=metric_key(self.name, self.protocol))
+
+    @property
+    def net(self):
+        if self._net is None:
+            self._net = self.load_network(self.weights_path, self.device)
+        return self._net
+
+    def load(self) -> None:
+        self.net
 
 
 class SetMetric(Metric):

@@ -19,17 +19,13 @@ mean of clip values equals the pooled mean.
 
 from __future__ import annotations
 
-from functools import cached_property
-
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from lipbench.faces.arcface import INPUT_SIZE, load_iresnet100
-from lipbench.defaults import metric_batch_size
-from lipbench.metrics.base import ClipContext, Metric, Value
-from lipbench.weights import find_weight
+from lipbench.metrics.base import ClipContext, NetworkMetric, Value
 
 WEIGHT_FILE = "ms1mv3_arcface_r100_fp16.pth"
 
@@ -57,10 +53,12 @@ def csim_per_frame(ref_feats: torch.Tensor, gen_feats: torch.Tensor) -> np.ndarr
     return F.cosine_similarity(ref_feats, gen_feats).numpy()
 
 
-class CSIM(Metric):
+class CSIM(NetworkMetric):
     name = "csim"
     protocols = ("arcface112",)
     reference_comparison = "appearance"  # identity embeddings: who is shown, not where the mouth is
+    weight_file = WEIGHT_FILE
+    load_network = staticmethod(load_iresnet100)
     values = (
         Value(
             "csim",
@@ -70,27 +68,6 @@ class CSIM(Metric):
             "112x112 (eval_metrics eval_csim.py); mean over frames",
         ),
     )
-
-    def __init__(self, protocol=None, device="cpu", weights_dir=None, batch_size: int | None = None):
-        super().__init__(protocol, device, weights_dir)
-        self.batch_size = batch_size or metric_batch_size(device)
-        self._net = None
-
-    def weight_files(self) -> tuple[str, ...]:
-        return (WEIGHT_FILE,)
-
-    @cached_property
-    def weights_path(self):
-        return find_weight(WEIGHT_FILE, self.weights_dir, needed_by="csim")
-
-    @property
-    def net(self) -> torch.nn.Module:
-        if self._net is None:  # loaded once per metric object, on first use
-            self._net = load_iresnet100(self.weights_path, self.device)
-        return self._net
-
-    def load(self) -> None:
-        self.net
 
     def embeddings(self, frames: np.ndarray) -> torch.Tensor:
         return embed(self.net, arcface_input(frames), self.device, self.batch_size)

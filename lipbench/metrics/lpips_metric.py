@@ -39,8 +39,8 @@ from lipbench.checkpoints import read_state_dict
 from lipbench.faces import mesh
 from lipbench.defaults import metric_batch_size
 from lipbench.metric_keys import metric_key
-from lipbench.metrics.base import ClipContext, Metric, Value
-from lipbench.weights import BadWeightError, find_weight
+from lipbench.metrics.base import ClipContext, NetworkMetric, Value
+from lipbench.weights import BadWeightError
 
 TRUNK_FILE = "alexnet-owt-7be5be79.pth"
 # 1.5 x the lip extent keeps the lips, their corners and some chin and cheek.
@@ -139,11 +139,13 @@ def crop_patches(frames: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     )
 
 
-class LPIPS(Metric):
+class LPIPS(NetworkMetric):
     name = "lpips"
     protocols = ("full", "mouth", "mouth_precropped")
     reference_comparison = "frames"  # deep features of each frame (or mouth) against the reference's
     precropped_variants = {"mouth": "mouth_precropped"}
+    weight_file = TRUNK_FILE
+    load_network = staticmethod(build_lpips)
     values = (
         Value(
             "lpips",
@@ -153,23 +155,6 @@ class LPIPS(Metric):
             "over frames; full: whole frames, mouth: a 64x64 lip patch",
         ),
     )
-
-    def __init__(self, protocol=None, device="cpu", weights_dir=None, batch_size: int | None = None):
-        super().__init__(protocol, device, weights_dir)
-        self.batch_size = batch_size or metric_batch_size(device)
-        self._net = None
-
-    def weight_files(self) -> tuple[str, ...]:
-        return (TRUNK_FILE,)
-
-    @property
-    def net(self):
-        if self._net is None:  # loaded once per metric object, on first use
-            self._net = build_lpips(find_weight(TRUNK_FILE, self.weights_dir, needed_by="lpips"), self.device)
-        return self._net
-
-    def load(self) -> None:
-        self.net
 
     def compute(self, ctx: ClipContext) -> dict[str, float]:
         key = metric_key("lpips", self.protocol)

@@ -115,8 +115,9 @@ class Results(TypedDict, total=False):
     failures: Failures
     weights: dict[str, str]  # weight file -> sha256
     environment: dict
-    # a run also has: run (its directory), data (manifest, n_clips, input_hash), config, audio
-    # (protocol 'own' or 'cross', and under cross the pairs {clip: the clip whose speech drove it});
+    # both also have audio (protocol 'own' or 'cross'; a run under cross audio also the pairs
+    # {clip: the clip whose speech drove it}; an eval's is its --audio);
+    # a run also has: run (its directory), data (manifest, n_clips, input_hash), config;
     # `lipbench eval --fake`: pairs (clip id -> fake and real file), alignment (min_coverage,
     # resample_fps) and complete (false while clips are still being scored)
 

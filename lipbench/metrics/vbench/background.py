@@ -59,11 +59,11 @@ import torch
 from torch import nn
 
 from lipbench.checkpoints import for_inference, read_torchscript
-from lipbench.defaults import metric_batch_size
 from lipbench.metric_keys import metric_key
-from lipbench.metrics.base import ClipContext, Metric, Value
+from lipbench.metrics.base import ClipContext, NetworkMetric, Value
 from lipbench.metrics.vbench import first_and_previous_consistency, require, video_tensor
-from lipbench.weights import BadWeightError, find_weight
+from lipbench.random_weights import seeded_state
+from lipbench.weights import BadWeightError
 
 WEIGHT_FILE = "ViT-B-32.pt"
 FAMILY = "background_consistency"
@@ -139,10 +139,8 @@ def stand_in_state(seed: int) -> dict:
     N(0, 0.01), LayerNorm scales U(0.8, 1.2), the class token N(0, 1/768), position
     embeddings N(0, 0.01), token embedding N(0, 0.02), logit_scale ln 100; the text tower
     too (the builders read its shapes). Features of different images differ and stay finite."""
-    template = build_clip("meta").state_dict()
-    rng = np.random.default_rng(seed)
 
-    def draw(key: str, shape: tuple) -> np.ndarray:
+    def draw(key: str, shape: tuple, rng: np.random.Generator) -> np.ndarray:
         leaf = key.rsplit(".", 1)[-1]
         if key == "logit_scale":
             return np.full(shape, np.log(100.0), dtype=np.float32)
@@ -160,7 +158,7 @@ def stand_in_state(seed: int) -> dict:
             return rng.uniform(0.8, 1.2, shape).astype(np.float32)
         return rng.standard_normal(shape, dtype=np.float32) * np.float32(0.01)
 
-    out = {key: torch.from_numpy(draw(key, tuple(v.shape))).to(v.dtype) for key, v in template.items()}
+    out = seeded_state(build_clip("meta").state_dict(), np.random.default_rng(seed), draw)
     out.update({key: torch.tensor(value, dtype=torch.int64) for key, value in META_KEYS.items()})
     return out
 
@@ -218,8 +216,10 @@ def frame_features(net: nn.Module, video: torch.Tensor, device: str, batch_size:
     return torch.cat(parts)
 
 
-class BackgroundConsistency(Metric):
+class BackgroundConsistency(NetworkMetric):
     name = FAMILY
+    weight_file = WEIGHT_FILE
+    load_network = staticmethod(load_clip)
     protocols = ("clip_vitb32",)
     needs_reference = False  # the generated video alone
     values = (
@@ -232,23 +232,6 @@ class BackgroundConsistency(Metric):
             "clipped at 0), mean over frames 1..T-1",
         ),
     )
-
-    def __init__(self, protocol=None, device="cpu", weights_dir=None, batch_size: int | None = None):
-        super().__init__(protocol, device, weights_dir)
-        self.batch_size = batch_size or metric_batch_size(device)
-        self._net = None
-
-    def weight_files(self) -> tuple[str, ...]:
-        return (WEIGHT_FILE,)
-
-    @property
-    def net(self) -> nn.Module:
-        if self._net is None:  # loaded once per metric object, on first use
-            self._net = load_clip(find_weight(WEIGHT_FILE, self.weights_dir, needed_by=self.name), self.device)
-        return self._net
-
-    def load(self) -> None:
-        self.net
 
     def compute(self, ctx: ClipContext) -> dict[str, float]:
         video = ctx.generated

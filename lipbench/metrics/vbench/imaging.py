@@ -57,18 +57,15 @@ A clip needs at least one frame; each frame is scored alone.
 from __future__ import annotations
 
 from collections import OrderedDict
-from functools import cached_property
 
 import numpy as np
 import torch
 
 from lipbench.checkpoints import load_into, read_state_dict
-from lipbench.defaults import metric_batch_size
 from lipbench.metric_keys import metric_key
-from lipbench.metrics.base import ClipContext, Metric, Value
+from lipbench.metrics.base import ClipContext, NetworkMetric, Value
 from lipbench.metrics.vbench import require, video_tensor
 from lipbench.random_weights import seeded_state
-from lipbench.weights import find_weight
 
 WEIGHT_FILE = "musiq_spaq_ckpt-358bb6af.pth"
 FAMILY = "imaging_quality (pyiqa MUSIQ)"
@@ -152,8 +149,10 @@ def frame_scores(net: torch.nn.Module, video: torch.Tensor, device: str, batch_s
     return torch.cat(scores).numpy()
 
 
-class ImagingQuality(Metric):
+class ImagingQuality(NetworkMetric):
     name = "imaging_quality"
+    weight_file = WEIGHT_FILE
+    load_network = staticmethod(load_musiq)
     protocols = ("musiq_spaq",)
     needs_reference = False  # the generated video alone
     values = (
@@ -166,30 +165,9 @@ class ImagingQuality(Metric):
         ),
     )
 
-    def __init__(self, protocol=None, device="cpu", weights_dir=None, batch_size: int | None = None):
-        super().__init__(protocol, device, weights_dir)
-        self.batch_size = batch_size or metric_batch_size(device)
-        self._net = None
-
-    def weight_files(self) -> tuple[str, ...]:
-        return (WEIGHT_FILE,)
-
     def check_available(self) -> None:
         _musiq_arch()  # pyiqa missing: MissingDependencyError saying what to install, before any clip
         super().check_available()
-
-    @cached_property
-    def weights_path(self):
-        return find_weight(WEIGHT_FILE, self.weights_dir, needed_by=metric_key(self.name, self.protocol))
-
-    @property
-    def net(self) -> torch.nn.Module:
-        if self._net is None:  # loaded once per metric object, on first use
-            self._net = load_musiq(self.weights_path, self.device)
-        return self._net
-
-    def load(self) -> None:
-        self.net
 
     def compute(self, ctx: ClipContext) -> dict[str, float]:
         video = video_tensor(ctx.generated.frames, str(ctx.generated.source or ctx.clip_id), min_frames=1)

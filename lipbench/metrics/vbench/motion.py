@@ -53,11 +53,11 @@ import numpy as np
 import torch
 
 from lipbench.checkpoints import for_inference, load_into, read_state_dict
-from lipbench.defaults import metric_batch_size
 from lipbench.metric_keys import metric_key
-from lipbench.metrics.base import ClipContext, Metric, Value
+from lipbench.metrics.base import ClipContext, NetworkMetric, Value
 from lipbench.metrics.vbench import amt, video_tensor
-from lipbench.weights import BadWeightError, find_weight
+from lipbench.random_weights import seeded_state
+from lipbench.weights import BadWeightError
 
 WEIGHT_FILE = "amt-s.pth"
 FAMILY = "motion_smoothness"
@@ -90,24 +90,20 @@ def stand_in_state(seed: int) -> dict:
     PReLU slopes U(0.1, 0.3). The flows stay within a few pixels and the predictions mostly
     inside [0, 1], unlike the average of the two frames (finite, different for different
     frames, so the parity test compares something); the numbers mean nothing."""
-    template = amt.AMTS().state_dict()
-    rng = np.random.default_rng(seed)
-    out = {}
-    for key, value in template.items():
-        shape = tuple(value.shape)
+
+    def draw(key: str, shape: tuple, rng: np.random.Generator) -> np.ndarray:
         if len(shape) == 1 and key.endswith(".weight"):  # PReLU slopes (the only 1-D weights)
-            array = rng.uniform(0.1, 0.3, shape)
-        elif len(shape) == 1:
-            array = rng.normal(0.0, 0.01, shape)
-        else:
-            transposed = ".convblock.2." in key  # the decoders' ConvTranspose2d: (in, out, k, k)
-            fan_in = shape[0] * shape[2] * shape[3] / 4 if transposed else int(np.prod(shape[1:]))
-            # the layers that output flows, features, masks and residuals are 10x smaller:
-            # at 1/fan_in the flows grow to tens of pixels over the levels and the frames saturate
-            gain = 0.1 if key.endswith(OUTPUT_LAYERS) else 1.0
-            array = rng.normal(0.0, gain * np.sqrt(1.0 / fan_in), shape)
-        out[key] = torch.from_numpy(array.astype(np.float32))
-    return out
+            return rng.uniform(0.1, 0.3, shape)
+        if len(shape) == 1:
+            return rng.normal(0.0, 0.01, shape)
+        transposed = ".convblock.2." in key  # the decoders' ConvTranspose2d: (in, out, k, k)
+        fan_in = shape[0] * shape[2] * shape[3] / 4 if transposed else int(np.prod(shape[1:]))
+        # the layers that output flows, features, masks and residuals are 10x smaller:
+        # at 1/fan_in the flows grow to tens of pixels over the levels and the frames saturate
+        gain = 0.1 if key.endswith(OUTPUT_LAYERS) else 1.0
+        return rng.normal(0.0, gain * np.sqrt(1.0 / fan_in), shape).astype(np.float32)
+
+    return seeded_state(amt.AMTS().state_dict(), np.random.default_rng(seed), draw)
 
 
 def write_stand_in(path, seed: int) -> None:
@@ -168,8 +164,10 @@ def motion_smoothness(net, frames: np.ndarray, device: str = "cpu", batch_size: 
     return smoothness(frames, interpolate_middles(net, frames[0::2], device, batch_size))
 
 
-class MotionSmoothness(Metric):
+class MotionSmoothness(NetworkMetric):
     name = FAMILY
+    weight_file = WEIGHT_FILE
+    load_network = staticmethod(load_amt_s)
     protocols = ("amt_s",)
     needs_reference = False  # the generated video alone
     values = (
@@ -181,23 +179,6 @@ class MotionSmoothness(Metric):
             "(255 - mean absolute difference of the odd frames from the predictions, uint8) / 255",
         ),
     )
-
-    def __init__(self, protocol=None, device="cpu", weights_dir=None, batch_size: int | None = None):
-        super().__init__(protocol, device, weights_dir)
-        self.batch_size = batch_size or metric_batch_size(device)
-        self._net = None
-
-    def weight_files(self) -> tuple[str, ...]:
-        return (WEIGHT_FILE,)
-
-    @property
-    def net(self) -> torch.nn.Module:
-        if self._net is None:  # loaded once per metric object, on first use
-            self._net = load_amt_s(find_weight(WEIGHT_FILE, self.weights_dir, needed_by=self.name), self.device)
-        return self._net
-
-    def load(self) -> None:
-        self.net
 
     def compute(self, ctx: ClipContext) -> dict[str, float]:
         video = ctx.generated

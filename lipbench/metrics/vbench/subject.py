@@ -56,12 +56,10 @@ import torch
 import torch.nn.functional as F
 
 from lipbench.checkpoints import for_inference, load_into, read_state_dict
-from lipbench.defaults import metric_batch_size
 from lipbench.metric_keys import metric_key
-from lipbench.metrics.base import ClipContext, Metric, Value
+from lipbench.metrics.base import ClipContext, NetworkMetric, Value
 from lipbench.metrics.vbench import first_and_previous_consistency, require, video_tensor
 from lipbench.random_weights import seeded_state
-from lipbench.weights import find_weight
 
 WEIGHT_FILE = "dino_vitbase16_pretrain.pth"
 FAMILY = "subject_consistency"
@@ -191,8 +189,10 @@ def frame_features(net: torch.nn.Module, video: torch.Tensor, device: str, batch
     return torch.cat([net(dino_input(part).to(device)).float().cpu() for part in torch.split(video, batch_size)])
 
 
-class SubjectConsistency(Metric):
+class SubjectConsistency(NetworkMetric):
     name = FAMILY
+    weight_file = WEIGHT_FILE
+    load_network = staticmethod(load_dino)
     protocols = ("dino_vitb16",)
     needs_reference = False  # the generated video alone
     values = (
@@ -205,23 +205,6 @@ class SubjectConsistency(Metric):
             "mean over frames 1..T-1",
         ),
     )
-
-    def __init__(self, protocol=None, device="cpu", weights_dir=None, batch_size: int | None = None):
-        super().__init__(protocol, device, weights_dir)
-        self.batch_size = batch_size or metric_batch_size(device)
-        self._net = None
-
-    def weight_files(self) -> tuple[str, ...]:
-        return (WEIGHT_FILE,)
-
-    @property
-    def net(self) -> torch.nn.Module:
-        if self._net is None:  # loaded once per metric object, on first use
-            self._net = load_dino(find_weight(WEIGHT_FILE, self.weights_dir, needed_by=self.name), self.device)
-        return self._net
-
-    def load(self) -> None:
-        self.net
 
     def compute(self, ctx: ClipContext) -> dict[str, float]:
         video = ctx.generated
