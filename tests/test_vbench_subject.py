@@ -14,7 +14,7 @@ import torch
 from lipbench import metrics
 from lipbench.errors import MissingDependencyError
 from lipbench.metrics.base import ClipContext, Video
-from lipbench.metrics.vbench import first_and_previous_consistency, subject
+from lipbench.metrics.vbench import first_and_previous_consistency, subject, video_tensor
 from lipbench.metrics.vbench.subject import WEIGHT_FILE, SubjectConsistency, frame_features
 from lipbench.random_weights import write_random_weights
 from lipbench.weights import BadWeightError, MissingWeightError
@@ -56,7 +56,7 @@ def seen(monkeypatch):
         calls.append(frame_features(*args))
         return calls[-1]
 
-    monkeypatch.setattr(subject, "frame_features", recorded)
+    monkeypatch.setattr(SubjectConsistency, "frame_features", staticmethod(recorded))
     return calls
 
 
@@ -76,7 +76,7 @@ def test_equals_vbench_with_dinos_own_network(metric, stand_in, seen):
     for name, frames in videos.items():
         assert frames.transpose(0, 3, 1, 2).shape == tuple(VBENCH["inputs"][name]["shape"])
         assert int(frames.astype(np.int64).sum()) == VBENCH["inputs"][name]["sum"], "inputs changed: rerun the script"
-        x = subject.dino_input(subject.video_tensor(frames, name))  # VBench's dino_transform(224), the same pixels
+        x = subject.dino_input(video_tensor(frames, name))  # VBench's dino_transform(224), the same pixels
         assert list(x.shape) == VBENCH["transformed"][name]["shape"]
         assert float(x.double().sum()) == pytest.approx(VBENCH["transformed"][name]["sum"], abs=1e-6)
     values = {name: score(metric, frames, name) for name, frames in videos.items()}
@@ -96,7 +96,7 @@ def test_timms_own_position_embedding_rule_would_miss(metric):
         plain = timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0, dynamic_img_size=True)
     plain = plain.to_empty(device="cpu").eval()
     plain.load_state_dict(metric.net.state_dict())
-    x = subject.dino_input(subject.video_tensor(subject_inputs()["landscape_48x64"], "landscape"))
+    x = subject.dino_input(video_tensor(subject_inputs()["landscape_48x64"], "landscape"))
     with torch.no_grad():
         features = plain(x[..., :288])  # timm asserts a multiple of 16: 298 -> 288, the same 18 patches
     assert abs(first_and_previous_consistency(features) - VBENCH["video_results"]["landscape_48x64"]) > 1e-3

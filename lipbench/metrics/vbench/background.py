@@ -59,9 +59,8 @@ import torch
 from torch import nn
 
 from lipbench.checkpoints import for_inference, read_torchscript
-from lipbench.metric_keys import metric_key
-from lipbench.metrics.base import ClipContext, NetworkMetric, Value
-from lipbench.metrics.vbench import first_and_previous_consistency, require, video_tensor
+from lipbench.metrics.base import Value
+from lipbench.metrics.vbench import ConsistencyMetric, require
 from lipbench.random_weights import seeded_state
 from lipbench.weights import BadWeightError
 
@@ -216,12 +215,12 @@ def frame_features(net: nn.Module, video: torch.Tensor, device: str, batch_size:
     return torch.cat(parts)
 
 
-class BackgroundConsistency(NetworkMetric):
+class BackgroundConsistency(ConsistencyMetric):
     name = FAMILY
     weight_file = WEIGHT_FILE
     load_network = staticmethod(load_clip)
+    frame_features = staticmethod(frame_features)
     protocols = ("clip_vitb32",)
-    needs_reference = False  # the generated video alone
     values = (
         Value(
             "background_consistency",
@@ -232,10 +231,3 @@ class BackgroundConsistency(NetworkMetric):
             "clipped at 0), mean over frames 1..T-1",
         ),
     )
-
-    def compute(self, ctx: ClipContext) -> dict[str, float]:
-        video = ctx.generated
-        key = metric_key(self.name, self.protocol)
-        video = video_tensor(video.frames, f"{video.source or ctx.clip_id} ({key})")
-        features = frame_features(self.net, video, self.device, self.batch_size)
-        return {key: first_and_previous_consistency(features)}

@@ -56,9 +56,8 @@ import torch
 import torch.nn.functional as F
 
 from lipbench.checkpoints import for_inference, load_into, read_state_dict
-from lipbench.metric_keys import metric_key
-from lipbench.metrics.base import ClipContext, NetworkMetric, Value
-from lipbench.metrics.vbench import first_and_previous_consistency, require, video_tensor
+from lipbench.metrics.base import Value
+from lipbench.metrics.vbench import ConsistencyMetric, require
 from lipbench.random_weights import seeded_state
 
 WEIGHT_FILE = "dino_vitbase16_pretrain.pth"
@@ -189,12 +188,12 @@ def frame_features(net: torch.nn.Module, video: torch.Tensor, device: str, batch
     return torch.cat([net(dino_input(part).to(device)).float().cpu() for part in torch.split(video, batch_size)])
 
 
-class SubjectConsistency(NetworkMetric):
+class SubjectConsistency(ConsistencyMetric):
     name = FAMILY
     weight_file = WEIGHT_FILE
     load_network = staticmethod(load_dino)
+    frame_features = staticmethod(frame_features)
     protocols = ("dino_vitb16",)
-    needs_reference = False  # the generated video alone
     values = (
         Value(
             "subject_consistency",
@@ -205,10 +204,3 @@ class SubjectConsistency(NetworkMetric):
             "mean over frames 1..T-1",
         ),
     )
-
-    def compute(self, ctx: ClipContext) -> dict[str, float]:
-        video = ctx.generated
-        key = metric_key(self.name, self.protocol)
-        video = video_tensor(video.frames, f"{video.source or ctx.clip_id} ({key})")
-        features = frame_features(self.net, video, self.device, self.batch_size)
-        return {key: first_and_previous_consistency(features)}
