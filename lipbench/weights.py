@@ -94,6 +94,51 @@ WEIGHTS: dict[str, WeightFile] = {
             "arcface_torch model zoo and save it under this name in the weights directory",
             loader="lipbench.faces.arcface:load_iresnet100",
         ),
+        # VBench's dimensions (lipbench.metrics.vbench): the files VBench 0.1.5 downloads
+        # (vbench/utils.py init_submodules), under their names; DINO's, CLIP's and MUSIQ's are
+        # hundreds of MB (`large`: `weights random` writes them only when named)
+        WeightFile(
+            "dino_vitbase16_pretrain.pth",
+            "DINO ViT-B/16 backbone (state_dict), VBench subject consistency",
+            ("subject_consistency",),
+            "facebookresearch/dino hubconf.py dino_vitb16 (vbench/utils.py init_submodules)",
+            url="https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth",
+            loader="lipbench.metrics.vbench.subject:load_dino",
+            stand_in="lipbench.metrics.vbench.subject:write_stand_in",
+            large=True,
+        ),
+        WeightFile(
+            "ViT-B-32.pt",
+            "OpenAI CLIP ViT-B/32 (TorchScript archive), VBench background consistency",
+            ("background_consistency",),
+            "openai/CLIP clip/clip.py _MODELS['ViT-B/32'] (vbench/utils.py init_submodules)",
+            url="https://openaipublic.azureedge.net/clip/models/"
+            "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
+            sha256="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
+            format="torchscript",
+            loader="lipbench.metrics.vbench.background:load_clip",
+            stand_in="lipbench.metrics.vbench.background:write_stand_in",
+            large=True,
+        ),
+        WeightFile(
+            "musiq_spaq_ckpt-358bb6af.pth",
+            "MUSIQ trained on SPAQ (pyiqa checkpoint), VBench imaging quality",
+            ("imaging_quality",),
+            "chaofengc/IQA-PyTorch v0.1-weights release (vbench/utils.py init_submodules)",
+            url="https://github.com/chaofengc/IQA-PyTorch/releases/download/v0.1-weights/musiq_spaq_ckpt-358bb6af.pth",
+            loader="lipbench.metrics.vbench.imaging:load_musiq",
+            stand_in="lipbench.metrics.vbench.imaging:write_stand_in",
+            large=True,
+        ),
+        WeightFile(
+            "amt-s.pth",
+            "AMT-S frame interpolation ({'state_dict': ...}), VBench motion smoothness",
+            ("motion_smoothness",),
+            "MCG-NKU/AMT (vbench/utils.py init_submodules: huggingface lalala125/AMT)",
+            url="https://huggingface.co/lalala125/AMT/resolve/main/amt-s.pth",
+            loader="lipbench.metrics.vbench.motion:load_amt_s",
+            stand_in="lipbench.metrics.vbench.motion:write_stand_in",
+        ),
     )
 }
 
@@ -106,7 +151,6 @@ PACKAGE_WEIGHTS = (
     "lipbench.models.lipforcing.weights:WEIGHT_FILES",
     "lipbench.models.musetalk.weights:WEIGHT_FILES",
     "lipbench.models.latentsync.weights:WEIGHT_FILES",
-    "lipbench.metrics.vbench.weights:WEIGHT_FILES",
 )
 
 

@@ -3,12 +3,13 @@
 VBench (Huang et al., CVPR 2024; PyPI `vbench` 0.1.5) scores a generated video alone, no
 ground truth. lipbench runs the four dimensions that mean something for a talking head,
 each through the library VBench itself imports for its network, with that network's
-published weights from lipbench's registry (lipbench.metrics.vbench.weights):
+published weights from lipbench's registry (lipbench.weights):
 
 - `subject_consistency@dino_vitb16` (subject.py): DINO ViT-B/16 (timm) CLS features,
   each frame's cosine with the previous and the first frame;
 - `background_consistency@clip_vitb32` (background.py): the same over CLIP ViT-B/32
-  image features (OpenAI's `clip` package, as VBench);
+  image features (open_clip, building OpenAI's model from its archive as OpenAI's `clip`
+  package, which VBench imports, does);
 - `motion_smoothness@amt_s` (motion.py): how well AMT-S interpolates the odd frames
   from the even ones (the network written here: no library ships it);
 - `imaging_quality@musiq_spaq` (imaging.py): MUSIQ trained on SPAQ (pyiqa), per frame.
@@ -32,8 +33,6 @@ import torch
 import torch.nn.functional as F
 
 from lipbench.errors import MissingDependencyError
-from lipbench.metric_keys import metric_key
-from lipbench.metrics.base import ClipContext, NetworkMetric
 
 
 def require(module: str, family: str):
@@ -66,22 +65,3 @@ def first_and_previous_consistency(features: torch.Tensor) -> float:
     previous = F.cosine_similarity(features[:-1], features[1:]).clamp(min=0.0)
     first = F.cosine_similarity(features[:1], features[1:]).clamp(min=0.0)
     return float(((previous + first) / 2).mean())
-
-
-class ConsistencyMetric(NetworkMetric):
-    """Subject and background consistency: VBench's first-and-previous rule over the
-    per-frame features of a subclass's network (`frame_features`: net, (T, 3, H, W) uint8
-    video, device, batch size -> (T, D) features)."""
-
-    needs_reference = False  # the generated video alone
-
-    @staticmethod
-    def frame_features(net, video: torch.Tensor, device: str, batch_size: int) -> torch.Tensor:
-        raise NotImplementedError
-
-    def compute(self, ctx: ClipContext) -> dict[str, float]:
-        video = ctx.generated
-        key = metric_key(self.name, self.protocol)
-        frames = video_tensor(video.frames, f"{video.source or ctx.clip_id} ({key})")
-        features = self.frame_features(self.net, frames, self.device, self.batch_size)
-        return {key: first_and_previous_consistency(features)}

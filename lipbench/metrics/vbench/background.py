@@ -60,7 +60,8 @@ from torch import nn
 
 from lipbench.checkpoints import for_inference, read_torchscript
 from lipbench.metrics.base import Value
-from lipbench.metrics.vbench import ConsistencyMetric, require
+from lipbench.metrics.vbench import require
+from lipbench.metrics.vbench.consistency import ConsistencyMetric
 from lipbench.random_weights import seeded_state
 from lipbench.weights import BadWeightError
 

@@ -57,7 +57,8 @@ import torch.nn.functional as F
 
 from lipbench.checkpoints import for_inference, load_into, read_state_dict
 from lipbench.metrics.base import Value
-from lipbench.metrics.vbench import ConsistencyMetric, require
+from lipbench.metrics.vbench import require
+from lipbench.metrics.vbench.consistency import ConsistencyMetric
 from lipbench.random_weights import seeded_state
 
 WEIGHT_FILE = "dino_vitbase16_pretrain.pth"
