@@ -245,3 +245,16 @@ def test_lmd_dlib68_without_dlib_says_how_to_install_it_before_any_clip(hdtf_sam
     assert code == 2
     assert "pip install 'lipbench[dlib]'" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_network_metrics_take_their_own_cpu_batch_size():
+    """AMT-S and MUSIQ run one image per call on a CPU (faster there at 512 px:
+    benchmarks/perf/README.md), the others defaults.metric_batch_size's; a GPU batches all,
+    and an explicit batch size wins."""
+    from lipbench.defaults import metric_batch_size
+    from lipbench.metrics.vbench.motion import MotionSmoothness
+
+    sizes = {name: metrics.create(name).batch_size for name in ("motion_smoothness", "imaging_quality", "csim")}
+    assert sizes == {"motion_smoothness": 1, "imaging_quality": 1, "csim": metric_batch_size("cpu")}
+    assert metrics.create("motion_smoothness", device="cuda").batch_size == metric_batch_size("cuda")
+    assert MotionSmoothness(batch_size=4).batch_size == 4

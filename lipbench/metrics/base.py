@@ -327,10 +327,14 @@ class NetworkMetric(Metric):
     per call."""
 
     weight_file: ClassVar[str]
+    # images per call on a CPU when not told otherwise, where the network's own differs
+    # from defaults.metric_batch_size's (None: that one)
+    cpu_batch_size: ClassVar[int | None] = None
 
     def __init__(self, protocol=None, device="cpu", weights_dir=None, batch_size: int | None = None):
         super().__init__(protocol, device, weights_dir)
-        self.batch_size = batch_size or metric_batch_size(device)
+        on_cpu = str(device).split(":")[0] == "cpu"
+        self.batch_size = batch_size or (on_cpu and self.cpu_batch_size) or metric_batch_size(device)
         self._net = None
 
     @staticmethod

@@ -153,6 +153,10 @@ class ImagingQuality(NetworkMetric):
     name = "imaging_quality"
     weight_file = WEIGHT_FILE
     load_network = staticmethod(load_musiq)
+    # one image per call on a CPU: on 534x534 frames, 16 per call made this family about
+    # twice as slow as VBench's one at a time, 1 per call about as fast
+    # (benchmarks/perf/vbench_vs_reference.py, README there)
+    cpu_batch_size = 1
     protocols = ("musiq_spaq",)
     needs_reference = False  # the generated video alone
     values = (
