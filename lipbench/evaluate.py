@@ -239,6 +239,7 @@ def _score_unit(
         spec = spec_of(metric)
         for out in metric.outputs:
             row["values"].pop(out.key, None)
+            row.get("notes", {}).get("unavailable", {}).pop(out.key, None)
         row["errors"].pop(spec, None)
         row["fingerprints"].pop(spec, None)
     values, errors, features, notes = score_pair(
