@@ -46,14 +46,21 @@ def require(module: str, family: str):
         ) from None
 
 
-def video_tensor(frames: np.ndarray, where: str, min_frames: int = 2) -> torch.Tensor:
-    """(T, H, W, 3) uint8 RGB -> (T, 3, H, W) uint8, what VBench's load_video returns; at
-    least `min_frames` frames (the consistencies compare frames with each other)."""
+def checked_frames(frames: np.ndarray, where: str, min_frames: int = 2) -> np.ndarray:
+    """`frames` as an array when they are (T, H, W, 3) uint8 RGB with at least `min_frames`
+    frames (the consistencies compare frames with each other), else an error naming `where`."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or 0 in frames.shape[1:3]:
         raise ValueError(f"{where}: needs uint8 RGB frames (T, H, W, 3), got {frames.dtype} {frames.shape}")
     if len(frames) < min_frames:
         raise ValueError(f"{where}: {len(frames)} frame(s); the score needs at least {min_frames}")
+    return frames
+
+
+def video_tensor(frames: np.ndarray, where: str, min_frames: int = 2) -> torch.Tensor:
+    """(T, H, W, 3) uint8 RGB -> (T, 3, H, W) uint8, what VBench's load_video returns
+    (checked_frames first)."""
+    frames = checked_frames(frames, where, min_frames)
     return torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
 
 

@@ -34,9 +34,11 @@ Where lipbench differs, and why:
   modules that behave differently in training are Dropout layers with p = 0 (identity
   either way) and DropPath with rate 0 (built as nn.Identity); GroupNorm and LayerNorm do
   not depend on the mode. The two give the same scores bit for bit (tests/test_vbench_imaging.py);
-- frames go through the network `batch_size` at a time (lipbench.defaults.metric_batch_size),
-  not one by one: MUSIQ scores each image of a batch alone (same size: the same patches
-  and positions), equal up to float rounding (measured <= 4e-6 on the 0..100 scale).
+- on a GPU frames go through the network `batch_size` at a time
+  (lipbench.defaults.metric_batch_size), not one by one (on a CPU one at a time, as
+  VBench, where more were slower: ImagingQuality.cpu_batch_size): MUSIQ scores each
+  image of a batch alone (same size: the same patches and positions), equal up to float
+  rounding (measured <= 4e-6 on the 0..100 scale).
 - `torch.inference_mode()` (VBench builds autograd graphs it never uses: same numbers);
 - the weight file is read with torch's safe loader (lipbench.checkpoints.read_state_dict)
   and loaded strictly, as pyiqa's `load_pretrained_network(net, path, strict=True)` does

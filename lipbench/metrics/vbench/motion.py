@@ -40,8 +40,9 @@ meaningless (NaN cast to uint8 is 0 on x86; below 64 pixels it fails outright); 
 raises an error instead. The video must have at least 3 frames (two even frames to
 interpolate between, one odd frame to check).
 
-Where lipbench differs: several frame pairs go through the network per call (every
-operation is per pair; float rounding only); the network's convolutions run channels-last
+Where lipbench differs: on a GPU several frame pairs go through the network per call
+(every operation is per pair; float rounding only; one pair per call on a CPU, where more
+were slower: MotionSmoothness.cpu_batch_size); the network's convolutions run channels-last
 on a CPU (lipbench.checkpoints.for_inference, rounding only). The parity fixture
 (tests/fixtures/vbench_motion) holds VBench's own scores and one raw prediction of the
 seeded stand-in network.
@@ -55,7 +56,7 @@ import torch
 from lipbench.checkpoints import for_inference, load_into, read_state_dict
 from lipbench.metric_keys import metric_key
 from lipbench.metrics.base import ClipContext, NetworkMetric, Value
-from lipbench.metrics.vbench import amt, video_tensor
+from lipbench.metrics.vbench import amt, checked_frames
 from lipbench.random_weights import seeded_state
 from lipbench.weights import BadWeightError
 
@@ -188,8 +189,7 @@ class MotionSmoothness(NetworkMetric):
         video = ctx.generated
         key = metric_key(self.name, self.protocol)
         where = f"{video.source or ctx.clip_id} ({key})"
-        video_tensor(video.frames, where)  # uint8 RGB (T, H, W, 3), or an error naming the clip
-        frames = np.asarray(video.frames)
+        frames = checked_frames(video.frames, where)  # uint8 RGB (T, H, W, 3), or an error naming the clip
         try:
             value = motion_smoothness(self.net, frames, self.device, self.batch_size)
         except ValueError as exc:
