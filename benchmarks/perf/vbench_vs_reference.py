@@ -46,7 +46,8 @@ tolerances (subject and background 1e-6, motion 1e-5, imaging 5e-5 on VBench's M
 
 Usage (see benchmarks/perf/README.md, "VBench dimensions"):
   .venv/bin/python benchmarks/perf/vbench_vs_reference.py --work /tmp/vbench_perf
-Writes <work>/report.md (also printed), <work>/result.json and one log per process.
+Writes <work>/report.md and <work>/result.json after each family (an interrupted run keeps
+the families done), prints the report at the end, and keeps one log per process.
 --only FAMILY... runs a subset; --lipbench-batch-size N sets lipbench's images (motion: frame
 pairs) per network call (default: lipbench's; on a CPU 16 for subject and background, 1 for
 motion and imaging); --crop N (smoke tests only) centre-crops the frames.
@@ -348,6 +349,8 @@ def make_frames(work: Path, data: Path, clips: int, frames: int, crop: int | Non
 def run_child(python: str, side: str, family: str, cfg: dict, work: Path) -> dict:
     """Run this file as a child (`--child SIDE --family F --config cfg.json`) with `python`."""
     name = f"{side}_{family}"
+    if not Path(python).is_file():
+        return {"error": f"no Python at {python} (--{family}-venv: VBench's venv)", "log_tail": "", "wall_s": 0.0}
     config, result, log = (work / f"{name}{ext}" for ext in (".config.json", ".json", ".log"))
     config.write_text(json.dumps({**cfg, "out": str(result)}, indent=1))
     result.unlink(missing_ok=True)
@@ -468,6 +471,8 @@ def main() -> None:
         Path(cfg["out"]).write_text(json.dumps(child(args.family, cfg), indent=1))
         return
 
+    from lipbench.storage import write_json, write_text  # the parent runs in lipbench's venv, the children may not
+
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     weights_dir = (args.weights_dir or work / "weights").resolve()
@@ -507,11 +512,12 @@ def main() -> None:
             result["versions"][side].update({k: v for k, v in out.get("versions", {}).items() if v})
             if "error" in out:
                 print(f"{side} {family} failed: {out['error']}\n{out['log_tail']}", flush=True)
-    result["load_end"] = round(os.getloadavg()[0], 2)
-    (work / "result.json").write_text(json.dumps(result, indent=1))
-    text = report(result)
-    (work / "report.md").write_text(text)
-    print(text)
+        # after each family, so an interrupted run keeps the families already timed
+        result["load_end"] = round(os.getloadavg()[0], 2)
+        write_json(work / "result.json", result)
+        write_text(work / "report.md", report(result))
+        print(f"[{time.strftime('%H:%M:%S')}] {family} done: {work / 'report.md'}", flush=True)
+    print(report(result))
 
 
 if __name__ == "__main__":
